@@ -1,0 +1,6 @@
+package protocol
+
+// Regenerate the code in connectorv1/ (needs protoc, protoc-gen-go and
+// protoc-gen-go-grpc on PATH; see docs/protocol.md):
+//go:generate protoc --go_out=connectorv1 --go_opt=paths=source_relative --go-grpc_out=connectorv1 --go-grpc_opt=paths=source_relative connector.proto
+//go:generate cp connector.proto ../../docs/protocol/connector.proto

@@ -1,0 +1,108 @@
+package sdk
+
+import (
+	"context"
+	"time"
+)
+
+// Limits bound one batch. The host fills them from the pipeline's batch policy.
+type Limits struct {
+	// MaxRecords is the most records a batch may hold (always > 0).
+	MaxRecords int
+	// MaxBytes is the most bytes (Record.Size) a batch may hold; 0 means no limit.
+	// A single record larger than MaxBytes is still returned, alone.
+	MaxBytes int64
+	// MaxWait is how long Read may wait for data when it has less than a full
+	// batch. Read returns what it has, possibly nothing, when it runs out.
+	MaxWait time.Duration
+	// Stop, when not nil, is where reading must stop: Read never returns a
+	// record at or past Stop[p] for a partition p in Stop (drain mode).
+	Stop Offsets
+}
+
+// Read is what Source.Read returns: the records of one batch and the range they
+// cover.
+type Read struct {
+	// Records in the order they must be written. Each Position.Partition must be
+	// a partition of Until.
+	Records []Record
+	// From holds where each partition of Until started, with -2/-1 and absent
+	// partitions resolved to real offsets. It may be nil when the request's from
+	// already held only real offsets for every partition.
+	From Offsets
+	// Until holds, for every partition the batch read from, the offset after
+	// the last record read. Partitions with nothing new may be left out.
+	Until Offsets
+}
+
+// Source reads records from an external system.
+//
+// The host calls Open once, then Read (and Replay, Ack) from one goroutine at
+// a time, then Close. Ack may run while no Read is in progress only.
+type Source interface {
+	// Open prepares the source for reading with cfg. It must not block on data.
+	Open(ctx context.Context, cfg Config) error
+	// Read returns the next batch starting at from, within limits. from holds,
+	// for each partition the pipeline has seen, the next offset to read; -2
+	// means earliest and -1 latest; partitions missing from from start where
+	// the source's configuration says. An empty Read (no records) is normal.
+	Read(ctx context.Context, from Offsets, limits Limits) (Read, error)
+	// Ack tells the source that everything before until is committed. It must
+	// not drop data a replay may still need, and correctness must never depend
+	// on it (Kafka's group commit, for lag tools).
+	Ack(ctx context.Context, until Offsets) error
+	// Close releases the source's resources.
+	Close(ctx context.Context) error
+}
+
+// Replayer is implemented by replayable sources.
+type Replayer interface {
+	// Replay returns the records of [from, until) again: the same records in
+	// the same order as the Read that first returned that range.
+	Replay(ctx context.Context, from, until Offsets) ([]Record, error)
+}
+
+// Ender is implemented by sources that can say where their data ends now.
+type Ender interface {
+	// End returns, for every partition, the offset after the last record
+	// available now. Drain mode reads up to it and stops.
+	End(ctx context.Context) (Offsets, error)
+}
+
+// Sink writes records to an external system.
+//
+// The host calls Open once, then Write from one goroutine at a time, then Close.
+type Sink interface {
+	// Open prepares the sink for writing with cfg.
+	Open(ctx context.Context, cfg Config) error
+	// Write writes a batch and returns only when its records are durable. An
+	// error means some, all or none of them may have been written; the host
+	// will send the same batch again.
+	Write(ctx context.Context, b Batch) error
+	// Close releases the sink's resources.
+	Close(ctx context.Context) error
+}
+
+// Committed is what a transactional sink says it committed last.
+type Committed struct {
+	// Batch is the id of the last batch committed; 0 when none.
+	Batch int64
+	// Until is that batch's until offsets, as Write received them.
+	Until Offsets
+}
+
+// Transactional is implemented by transactional sinks: Write stores b.Until
+// atomically with the batch's output (the same transaction), keyed by the
+// pipeline name in Config.Pipeline.
+type Transactional interface {
+	// LastCommitted returns the batch this sink committed last for the pipeline.
+	LastCommitted(ctx context.Context) (Committed, error)
+}
+
+// Lister is implemented by sinks that let the conformance suite read back what
+// they hold. It is never called by a running pipeline.
+type Lister interface {
+	// List returns the value of every record the sink holds for the pipeline,
+	// one entry per stored copy (a duplicate appears twice).
+	List(ctx context.Context) ([][]byte, error)
+}

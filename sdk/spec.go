@@ -1,0 +1,356 @@
+package sdk
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Kind is the role a plugin plays in a pipeline.
+type Kind string
+
+// The two kinds.
+const (
+	KindSource Kind = "source"
+	KindSink   Kind = "sink"
+)
+
+// Capability is something a plugin promises and the conformance suite checks.
+type Capability string
+
+// The capabilities a delivery guarantee may need.
+const (
+	// CapReplayable: the source returns the same records, in the same order, when
+	// it reads a range again (it implements Replayer).
+	CapReplayable Capability = "replayable"
+	// CapIdempotent: writing the same batch to the sink again changes nothing.
+	CapIdempotent Capability = "idempotent"
+	// CapTransactional: the sink stores a batch's until offsets atomically with its
+	// output and can say which batch it committed last (it implements Transactional).
+	CapTransactional Capability = "transactional"
+)
+
+// Type is the type of a configuration parameter.
+type Type string
+
+// Parameter types. Values arrive in Config already converted and checked.
+const (
+	TypeString   Type = "string"
+	TypeInt      Type = "int"
+	TypeFloat    Type = "float"
+	TypeBool     Type = "bool"
+	TypeDuration Type = "duration" // written as a string such as "250ms" or "1m"
+	TypeStrings  Type = "list(string)"
+)
+
+// Param describes one configuration parameter of a plugin.
+type Param struct {
+	Name     string
+	Type     Type
+	Default  any // nil: no default; otherwise a value of the parameter's Go type
+	Required bool
+	Secret   bool // never logged or printed; give it with env("NAME")
+	Doc      string
+}
+
+// Spec is what a plugin says about one of its roles: the host reads it before
+// starting anything, validates pipeline configuration against it, and prints it
+// in `connectd plugins`.
+type Spec struct {
+	Name         string
+	Version      string
+	Kind         Kind
+	Summary      string
+	Capabilities []Capability
+	// When lists capabilities the plugin has only in some configurations
+	// (a file sink is idempotent in "batch" mode, not in "append" mode).
+	When   []Conditional
+	Params []Param
+}
+
+// Conditional is a capability that holds when parameter Param has one of Values
+// (compared as text: "batch", "true", "3").
+type Conditional struct {
+	Capability Capability
+	Param      string
+	Values     []string
+}
+
+// CapabilitiesFor returns the capabilities the plugin has with the given
+// configuration values (as NewConfig accepts them; missing ones take defaults).
+func (s Spec) CapabilitiesFor(values map[string]any) []Capability {
+	caps := append([]Capability(nil), s.Capabilities...)
+	for _, c := range s.When {
+		v, ok := values[c.Param]
+		if !ok {
+			if p, found := s.Param(c.Param); found {
+				v = p.Default
+			}
+		}
+		for _, want := range c.Values {
+			if v != nil && fmt.Sprint(v) == want {
+				caps = append(caps, c.Capability)
+				break
+			}
+		}
+	}
+	return caps
+}
+
+// Has reports whether the spec declares capability c.
+func (s Spec) Has(c Capability) bool {
+	for _, x := range s.Capabilities {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+// Param returns the parameter named name.
+func (s Spec) Param(name string) (Param, bool) {
+	for _, p := range s.Params {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Param{}, false
+}
+
+// Check reports what is wrong with a spec itself: empty names, unknown types or
+// capabilities, duplicate parameters, defaults of the wrong type.
+func (s Spec) Check() error {
+	if s.Name == "" {
+		return fmt.Errorf("spec has no name")
+	}
+	if s.Kind != KindSource && s.Kind != KindSink {
+		return fmt.Errorf("spec %q: kind %q is neither %q nor %q", s.Name, s.Kind, KindSource, KindSink)
+	}
+	all := append([]Capability(nil), s.Capabilities...)
+	for _, c := range s.When {
+		if _, ok := s.Param(c.Param); !ok {
+			return fmt.Errorf("spec %q: capability %q depends on undeclared parameter %q", s.Name, c.Capability, c.Param)
+		}
+		all = append(all, c.Capability)
+	}
+	for _, c := range all {
+		switch {
+		case c == CapReplayable && s.Kind == KindSource:
+		case (c == CapIdempotent || c == CapTransactional) && s.Kind == KindSink:
+		default:
+			return fmt.Errorf("spec %q: capability %q does not apply to a %s", s.Name, c, s.Kind)
+		}
+	}
+	seen := map[string]bool{}
+	for _, p := range s.Params {
+		if p.Name == "" || seen[p.Name] {
+			return fmt.Errorf("spec %q: parameter name %q is empty or repeated", s.Name, p.Name)
+		}
+		seen[p.Name] = true
+		if p.Default != nil {
+			if _, err := Convert(p.Type, p.Default); err != nil {
+				return fmt.Errorf("spec %q: default of %q: %w", s.Name, p.Name, err)
+			}
+		} else if _, err := Convert(p.Type, zero(p.Type)); err != nil {
+			return fmt.Errorf("spec %q: parameter %q: %w", s.Name, p.Name, err)
+		}
+	}
+	return nil
+}
+
+func zero(t Type) any {
+	switch t {
+	case TypeString, TypeDuration:
+		return ""
+	case TypeInt:
+		return int64(0)
+	case TypeFloat:
+		return float64(0)
+	case TypeBool:
+		return false
+	case TypeStrings:
+		return []string{}
+	}
+	return nil
+}
+
+// Convert turns v into the Go value Config holds for type t: string, int64,
+// float64, bool, time.Duration or []string. It accepts the shapes JSON decoding
+// produces (float64 for numbers, []any for lists).
+func Convert(t Type, v any) (any, error) {
+	switch t {
+	case TypeString:
+		if s, ok := v.(string); ok {
+			return s, nil
+		}
+	case TypeInt:
+		switch n := v.(type) {
+		case int:
+			return int64(n), nil
+		case int64:
+			return n, nil
+		case float64:
+			if n == float64(int64(n)) {
+				return int64(n), nil
+			}
+			return nil, fmt.Errorf("%v is not a whole number", n)
+		}
+	case TypeFloat:
+		switch n := v.(type) {
+		case float64:
+			return n, nil
+		case int:
+			return float64(n), nil
+		case int64:
+			return float64(n), nil
+		}
+	case TypeBool:
+		if b, ok := v.(bool); ok {
+			return b, nil
+		}
+	case TypeDuration:
+		switch d := v.(type) {
+		case time.Duration:
+			return d, nil
+		case string:
+			if d == "" {
+				return time.Duration(0), nil
+			}
+			x, err := time.ParseDuration(d)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not a duration such as \"500ms\" or \"2m\"", d)
+			}
+			return x, nil
+		}
+	case TypeStrings:
+		switch l := v.(type) {
+		case []string:
+			return l, nil
+		case []any:
+			out := make([]string, len(l))
+			for i, e := range l {
+				s, ok := e.(string)
+				if !ok {
+					return nil, fmt.Errorf("element %d is %T, want string", i, e)
+				}
+				out[i] = s
+			}
+			return out, nil
+		}
+	default:
+		return nil, fmt.Errorf("unknown parameter type %q", t)
+	}
+	return nil, fmt.Errorf("got %T, want %s", v, t)
+}
+
+// Config is a plugin's configuration for one pipeline, validated against its
+// Spec: every value has its parameter's type, defaults are filled in, and
+// required parameters are present. Accessors panic only on a name the spec
+// does not declare, which is a bug in the plugin.
+type Config struct {
+	// Pipeline is the name of the pipeline the plugin runs in.
+	Pipeline string
+	spec     Spec
+	values   map[string]any
+}
+
+// NewConfig checks raw values (as decoded from JSON or given by a test)
+// against spec and returns the Config a plugin sees. The error names every
+// unknown, missing or mistyped parameter.
+func NewConfig(spec Spec, pipeline string, raw map[string]any) (Config, error) {
+	vals := map[string]any{}
+	var problems []string
+	for name, v := range raw {
+		p, ok := spec.Param(name)
+		if !ok {
+			problems = append(problems, fmt.Sprintf("unknown parameter %q (%s %q takes: %s)", name, spec.Kind, spec.Name, paramNames(spec)))
+			continue
+		}
+		c, err := Convert(p.Type, v)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("parameter %q: %v", name, err))
+			continue
+		}
+		vals[name] = c
+	}
+	for _, p := range spec.Params {
+		if _, ok := vals[p.Name]; ok {
+			continue
+		}
+		if _, bad := raw[p.Name]; bad {
+			continue
+		}
+		if p.Required {
+			problems = append(problems, fmt.Sprintf("missing required parameter %q", p.Name))
+			continue
+		}
+		d := p.Default
+		if d == nil {
+			d = zero(p.Type)
+		}
+		c, err := Convert(p.Type, d)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("parameter %q default: %v", p.Name, err))
+			continue
+		}
+		vals[p.Name] = c
+	}
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return Config{}, fmt.Errorf("%s %q: %s", spec.Kind, spec.Name, strings.Join(problems, "; "))
+	}
+	return Config{Pipeline: pipeline, spec: spec, values: vals}, nil
+}
+
+func paramNames(s Spec) string {
+	names := make([]string, len(s.Params))
+	for i, p := range s.Params {
+		names[i] = p.Name
+	}
+	if len(names) == 0 {
+		return "no parameters"
+	}
+	return strings.Join(names, ", ")
+}
+
+func (c Config) get(name string, t Type) any {
+	p, ok := c.spec.Param(name)
+	if !ok || p.Type != t {
+		panic(fmt.Sprintf("sdk: plugin %q reads parameter %q as %s, but its spec declares it %v", c.spec.Name, name, t, p.Type))
+	}
+	return c.values[name]
+}
+
+// String returns a string parameter.
+func (c Config) String(name string) string { return c.get(name, TypeString).(string) }
+
+// Int returns an int parameter.
+func (c Config) Int(name string) int64 { return c.get(name, TypeInt).(int64) }
+
+// Float returns a float parameter.
+func (c Config) Float(name string) float64 { return c.get(name, TypeFloat).(float64) }
+
+// Bool returns a bool parameter.
+func (c Config) Bool(name string) bool { return c.get(name, TypeBool).(bool) }
+
+// Duration returns a duration parameter.
+func (c Config) Duration(name string) time.Duration {
+	return c.get(name, TypeDuration).(time.Duration)
+}
+
+// Strings returns a list(string) parameter.
+func (c Config) Strings(name string) []string { return c.get(name, TypeStrings).([]string) }
+
+// Raw returns the values in the shapes JSON encoding accepts, durations as
+// strings: what travels to a plugin process.
+func (c Config) Raw() map[string]any {
+	out := make(map[string]any, len(c.values))
+	for k, v := range c.values {
+		if d, ok := v.(time.Duration); ok {
+			v = d.String()
+		}
+		out[k] = v
+	}
+	return out
+}
