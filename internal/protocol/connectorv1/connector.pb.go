@@ -603,6 +603,7 @@ type ReadRequest struct {
 	MaxWaitNanos  int64                  `protobuf:"varint,4,opt,name=max_wait_nanos,json=maxWaitNanos,proto3" json:"max_wait_nanos,omitempty"`
 	Stop          *Offsets               `protobuf:"bytes,5,opt,name=stop,proto3" json:"stop,omitempty"` // unset: no stop
 	HasStop       bool                   `protobuf:"varint,6,opt,name=has_stop,json=hasStop,proto3" json:"has_stop,omitempty"`
+	Batch         int64                  `protobuf:"varint,7,opt,name=batch,proto3" json:"batch,omitempty"` // the batch id the host will give these records (logs, fault points)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -679,14 +680,23 @@ func (x *ReadRequest) GetHasStop() bool {
 	return false
 }
 
+func (x *ReadRequest) GetBatch() int64 {
+	if x != nil {
+		return x.Batch
+	}
+	return 0
+}
+
 // The reply to Read and Replay is a stream: chunks of records, and in the
 // last message the range the batch covers.
 type ReadReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Chunk         *Chunk                 `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
 	Last          bool                   `protobuf:"varint,2,opt,name=last,proto3" json:"last,omitempty"`
-	From          *Offsets               `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`   // on the last message
-	Until         *Offsets               `protobuf:"bytes,4,opt,name=until,proto3" json:"until,omitempty"` // on the last message
+	From          *Offsets               `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`        // on the last message
+	Until         *Offsets               `protobuf:"bytes,4,opt,name=until,proto3" json:"until,omitempty"`      // on the last message
+	Records       int64                  `protobuf:"varint,5,opt,name=records,proto3" json:"records,omitempty"` // on the last message: records in the batch
+	Bytes         int64                  `protobuf:"varint,6,opt,name=bytes,proto3" json:"bytes,omitempty"`     // on the last message: their size (key + value + headers)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -749,10 +759,25 @@ func (x *ReadReply) GetUntil() *Offsets {
 	return nil
 }
 
+func (x *ReadReply) GetRecords() int64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
+func (x *ReadReply) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
 type ReplayRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	From          *Offsets               `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
 	Until         *Offsets               `protobuf:"bytes,2,opt,name=until,proto3" json:"until,omitempty"`
+	Batch         int64                  `protobuf:"varint,3,opt,name=batch,proto3" json:"batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -801,9 +826,17 @@ func (x *ReplayRequest) GetUntil() *Offsets {
 	return nil
 }
 
+func (x *ReplayRequest) GetBatch() int64 {
+	if x != nil {
+		return x.Batch
+	}
+	return 0
+}
+
 type AckRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Until         *Offsets               `protobuf:"bytes,1,opt,name=until,proto3" json:"until,omitempty"`
+	Batch         int64                  `protobuf:"varint,2,opt,name=batch,proto3" json:"batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -843,6 +876,13 @@ func (x *AckRequest) GetUntil() *Offsets {
 		return x.Until
 	}
 	return nil
+}
+
+func (x *AckRequest) GetBatch() int64 {
+	if x != nil {
+		return x.Batch
+	}
+	return 0
 }
 
 // Write is a client stream: the first message carries the batch header, every
@@ -1071,7 +1111,7 @@ const file_connector_proto_rawDesc = "" +
 	"\n" +
 	"partitions\x18\x01 \x03(\tR\n" +
 	"partitions\x12.\n" +
-	"\arecords\x18\x02 \x03(\v2\x14.connector.v1.RecordR\arecords\"\xe2\x01\n" +
+	"\arecords\x18\x02 \x03(\v2\x14.connector.v1.RecordR\arecords\"\xf8\x01\n" +
 	"\vReadRequest\x12)\n" +
 	"\x04from\x18\x01 \x01(\v2\x15.connector.v1.OffsetsR\x04from\x12\x1f\n" +
 	"\vmax_records\x18\x02 \x01(\x03R\n" +
@@ -1079,18 +1119,23 @@ const file_connector_proto_rawDesc = "" +
 	"\tmax_bytes\x18\x03 \x01(\x03R\bmaxBytes\x12$\n" +
 	"\x0emax_wait_nanos\x18\x04 \x01(\x03R\fmaxWaitNanos\x12)\n" +
 	"\x04stop\x18\x05 \x01(\v2\x15.connector.v1.OffsetsR\x04stop\x12\x19\n" +
-	"\bhas_stop\x18\x06 \x01(\bR\ahasStop\"\xa2\x01\n" +
+	"\bhas_stop\x18\x06 \x01(\bR\ahasStop\x12\x14\n" +
+	"\x05batch\x18\a \x01(\x03R\x05batch\"\xd2\x01\n" +
 	"\tReadReply\x12)\n" +
 	"\x05chunk\x18\x01 \x01(\v2\x13.connector.v1.ChunkR\x05chunk\x12\x12\n" +
 	"\x04last\x18\x02 \x01(\bR\x04last\x12)\n" +
 	"\x04from\x18\x03 \x01(\v2\x15.connector.v1.OffsetsR\x04from\x12+\n" +
-	"\x05until\x18\x04 \x01(\v2\x15.connector.v1.OffsetsR\x05until\"g\n" +
+	"\x05until\x18\x04 \x01(\v2\x15.connector.v1.OffsetsR\x05until\x12\x18\n" +
+	"\arecords\x18\x05 \x01(\x03R\arecords\x12\x14\n" +
+	"\x05bytes\x18\x06 \x01(\x03R\x05bytes\"}\n" +
 	"\rReplayRequest\x12)\n" +
 	"\x04from\x18\x01 \x01(\v2\x15.connector.v1.OffsetsR\x04from\x12+\n" +
-	"\x05until\x18\x02 \x01(\v2\x15.connector.v1.OffsetsR\x05until\"9\n" +
+	"\x05until\x18\x02 \x01(\v2\x15.connector.v1.OffsetsR\x05until\x12\x14\n" +
+	"\x05batch\x18\x03 \x01(\x03R\x05batch\"O\n" +
 	"\n" +
 	"AckRequest\x12+\n" +
-	"\x05until\x18\x01 \x01(\v2\x15.connector.v1.OffsetsR\x05until\"\xbf\x01\n" +
+	"\x05until\x18\x01 \x01(\v2\x15.connector.v1.OffsetsR\x05until\x12\x14\n" +
+	"\x05batch\x18\x02 \x01(\x03R\x05batch\"\xbf\x01\n" +
 	"\fWriteRequest\x12\x14\n" +
 	"\x05batch\x18\x01 \x01(\x03R\x05batch\x12)\n" +
 	"\x04from\x18\x02 \x01(\v2\x15.connector.v1.OffsetsR\x04from\x12+\n" +

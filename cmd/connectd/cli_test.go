@@ -1,0 +1,234 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/connectd/connectd/internal/fault"
+)
+
+// TestBadInput checks that every kind of bad input ends in a clear message
+// and the documented exit code, never a panic.
+func TestBadInput(t *testing.T) {
+	good := genPipeline("exactly-once", "batch", 10, 1, 5, "")
+	cases := []struct {
+		name, hcl string
+		args      []string // after the config path; "run" is the command when empty
+		code      int
+		want      []string // all must appear in stderr
+	}{
+		{"broken HCL", "pipeline \"p\" {\n  delivery = \n}\n", nil, 2, []string{"p.hcl:2"}},
+		{"unknown plugin", strings.Replace(good, `sink "file"`, `sink "nosuch"`, 1), nil, 2, []string{`"nosuch"`, "p.hcl:"}},
+		{"unknown parameter", strings.Replace(good, "size       = 80", "sise = 80", 1), nil, 2, []string{"sise", "p.hcl:"}},
+		{"wrong type", strings.Replace(good, "count      = 10", `count = "ten"`, 1), nil, 2, []string{"count", "p.hcl:"}},
+		{"missing capability", strings.Replace(good, `mode = "batch"`, `mode = "append"`, 1), nil, 2, []string{"exactly-once", `"file"`, "idempotent"}},
+		{"unset env", strings.Replace(good, `dir  = "out"`, `dir = env("CONNECTD_TEST_UNSET_VAR")`, 1), nil, 2, []string{"CONNECTD_TEST_UNSET_VAR"}},
+		{"missing plugin binary", "plugin_dir = \"plugins\"\n" + strings.Replace(good, `sink "file"`, `sink "thirdparty"`, 1), nil, 2, []string{"connectd-plugin-thirdparty"}},
+		{"unknown pipeline", good, []string{"--pipeline", "nope"}, 2, []string{"nope"}},
+		{"bad fault point", good, []string{"--fault-env"}, 2, []string{"unknown fault point"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := write(t, dir, "p.hcl", c.hcl)
+			args := []string{"run", "--drain", cfg}
+			var env []string
+			for _, a := range c.args {
+				if a == "--fault-env" {
+					env = append(env, fault.Env+"=no.such.point")
+					continue
+				}
+				args = append(args, a)
+			}
+			r := connectd(t, dir, env, args...)
+			if r.code != c.code {
+				t.Fatalf("exit %d, want %d; stderr:\n%s", r.code, c.code, r.stderr)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
+				}
+			}
+			if strings.Contains(r.stderr, "panic") || strings.Contains(r.stderr, "goroutine ") {
+				t.Errorf("stderr shows a panic:\n%s", r.stderr)
+			}
+		})
+	}
+}
+
+// TestSecretsNotLogged: a value read with env() never shows in output.
+func TestSecretsNotLogged(t *testing.T) {
+	dir := t.TempDir()
+	cfg := write(t, dir, "p.hcl", strings.Replace(genPipeline("exactly-once", "batch", 10, 1, 5, ""), `dir  = "out"`, `dir = env("CONNECTD_TEST_SECRET_DIR")`, 1))
+	r := connectd(t, dir, []string{"CONNECTD_TEST_SECRET_DIR=s3cr3t-out"}, "run", "--drain", cfg)
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.stderr)
+	}
+	if strings.Contains(r.stderr+r.stdout, "s3cr3t") {
+		t.Errorf("secret value appears in output:\n%s%s", r.stdout, r.stderr)
+	}
+}
+
+// TestCorruptCheckpoint: a damaged checkpoint stops the pipeline with an
+// error naming the file, and nothing restarts from the beginning.
+func TestCorruptCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	cfg := write(t, dir, "p.hcl", genPipeline("exactly-once", "batch", 100, 1, 10, ""))
+	if r := connectd(t, dir, nil, "run", "--drain", cfg); r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.stderr)
+	}
+	log := filepath.Join(dir, "state", "p", "offsets.log")
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	lines[2] = strings.Replace(lines[2], `"batch":3`, `"batch":4`, 1)
+	if err := os.WriteFile(log, []byte(strings.Join(lines, "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := ids(t, dir)
+	r := connectd(t, dir, nil, "run", "--drain", cfg)
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1:\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "offsets.log") || !strings.Contains(r.stderr, "line 3") {
+		t.Errorf("error does not name the file and line:\n%s", r.stderr)
+	}
+	if after := ids(t, dir); len(after) != len(before) {
+		t.Errorf("the sink's output changed after a corrupt checkpoint: %d → %d ids", len(before), len(after))
+	}
+}
+
+// TestPluginCrashingAtStart: a third-party plugin that dies at start-up is a
+// runtime failure whose message quotes its stderr.
+func TestPluginCrashingAtStart(t *testing.T) {
+	dir := t.TempDir()
+	script := write(t, dir, "plugins/connectd-plugin-broken", "#!/bin/sh\necho 'cannot find libfoo.so' >&2\nexit 3\n")
+	if err := os.Chmod(script, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := write(t, dir, "p.hcl", "plugin_dir = \"plugins\"\n"+strings.Replace(genPipeline("at-least-once", "append", 10, 1, 5, ""), `sink "file" {
+    dir  = "out"
+    mode = "append"
+  }`, `sink "broken" {}`, 1))
+	r := connectd(t, dir, nil, "run", "--drain", cfg)
+	if r.code == 0 {
+		t.Fatalf("exit 0 with a plugin that cannot start:\n%s", r.stderr)
+	}
+	if !strings.Contains(r.stderr, "cannot find libfoo.so") {
+		t.Errorf("error does not quote the plugin's stderr:\n%s", r.stderr)
+	}
+}
+
+// TestOffsetsShowAndReset: show prints committed offsets in Spark's form;
+// reset is refused while the pipeline runs and rewinds to a batch otherwise.
+func TestOffsetsShowAndReset(t *testing.T) {
+	dir := t.TempDir()
+	cfg := write(t, dir, "p.hcl", genPipeline("exactly-once", "batch", 100, 2, 10, ""))
+	if r := connectd(t, dir, nil, "run", "--drain", cfg); r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.stderr)
+	}
+	r := connectd(t, dir, nil, "offsets", "show", cfg, "--json")
+	if r.code != 0 {
+		t.Fatalf("show: exit %d:\n%s", r.code, r.stderr)
+	}
+	var st struct {
+		Committed map[string]map[string]int64 `json:"committed"`
+		LastBatch int64                       `json:"last_committed_batch"`
+		Batches   []struct {
+			Batch int64 `json:"batch"`
+		} `json:"batches"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		t.Fatalf("show --json: %v\n%s", err, r.stdout)
+	}
+	if st.Committed["generator"]["0"] != 50 || st.Committed["generator"]["1"] != 50 || st.LastBatch != 10 {
+		t.Errorf("committed %v at batch %d, want generator 0 and 1 at 50 after batch 10", st.Committed, st.LastBatch)
+	}
+	if text := connectd(t, dir, nil, "offsets", "show", cfg); !strings.Contains(text.stdout, `{"generator":{"0":50,"1":50}}`) {
+		t.Errorf("text show lacks Spark-form offsets:\n%s", text.stdout)
+	}
+
+	// Refused while running: hold the lock with a running pipeline.
+	cfg2 := write(t, dir, "slow.hcl", strings.Replace(genPipeline("exactly-once", "batch", 0, 1, 10, "rate = 50"), "state/p", "state/slow", 1))
+	run := exec.Command(bin, "run", cfg2)
+	run.Dir = dir
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = run.Process.Kill(); _ = run.Wait() }()
+	var refused result
+	for i := 0; i < 50; i++ {
+		time.Sleep(100 * time.Millisecond)
+		refused = connectd(t, dir, nil, "offsets", "reset", cfg2, "--pipeline", "p", "--to", "earliest")
+		if strings.Contains(refused.stderr, "already running") {
+			break
+		}
+	}
+	if refused.code != 1 || !strings.Contains(refused.stderr, "already running") {
+		t.Errorf("reset while running: exit %d, want 1 and 'already running':\n%s", refused.code, refused.stderr)
+	}
+
+	// Rewind to batch 6: batches 6..10 (50 records) run again.
+	if r := connectd(t, dir, nil, "offsets", "reset", cfg, "--pipeline", "p", "--to", "batch:6"); r.code != 0 {
+		t.Fatalf("reset: exit %d:\n%s", r.code, r.stderr)
+	}
+	if r := connectd(t, dir, nil, "run", "--drain", cfg); r.code != 0 {
+		t.Fatalf("run after reset: exit %d:\n%s", r.code, r.stderr)
+	}
+	_, dup, _ := tally(genIDs(100, 2), ids(t, dir))
+	if dup != 50 {
+		t.Errorf("after reset to batch:6, %d records delivered twice, want 50", dup)
+	}
+}
+
+// TestPluginsCommand lists the bundled specs, as text and JSON.
+func TestPluginsCommand(t *testing.T) {
+	r := connectd(t, t.TempDir(), nil, "plugins", "--json")
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.stderr)
+	}
+	var specs []struct {
+		Name, Kind   string
+		Capabilities []string
+		Params       []struct{ Name string }
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &specs); err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, s := range specs {
+		found[s.Kind+" "+s.Name] = true
+	}
+	for _, w := range []string{"source generator", "source file", "sink file", "sink discard"} {
+		if !found[w] {
+			t.Errorf("plugins --json lacks %s: %v", w, found)
+		}
+	}
+	if text := connectd(t, t.TempDir(), nil, "plugins"); !strings.Contains(text.stdout, "replayable") {
+		t.Errorf("plugins text output lacks capabilities:\n%s", text.stdout)
+	}
+}
+
+// TestConfigsValidate runs `connectd validate` on every example config.
+func TestConfigsValidate(t *testing.T) {
+	files, err := filepath.Glob("../../configs/*.hcl")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no configs found: %v", err)
+	}
+	for _, f := range files {
+		abs, _ := filepath.Abs(f)
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			r := connectd(t, t.TempDir(), nil, "validate", abs)
+			if r.code != 0 {
+				t.Errorf("validate %s: exit %d:\n%s", f, r.code, r.stderr)
+			}
+		})
+	}
+}

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/connectd/connectd/internal/fault"
+)
+
+// TestDrainDeliversEverything runs generator → file once, with no crash.
+func TestDrainDeliversEverything(t *testing.T) {
+	dir := t.TempDir()
+	cfg := write(t, dir, "p.hcl", genPipeline("exactly-once", "batch", 1000, 3, 64, ""))
+	r := connectd(t, dir, nil, "run", "--drain", cfg)
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.stderr)
+	}
+	checkDelivery(t, "exactly-once", genIDs(1000, 3), ids(t, dir))
+	if !strings.Contains(r.stderr, "stopped after") {
+		t.Errorf("no final progress summary in stderr:\n%s", r.stderr)
+	}
+}
+
+// TestFaultPoints crashes a pipeline at every fault point for every delivery
+// guarantee, restarts it in drain mode, and counts every record id.
+func TestFaultPoints(t *testing.T) {
+	cases := []struct{ delivery, mode string }{
+		{"exactly-once", "batch"},
+		{"exactly-once", "transactional"},
+		{"at-least-once", "append"},
+		{"at-most-once", "append"},
+	}
+	const count, parts = 300, 2
+	for _, c := range cases {
+		for _, p := range fault.Points {
+			t.Run(c.delivery+"/"+c.mode+"/"+p.Name, func(t *testing.T) {
+				t.Parallel()
+				dir := t.TempDir()
+				cfg := write(t, dir, "p.hcl", genPipeline(c.delivery, c.mode, count, parts, 50, ""))
+				first := connectd(t, dir, []string{fault.Env + "=" + p.Name + "@3"}, "run", "--drain", cfg)
+				host := strings.HasPrefix(p.Name, "host.")
+				switch {
+				case host && !first.killed:
+					t.Fatalf("host fault point %s did not kill the host (exit %d):\n%s", p.Name, first.code, first.stderr)
+				case !host && first.code != 0:
+					// A plugin died; the host must have restarted it and finished.
+					t.Fatalf("plugin fault point %s: host exit %d, want 0 after restarting the plugin:\n%s", p.Name, first.code, first.stderr)
+				}
+				second := connectd(t, dir, nil, "run", "--drain", cfg)
+				if second.code != 0 {
+					t.Fatalf("recovery run: exit %d:\n%s", second.code, second.stderr)
+				}
+				lost, dup := checkDelivery(t, c.delivery, genIDs(count, parts), ids(t, dir))
+				t.Logf("%s %s at %s: %d lost, %d duplicated", c.delivery, c.mode, p.Name, lost, dup)
+			})
+		}
+	}
+}
+
+// TestRandomKills kills the host and the plugins with SIGKILL at random
+// moments, several times per seed, then drains and counts.
+func TestRandomKills(t *testing.T) {
+	seeds := []int64{1, 2, 3}
+	cases := []struct{ delivery, mode string }{
+		{"exactly-once", "batch"},
+		{"exactly-once", "transactional"},
+		{"at-least-once", "append"},
+		{"at-most-once", "append"},
+	}
+	for _, c := range cases {
+		for _, seed := range seeds {
+			t.Run(c.delivery+"/"+c.mode+"/seed"+itoa(seed), func(t *testing.T) {
+				t.Parallel()
+				rng := rand.New(rand.NewSource(seed))
+				dir := t.TempDir()
+				const count, parts = 4000, 3
+				cfg := write(t, dir, "p.hcl", genPipeline(c.delivery, c.mode, count, parts, 40, "rate = 8000"))
+				for round := 0; round < 4; round++ {
+					cmd := exec.Command(bin, "run", cfg)
+					cmd.Dir = dir
+					if err := cmd.Start(); err != nil {
+						t.Fatal(err)
+					}
+					time.Sleep(time.Duration(150+rng.Intn(250)) * time.Millisecond)
+					victim := cmd.Process.Pid
+					what := "host"
+					if kids := children(victim); len(kids) > 0 && rng.Intn(2) == 0 {
+						victim, what = kids[rng.Intn(len(kids))], "plugin"
+					}
+					_ = syscall.Kill(victim, syscall.SIGKILL)
+					if what == "plugin" {
+						// The host restarts the plugin and goes on; then kill the host too.
+						time.Sleep(time.Duration(100+rng.Intn(300)) * time.Millisecond)
+						_ = cmd.Process.Kill()
+					}
+					_ = cmd.Wait()
+					t.Logf("seed %d round %d: killed the %s", seed, round, what)
+				}
+				r := connectd(t, dir, nil, "run", "--drain", cfg)
+				if r.code != 0 {
+					t.Fatalf("drain after kills: exit %d:\n%s", r.code, r.stderr)
+				}
+				lost, dup := checkDelivery(t, c.delivery, genIDs(count, parts), ids(t, dir))
+				t.Logf("seed %d: %d lost, %d duplicated", seed, lost, dup)
+			})
+		}
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestGracefulStop sends SIGTERM mid-run: the host finishes or abandons the
+// batch in flight, exits 0, and a drain afterwards delivers exactly once.
+func TestGracefulStop(t *testing.T) {
+	dir := t.TempDir()
+	const count = 3000
+	cfg := write(t, dir, "p.hcl", genPipeline("exactly-once", "batch", count, 2, 50, "rate = 5000"))
+	cmd := exec.Command(bin, "run", cfg)
+	cmd.Dir = dir
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(400 * time.Millisecond)
+	kids := children(cmd.Process.Pid)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("after SIGTERM: %v, want exit 0:\n%s", err, stderr.String())
+	}
+	for _, k := range kids {
+		if alive(k) {
+			t.Errorf("plugin process %d outlived its host's clean stop", k)
+		}
+	}
+	if got := len(ids(t, dir)); got == 0 || got >= count {
+		t.Fatalf("stopped after %d of %d records; want a stop in the middle", got, count)
+	}
+	r := connectd(t, dir, nil, "run", "--drain", cfg)
+	if r.code != 0 {
+		t.Fatalf("drain: exit %d:\n%s", r.code, r.stderr)
+	}
+	checkDelivery(t, "exactly-once", genIDs(count, 2), ids(t, dir))
+}
+
+// TestNoOrphans kills the host with SIGKILL and expects its plugin processes
+// to exit within a second.
+func TestNoOrphans(t *testing.T) {
+	dir := t.TempDir()
+	cfg := write(t, dir, "p.hcl", genPipeline("exactly-once", "batch", 0, 1, 10, "rate = 100"))
+	cmd := exec.Command(bin, "run", cfg)
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var kids []int
+	for i := 0; i < 50 && len(kids) < 2; i++ {
+		time.Sleep(100 * time.Millisecond)
+		kids = children(cmd.Process.Pid)
+	}
+	if len(kids) < 2 {
+		t.Fatalf("want 2 plugin processes, found %v", kids)
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for _, k := range kids {
+		for alive(k) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if alive(k) {
+			t.Errorf("plugin %d still alive 1.5s after its host was killed", k)
+			_ = syscall.Kill(k, syscall.SIGKILL)
+		}
+	}
+}
+
+// TestFileToFile moves lines from files to a file sink, crashing once.
+func TestFileToFile(t *testing.T) {
+	dir := t.TempDir()
+	var want []string
+	for f := 0; f < 3; f++ {
+		var b strings.Builder
+		for i := 0; i < 200; i++ {
+			id := "f" + itoa(int64(f)) + "-line" + itoa(int64(i))
+			want = append(want, id)
+			b.WriteString(id + "\n")
+		}
+		write(t, dir, filepath.Join("in", "part"+itoa(int64(f))+".txt"), b.String())
+	}
+	cfg := write(t, dir, "p.hcl", `
+pipeline "files" {
+  delivery = "exactly-once"
+  source "file" { paths = ["in/*.txt"] }
+  sink "file"   { dir = "out", mode = "batch" }
+  batch         { max_records = 70 }
+  checkpoint    { dir = "state/files" }
+}
+`)
+	first := connectd(t, dir, []string{fault.Env + "=" + fault.HostWriteAfter + "@4"}, "run", "--drain", cfg)
+	if !first.killed {
+		t.Fatalf("fault did not fire: exit %d\n%s", first.code, first.stderr)
+	}
+	r := connectd(t, dir, nil, "run", "--drain", cfg)
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.stderr)
+	}
+	checkDelivery(t, "exactly-once", want, ids(t, dir))
+	if _, err := os.Stat(filepath.Join(dir, "state", "files", "offsets.log")); err != nil {
+		t.Errorf("checkpoint not where the config put it: %v", err)
+	}
+}

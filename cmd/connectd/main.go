@@ -1,0 +1,395 @@
+// Command connectd runs stream pipelines from HCL files, serves its bundled
+// plugins, and shows and moves pipeline offsets. It reads flags, wires the
+// host's packages together and forwards signals; the logic lives in host/.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/connectd/connectd/host/checkpoint"
+	"github.com/connectd/connectd/host/config"
+	"github.com/connectd/connectd/host/offsets"
+	"github.com/connectd/connectd/host/pipeline"
+	"github.com/connectd/connectd/host/plugin"
+	"github.com/connectd/connectd/internal/fault"
+	"github.com/connectd/connectd/plugins"
+	"github.com/connectd/connectd/sdk"
+)
+
+// Version is connectd's version, set at build time with -ldflags "-X main.Version=...".
+var Version = "0.1.0-dev"
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitRuntime = 1
+	exitUsage   = 2
+)
+
+const usage = `connectd moves records from a source plugin to a sink plugin in numbered
+micro-batches and keeps each pipeline's delivery promise (at-most-once,
+at-least-once, exactly-once) across crashes of any process.
+
+Usage:
+  connectd run [--drain] [--pipeline NAME] [--progress text|json] [--plugin-dir DIR] FILE
+  connectd validate [--plugin-dir DIR] FILE
+  connectd plugins [--json] [--plugin-dir DIR]
+  connectd offsets show FILE [--pipeline NAME] [--json]
+  connectd offsets reset FILE --pipeline NAME --to earliest|latest|<json>|batch:<id>
+  connectd version
+
+Run 'connectd COMMAND --help' for a command's flags. Exit status: 0 success,
+1 runtime failure, 2 bad usage or configuration. Docs: docs/README.md.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case plugin.ServeArg:
+		return servePlugin(rest, stderr)
+	case "run":
+		return cmdRun(rest, stdout, stderr)
+	case "validate":
+		return cmdValidate(rest, stdout, stderr)
+	case "plugins":
+		return cmdPlugins(rest, stdout, stderr)
+	case "offsets":
+		return cmdOffsets(rest, stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "connectd %s (protocol connector.v1, checkpoint format v1)\n", Version)
+		return exitOK
+	case "help", "--help", "-h", "-help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "connectd: unknown command %q\n\n%s", cmd, usage)
+	return exitUsage
+}
+
+// servePlugin is the child side of a bundled plugin: connectd re-executed by
+// its own host.
+func servePlugin(args []string, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintf(stderr, "connectd %s: want one plugin name\n", plugin.ServeArg)
+		return exitUsage
+	}
+	p, ok := plugins.Bundled()[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "connectd %s: no bundled plugin %q\n", plugin.ServeArg, args[0])
+		return exitUsage
+	}
+	sdk.Serve(p)
+	return exitOK
+}
+
+// flags is a flag set that accepts flags before and after positional arguments.
+type flags struct {
+	*flag.FlagSet
+	pos []string
+}
+
+func newFlags(name, synopsis string, stderr io.Writer) *flags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: connectd %s\n\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return &flags{FlagSet: fs}
+}
+
+// parse parses args; it returns an exit code and false when the command must stop.
+func (f *flags) parse(args []string, npos int) (int, bool) {
+	for {
+		if err := f.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return exitOK, false
+			}
+			return exitUsage, false
+		}
+		args = f.Args()
+		if len(args) == 0 {
+			break
+		}
+		f.pos = append(f.pos, args[0])
+		args = args[1:]
+	}
+	if len(f.pos) != npos {
+		fmt.Fprintf(f.Output(), "connectd %s: want %d argument(s), got %d: %q\n", f.Name(), npos, len(f.pos), f.pos)
+		f.Usage()
+		return exitUsage, false
+	}
+	return 0, true
+}
+
+func logger(stderr io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+func newLoader(dir string, stderr io.Writer) (*plugin.Loader, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("cannot find the connectd executable to serve bundled plugins: %w", err)
+	}
+	return &plugin.Loader{Exe: exe, Dir: dir, Bundled: plugins.Bundled(), Stderr: stderr}, nil
+}
+
+// load reads and validates the pipeline file; on failure it prints the
+// diagnostics and returns exitUsage.
+func load(path, pluginDir string, stderr io.Writer) (*config.File, *plugin.Loader, int) {
+	f, diags := config.Parse(path)
+	if diags.HasErrors() {
+		fmt.Fprintln(stderr, f.Format(diags))
+		return nil, nil, exitUsage
+	}
+	if pluginDir == "" {
+		pluginDir = f.PluginDir
+	}
+	l, err := newLoader(pluginDir, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "connectd: %v\n", err)
+		return nil, nil, exitRuntime
+	}
+	f, diags = config.Load(path, l.Spec)
+	if len(diags) > 0 {
+		fmt.Fprintln(stderr, f.Format(diags)) // warnings too
+	}
+	if diags.HasErrors() {
+		return nil, nil, exitUsage
+	}
+	return f, l, exitOK
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	f := newFlags("validate", "validate [--plugin-dir DIR] FILE", stderr)
+	dir := f.String("plugin-dir", "", "directory of third-party plugins (connectd-plugin-<name>); overrides plugin_dir in FILE")
+	if code, ok := f.parse(args, 1); !ok {
+		return code
+	}
+	file, _, code := load(f.pos[0], *dir, stderr)
+	if code != exitOK {
+		return code
+	}
+	for _, p := range file.Pipelines {
+		fmt.Fprintf(stdout, "pipeline %q: %s, source %q → sink %q, checkpoint %s: ok\n", p.Name, p.Delivery, p.Source.Name, p.Sink.Name, p.Checkpoint.Dir)
+	}
+	return exitOK
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	f := newFlags("run", "run [--drain] [--pipeline NAME] [--progress text|json] [--plugin-dir DIR] FILE", stderr)
+	drain := f.Bool("drain", false, "process what the sources hold at start, then exit 0")
+	only := f.String("pipeline", "", "run only this pipeline of FILE (default: all of them)")
+	progress := f.String("progress", "text", "progress output: text (a line per batch or per second, on stderr) or json (one object per batch, on stdout)")
+	dir := f.String("plugin-dir", "", "directory of third-party plugins (connectd-plugin-<name>); overrides plugin_dir in FILE")
+	grace := f.Duration("grace", 30*time.Second, "on SIGINT/SIGTERM, how long to let the batch in flight finish before abandoning it (it is replayed at the next start)")
+	if code, ok := f.parse(args, 1); !ok {
+		return code
+	}
+	if *progress != "text" && *progress != "json" {
+		fmt.Fprintf(stderr, "connectd run: --progress %q: want text or json\n", *progress)
+		return exitUsage
+	}
+	if err := fault.Init(); err != nil {
+		fmt.Fprintf(stderr, "connectd run: %v\n", err)
+		return exitUsage
+	}
+	file, loader, code := load(f.pos[0], *dir, stderr)
+	if code != exitOK {
+		return code
+	}
+	pipes := file.Pipelines
+	if *only != "" {
+		p, err := file.Pipeline(*only)
+		if err != nil {
+			fmt.Fprintf(stderr, "connectd run: %v\n", err)
+			return exitUsage
+		}
+		pipes = []*config.Pipeline{p}
+	}
+	var prog pipeline.Progress = &pipeline.Text{W: stderr, Every: time.Second}
+	if *progress == "json" {
+		prog = &pipeline.JSON{W: stdout}
+	}
+	log := logger(stderr)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		log.Info("stopping: finishing the batch in flight (signal again to exit at once)", "signal", s.String())
+		cancel()
+		<-sigs
+		fmt.Fprintln(stderr, "connectd: second signal, exiting at once; the batch in flight is replayed at the next start")
+		os.Exit(exitRuntime)
+	}()
+
+	var wg sync.WaitGroup
+	errs := make([]error, len(pipes))
+	for i, p := range pipes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			log.Info("starting pipeline", "pipeline", p.Name, "delivery", string(p.Delivery), "source", p.Source.Name, "sink", p.Sink.Name, "checkpoint", p.Checkpoint.Dir, "drain", *drain)
+			errs[i] = pipeline.Run(ctx, pipeline.Options{Pipeline: p, Loader: loader, Drain: *drain, Progress: prog, Log: log, Grace: *grace})
+			if errs[i] != nil {
+				cancel() // one pipeline failing stops the others cleanly
+			}
+		}()
+	}
+	wg.Wait()
+	code = exitOK
+	for _, err := range errs {
+		if err != nil {
+			fmt.Fprintf(stderr, "connectd: %v\n", err)
+			code = exitRuntime
+		}
+	}
+	return code
+}
+
+func cmdPlugins(args []string, stdout, stderr io.Writer) int {
+	f := newFlags("plugins", "plugins [--json] [--plugin-dir DIR]", stderr)
+	asJSON := f.Bool("json", false, "print the specs as JSON")
+	dir := f.String("plugin-dir", "", "also list third-party plugins found in this directory")
+	if code, ok := f.parse(args, 0); !ok {
+		return code
+	}
+	l, err := newLoader(*dir, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "connectd plugins: %v\n", err)
+		return exitRuntime
+	}
+	specs := l.BundledSpecs()
+	code := exitOK
+	for _, path := range l.ThirdParty() {
+		for _, kind := range []sdk.Kind{sdk.KindSource, sdk.KindSink} {
+			s, err := l.Spec(kind, path)
+			if err == nil {
+				specs = append(specs, s)
+			} else if !strings.Contains(err.Error(), "does not offer") {
+				fmt.Fprintf(stderr, "connectd plugins: %v\n", err)
+				code = exitRuntime
+			}
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(specsJSON(specs)); err != nil {
+			return exitRuntime
+		}
+		return code
+	}
+	writeSpecs(stdout, specs)
+	return code
+}
+
+func cmdOffsets(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || (args[0] != "show" && args[0] != "reset") {
+		fmt.Fprint(stderr, "Usage:\n  connectd offsets show FILE [--pipeline NAME] [--json]\n  connectd offsets reset FILE --pipeline NAME --to earliest|latest|<json>|batch:<id>\n")
+		return exitUsage
+	}
+	if args[0] == "show" {
+		f := newFlags("offsets show", "offsets show FILE [--pipeline NAME] [--json] [--last N]", stderr)
+		only := f.String("pipeline", "", "show only this pipeline")
+		asJSON := f.Bool("json", false, "print JSON")
+		last := f.Int("last", 10, "how many recent batches to show")
+		if code, ok := f.parse(args[1:], 1); !ok {
+			return code
+		}
+		file, diags := config.Parse(f.pos[0])
+		if diags.HasErrors() {
+			fmt.Fprintln(stderr, file.Format(diags))
+			return exitUsage
+		}
+		pipes := file.Pipelines
+		if *only != "" {
+			p, err := file.Pipeline(*only)
+			if err != nil {
+				fmt.Fprintf(stderr, "connectd offsets show: %v\n", err)
+				return exitUsage
+			}
+			pipes = []*config.Pipeline{p}
+		}
+		var states []offsets.State
+		for _, p := range pipes {
+			cp, err := checkpoint.Inspect(p.Checkpoint.Dir, p.Name)
+			if err != nil {
+				fmt.Fprintf(stderr, "connectd offsets show: pipeline %q: %v\n", p.Name, err)
+				return exitRuntime
+			}
+			states = append(states, offsets.Show(cp, p.Name, *last))
+			cp.Close()
+		}
+		if *asJSON {
+			if err := offsets.WriteJSON(stdout, states); err != nil {
+				return exitRuntime
+			}
+			return exitOK
+		}
+		offsets.WriteText(stdout, states)
+		return exitOK
+	}
+	f := newFlags("offsets reset", "offsets reset FILE --pipeline NAME --to earliest|latest|<json>|batch:<id>", stderr)
+	only := f.String("pipeline", "", "the pipeline to reset (required)")
+	to := f.String("to", "", `where the pipeline continues: earliest, latest, Spark JSON such as '{"orders":{"0":23}}', or batch:<id> (the start of that batch)`)
+	if code, ok := f.parse(args[1:], 1); !ok {
+		return code
+	}
+	if *only == "" || *to == "" {
+		fmt.Fprintln(stderr, "connectd offsets reset: --pipeline and --to are required")
+		f.Usage()
+		return exitUsage
+	}
+	file, diags := config.Parse(f.pos[0])
+	if diags.HasErrors() {
+		fmt.Fprintln(stderr, file.Format(diags))
+		return exitUsage
+	}
+	p, err := file.Pipeline(*only)
+	if err != nil {
+		fmt.Fprintf(stderr, "connectd offsets reset: %v\n", err)
+		return exitUsage
+	}
+	cp, err := checkpoint.Open(p.Checkpoint.Dir, p.Name)
+	if err != nil {
+		fmt.Fprintf(stderr, "connectd offsets reset: refused: %v\n", err)
+		return exitRuntime
+	}
+	defer cp.Close()
+	target, err := offsets.Target(cp, *to)
+	if err != nil {
+		fmt.Fprintf(stderr, "connectd offsets reset: %v\n", err)
+		return exitUsage
+	}
+	e, err := cp.Reset(target, "offsets reset --to "+*to)
+	if err != nil {
+		fmt.Fprintf(stderr, "connectd offsets reset: %v\n", err)
+		return exitRuntime
+	}
+	fmt.Fprintf(stdout, "pipeline %q: reset (batch %d); it continues from %s\n", p.Name, e.Batch, e.Until)
+	return exitOK
+}

@@ -1,0 +1,589 @@
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/connectd/connectd/sdk"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Defaults of the optional blocks.
+const (
+	DefaultMaxRecords = 10000
+	DefaultMaxBytes   = 0 // no limit
+	DefaultMaxWait    = time.Second
+	DefaultStore      = "dir"
+)
+
+// Lookup returns the spec of the plugin of the given kind and name. Its error
+// means the plugin is unknown (or cannot be started); the error's message is
+// reported in a diagnostic at the block's label.
+type Lookup func(kind sdk.Kind, name string) (sdk.Spec, error)
+
+// File is a parsed pipeline file.
+type File struct {
+	// Path is the path the file was read from, as given.
+	Path string
+	// PluginDir is the top-level plugin_dir as written, "" when the file does not
+	// set it.
+	PluginDir string
+	// Pipelines are in file order. Parse and Load return them only when they
+	// report no errors.
+	Pipelines []*Pipeline
+
+	files map[string]*hcl.File // for Format; secret literals masked after Load
+}
+
+// Pipeline is one pipeline block. One returned by Load is complete and valid:
+// its plugins' values pass sdk.NewConfig and the plugins can keep Delivery.
+type Pipeline struct {
+	Name       string
+	Delivery   Delivery
+	Source     Plugin
+	Sink       Plugin
+	Batch      Batch
+	Checkpoint Checkpoint
+	// Range is the pipeline block's definition range (`pipeline "name"`).
+	Range hcl.Range
+
+	deliveryRange hcl.Range // the delivery attribute, for delivery diagnostics
+}
+
+// Batch is how the host cuts batches. Defaults are filled in.
+type Batch struct {
+	MaxRecords int           // > 0
+	MaxBytes   int64         // >= 0; 0 means no limit
+	MaxWait    time.Duration // > 0
+}
+
+// Checkpoint is where the host keeps the pipeline's offset and commit logs.
+// Defaults are filled in.
+type Checkpoint struct {
+	// Store is the kind of store; "dir" is the only one so far.
+	Store string
+	// Dir is the directory of a "dir" store, as written (default
+	// ".connectd/<pipeline name>").
+	Dir string
+}
+
+// Pipeline returns the pipeline named name; the error lists the names the file
+// has.
+func (f *File) Pipeline(name string) (*Pipeline, error) {
+	names := make([]string, 0, len(f.Pipelines))
+	for _, p := range f.Pipelines {
+		if p.Name == name {
+			return p, nil
+		}
+		names = append(names, fmt.Sprintf("%q", p.Name))
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("no pipeline %q in %s: it has no pipelines", name, f.Path)
+	}
+	return nil, fmt.Errorf("no pipeline %q in %s; it has %s", name, f.Path, strings.Join(names, ", "))
+}
+
+// Parse reads path and checks its structure without plugin specs: it is how
+// the host learns PluginDir and which plugins a file needs before starting them.
+// The pipelines it returns have everything but their plugins' Spec, Values and
+// Secret. The File is never nil (Format and Err need it), but holds Pipelines
+// only when the diagnostics have no errors.
+func Parse(path string) (*File, hcl.Diagnostics) {
+	f, diags := parse(path)
+	if diags.HasErrors() {
+		f.Pipelines = nil
+	}
+	return f, sortDiags(diags)
+}
+
+// Load parses path and validates every pipeline against the specs lookup
+// returns (each plugin is looked up once): unknown, mistyped and missing
+// parameters, then the delivery guarantee. The File is never nil, but holds
+// Pipelines only when the diagnostics have no errors; then each of them is
+// complete and valid. Warnings (a secret written in the file) may come with a
+// valid File.
+func Load(path string, lookup Lookup) (*File, hcl.Diagnostics) {
+	f, diags := parse(path)
+	if diags.HasErrors() {
+		f.Pipelines = nil
+		return f, sortDiags(diags)
+	}
+	type key struct {
+		kind sdk.Kind
+		name string
+	}
+	type result struct {
+		spec sdk.Spec
+		err  error
+	}
+	cache := map[key]result{}
+	find := func(kind sdk.Kind, name string) (sdk.Spec, error) {
+		k := key{kind, name}
+		r, ok := cache[k]
+		if !ok {
+			r.spec, r.err = lookup(kind, name)
+			cache[k] = r
+		}
+		return r.spec, r.err
+	}
+	var masks []hcl.Range
+	for _, p := range f.Pipelines {
+		var pd hcl.Diagnostics
+		for _, pl := range []*Plugin{&p.Source, &p.Sink} {
+			d, m := pl.load(find, p.Name)
+			pd = append(pd, d...)
+			masks = append(masks, m...)
+		}
+		if !pd.HasErrors() {
+			for _, problem := range checkDelivery(p.Delivery, &p.Source, &p.Sink) {
+				pd = append(pd, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Delivery guarantee not possible with these plugins",
+					Detail:   problem + ".",
+					Subject:  p.deliveryRange.Ptr(),
+				})
+			}
+		}
+		diags = append(diags, pd...)
+	}
+	f.mask(masks)
+	if diags.HasErrors() {
+		f.Pipelines = nil
+	}
+	return f, sortDiags(diags)
+}
+
+var (
+	topSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{{Name: "plugin_dir"}},
+		Blocks:     []hcl.BlockHeaderSchema{{Type: "pipeline", LabelNames: []string{"name"}}},
+	}
+	pipelineSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{{Name: "delivery"}},
+		Blocks: []hcl.BlockHeaderSchema{
+			{Type: "source", LabelNames: []string{"name"}},
+			{Type: "sink", LabelNames: []string{"name"}},
+			{Type: "batch"},
+			{Type: "checkpoint"},
+		},
+	}
+	batchSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{{Name: "max_records"}, {Name: "max_bytes"}, {Name: "max_wait"}},
+	}
+	storeSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "store"}}}
+	// checkpointSchemas has the attributes of a checkpoint block per store; a
+	// new store (postgres) adds an entry here and its fields to Checkpoint.
+	checkpointSchemas = map[string]*hcl.BodySchema{
+		"dir": {Attributes: []hcl.AttributeSchema{{Name: "store"}, {Name: "dir"}}},
+	}
+	validName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+)
+
+func parse(path string) (*File, hcl.Diagnostics) {
+	f := &File{Path: path}
+	parser := hclparse.NewParser()
+	hf, diags := parser.ParseHCLFile(path)
+	f.files = parser.Files()
+	for _, d := range diags {
+		if d.Subject == nil { // cannot read the file: point at it anyway
+			start := hcl.Pos{Line: 1, Column: 1}
+			d.Subject = &hcl.Range{Filename: path, Start: start, End: start}
+		}
+	}
+	if diags.HasErrors() || hf == nil {
+		return f, diags
+	}
+	content, d := bodyContent(hf.Body, topSchema)
+	diags = append(diags, d...)
+	if a := content.Attributes["plugin_dir"]; a != nil {
+		s, d := evalString(a, true)
+		diags = append(diags, d...)
+		f.PluginDir = s
+	}
+	seen := map[string]*Pipeline{}
+	for _, b := range content.Blocks {
+		p, d := parsePipeline(b)
+		diags = append(diags, d...)
+		if p == nil {
+			continue
+		}
+		if first := seen[p.Name]; first != nil {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Duplicate pipeline name",
+				Detail:   fmt.Sprintf("A pipeline named %q is already defined at %s; pipeline names must be unique in a file.", p.Name, posString(first.Range)),
+				Subject:  b.LabelRanges[0].Ptr(),
+			})
+			continue
+		}
+		seen[p.Name] = p
+		f.Pipelines = append(f.Pipelines, p)
+	}
+	if len(content.Blocks) == 0 && !diags.HasErrors() {
+		start := hcl.Pos{Line: 1, Column: 1, Byte: 0}
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "No pipeline",
+			Detail:   `The file defines no pipeline; add a block such as pipeline "demo" { ... }.`,
+			Subject:  &hcl.Range{Filename: path, Start: start, End: start},
+		})
+	}
+	return f, diags
+}
+
+func parsePipeline(b *hcl.Block) (*Pipeline, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	name := b.Labels[0]
+	if !validName.MatchString(name) || name == "." || name == ".." {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Invalid pipeline name",
+			Detail:   fmt.Sprintf("Pipeline name %q must be usable as a directory name: letters, digits, '_', '.' and '-' only (and not \".\" or \"..\").", name),
+			Subject:  b.LabelRanges[0].Ptr(),
+		})
+	}
+	p := &Pipeline{
+		Name:       name,
+		Range:      b.DefRange,
+		Batch:      Batch{MaxRecords: DefaultMaxRecords, MaxBytes: DefaultMaxBytes, MaxWait: DefaultMaxWait},
+		Checkpoint: Checkpoint{Store: DefaultStore, Dir: filepath.Join(".connectd", name)},
+	}
+	content, d := bodyContent(b.Body, pipelineSchema)
+	diags = append(diags, d...)
+
+	if a := content.Attributes["delivery"]; a != nil {
+		p.deliveryRange = a.Expr.Range()
+		s, d := evalString(a, false)
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			if dl := Delivery(s); dl.valid() {
+				p.Delivery = dl
+			} else {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Invalid delivery",
+					Detail:   fmt.Sprintf("delivery must be one of %s; got %q.%s", deliveryList(), s, didYouMean(s, deliveryNames())),
+					Subject:  a.Expr.Range().Ptr(),
+					Context:  a.Range.Ptr(),
+				})
+			}
+		}
+	} else {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Missing delivery",
+			Detail:   fmt.Sprintf("Pipeline %q has no delivery; set delivery = one of %s.", name, deliveryList()),
+			Subject:  b.DefRange.Ptr(),
+		})
+	}
+
+	var sources, sinks, batches, checkpoints []*hcl.Block
+	for _, c := range content.Blocks {
+		switch c.Type {
+		case "source":
+			sources = append(sources, c)
+		case "sink":
+			sinks = append(sinks, c)
+		case "batch":
+			batches = append(batches, c)
+		case "checkpoint":
+			checkpoints = append(checkpoints, c)
+		}
+	}
+	for _, kind := range []sdk.Kind{sdk.KindSource, sdk.KindSink} {
+		blocks, dst := sources, &p.Source
+		if kind == sdk.KindSink {
+			blocks, dst = sinks, &p.Sink
+		}
+		diags = append(diags, exactlyOne(b, string(kind), blocks, true)...)
+		if len(blocks) > 0 {
+			pl, d := parsePlugin(kind, blocks[0])
+			diags = append(diags, d...)
+			*dst = pl
+		}
+	}
+	diags = append(diags, exactlyOne(b, "batch", batches, false)...)
+	if len(batches) > 0 {
+		diags = append(diags, parseBatch(batches[0], &p.Batch)...)
+	}
+	diags = append(diags, exactlyOne(b, "checkpoint", checkpoints, false)...)
+	if len(checkpoints) > 0 {
+		diags = append(diags, parseCheckpoint(checkpoints[0], &p.Checkpoint)...)
+	}
+	return p, diags
+}
+
+// exactlyOne reports repeated blocks of one type and, when required, a
+// missing one.
+func exactlyOne(pipeline *hcl.Block, typ string, blocks []*hcl.Block, required bool) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	if len(blocks) == 0 && required {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  fmt.Sprintf("Missing %s block", typ),
+			Detail:   fmt.Sprintf("Pipeline %q needs exactly one %s block, such as %s \"file\" { ... }.", pipeline.Labels[0], typ, typ),
+			Subject:  pipeline.DefRange.Ptr(),
+		})
+	}
+	for _, extra := range blocks[min(1, len(blocks)):] {
+		what := "exactly one"
+		if !required {
+			what = "at most one"
+		}
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  fmt.Sprintf("Duplicate %s block", typ),
+			Detail:   fmt.Sprintf("Pipeline %q already has a %s block at %s; a pipeline has %s.", pipeline.Labels[0], typ, posString(blocks[0].DefRange), what),
+			Subject:  extra.DefRange.Ptr(),
+		})
+	}
+	return diags
+}
+
+func parseBatch(b *hcl.Block, out *Batch) hcl.Diagnostics {
+	content, diags := bodyContent(b.Body, batchSchema)
+	if a := content.Attributes["max_records"]; a != nil {
+		n, d := evalInt(a, 1)
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			if int64(int(n)) != n {
+				diags = append(diags, badValue(a, "max_records is too large"))
+			} else {
+				out.MaxRecords = int(n)
+			}
+		}
+	}
+	if a := content.Attributes["max_bytes"]; a != nil {
+		n, d := evalInt(a, 0)
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			out.MaxBytes = n
+		}
+	}
+	if a := content.Attributes["max_wait"]; a != nil {
+		v, secret, d := evaluate(a)
+		diags = append(diags, d...)
+		if !d.HasErrors() && !v.IsNull() {
+			g, problem := toGo(sdk.TypeDuration, v, secret)
+			if problem != "" {
+				diags = append(diags, badValue(a, fmt.Sprintf("max_wait takes %s; %s.", typeDesc(sdk.TypeDuration), problem)))
+			} else if w, _ := time.ParseDuration(g.(string)); w <= 0 {
+				diags = append(diags, badValue(a, fmt.Sprintf("max_wait must be > 0; got %s.", describe(v, secret))))
+			} else {
+				out.MaxWait = w
+			}
+		}
+	}
+	return diags
+}
+
+func parseCheckpoint(b *hcl.Block, out *Checkpoint) hcl.Diagnostics {
+	pc, _, diags := b.Body.PartialContent(storeSchema)
+	if a := pc.Attributes["store"]; a != nil {
+		s, d := evalString(a, true)
+		diags = append(diags, d...)
+		if d.HasErrors() {
+			return diags
+		}
+		if _, ok := checkpointSchemas[s]; !ok {
+			return append(diags, badValue(a, fmt.Sprintf("Unknown checkpoint store %q; known stores: %s.%s", s, quoteList(storeNames()), didYouMean(s, storeNames()))))
+		}
+		out.Store = s
+	}
+	content, d := bodyContent(b.Body, checkpointSchemas[out.Store])
+	diags = append(diags, d...)
+	if a := content.Attributes["dir"]; a != nil {
+		s, d := evalString(a, true)
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			out.Dir = s
+		}
+	}
+	return diags
+}
+
+func storeNames() []string {
+	names := make([]string, 0, len(checkpointSchemas))
+	for n := range checkpointSchemas {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// evalString evaluates a string attribute; nonEmpty rejects "".
+func evalString(a *hcl.Attribute, nonEmpty bool) (string, hcl.Diagnostics) {
+	v, secret, diags := evaluate(a)
+	if diags.HasErrors() {
+		return "", diags
+	}
+	if v.IsNull() {
+		return "", append(diags, badValue(a, fmt.Sprintf("%s must not be null.", a.Name)))
+	}
+	if v.Type() != cty.String {
+		return "", append(diags, badValue(a, fmt.Sprintf("%s takes a string; got %s.", a.Name, describe(v, secret))))
+	}
+	s := v.AsString()
+	if nonEmpty && s == "" {
+		return "", append(diags, badValue(a, fmt.Sprintf("%s must not be empty.", a.Name)))
+	}
+	return s, diags
+}
+
+// evalInt evaluates a whole-number attribute that must be >= minimum.
+func evalInt(a *hcl.Attribute, minimum int64) (int64, hcl.Diagnostics) {
+	v, secret, diags := evaluate(a)
+	if diags.HasErrors() {
+		return 0, diags
+	}
+	if v.IsNull() {
+		return 0, append(diags, badValue(a, fmt.Sprintf("%s must not be null.", a.Name)))
+	}
+	g, problem := toGo(sdk.TypeInt, v, secret)
+	if problem != "" {
+		return 0, append(diags, badValue(a, fmt.Sprintf("%s takes %s; %s.", a.Name, typeDesc(sdk.TypeInt), problem)))
+	}
+	n := g.(int64)
+	if n < minimum {
+		return 0, append(diags, badValue(a, fmt.Sprintf("%s must be >= %d; got %s.", a.Name, minimum, describe(v, secret))))
+	}
+	return n, diags
+}
+
+func badValue(a *hcl.Attribute, detail string) *hcl.Diagnostic {
+	return &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  "Invalid value for " + a.Name,
+		Detail:   detail,
+		Subject:  a.Expr.Range().Ptr(),
+		Context:  a.Range.Ptr(),
+	}
+}
+
+// bodyContent is body.Content with the names valid here appended to the
+// details of "Unsupported ..." diagnostics.
+func bodyContent(body hcl.Body, schema *hcl.BodySchema) (*hcl.BodyContent, hcl.Diagnostics) {
+	content, diags := body.Content(schema)
+	var valid []string
+	for _, a := range schema.Attributes {
+		valid = append(valid, a.Name)
+	}
+	for _, b := range schema.Blocks {
+		h := b.Type
+		for _, l := range b.LabelNames {
+			h += ` "<` + l + `>"`
+		}
+		valid = append(valid, h+" { }")
+	}
+	for _, d := range diags {
+		if d.Summary == "Unsupported argument" || d.Summary == "Unsupported block type" {
+			if len(valid) == 0 {
+				d.Detail += " Nothing is expected here."
+			} else {
+				d.Detail += " Valid here: " + strings.Join(valid, ", ") + "."
+			}
+		}
+	}
+	return content, diags
+}
+
+// plainBody returns the native-syntax body behind b, if it is one.
+func plainBody(b hcl.Body) (*hclsyntax.Body, bool) {
+	sb, ok := b.(*hclsyntax.Body)
+	return sb, ok
+}
+
+func posString(r hcl.Range) string {
+	return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
+}
+
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	return strings.Join(q, ", ")
+}
+
+// didYouMean returns ` Did you mean "x"?` for closest(given, names), or "".
+func didYouMean(given string, names []string) string {
+	if best := closest(given, names); best != "" {
+		return fmt.Sprintf(" Did you mean %q?", best)
+	}
+	return ""
+}
+
+// closest returns the name nearest to given, if it is near enough to be a
+// likely misspelling (edit distance < 3 and at most half of given), or "".
+func closest(given string, names []string) string {
+	best, bestD := "", 3
+	for _, n := range names {
+		if d := editDistance(strings.ToLower(given), strings.ToLower(n)); d < bestD && 2*d <= len(given) {
+			best, bestD = n, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
+}
+
+// sortDiags orders diagnostics by position (those without one first) so
+// output is stable.
+func sortDiags(diags hcl.Diagnostics) hcl.Diagnostics {
+	sort.SliceStable(diags, func(i, j int) bool {
+		a, b := diags[i].Subject, diags[j].Subject
+		switch {
+		case a == nil || b == nil:
+			return a == nil && b != nil
+		case a.Filename != b.Filename:
+			return a.Filename < b.Filename
+		}
+		return a.Start.Byte < b.Start.Byte
+	})
+	return diags
+}
+
+// mask overwrites the source text of secret literals in the copy of the file
+// Format uses, so snippets never show them. Lengths are kept, so every range
+// stays valid.
+func (f *File) mask(ranges []hcl.Range) {
+	for _, r := range ranges {
+		hf := f.files[r.Filename]
+		if hf == nil || r.End.Byte > len(hf.Bytes) || r.Start.Byte > r.End.Byte {
+			continue
+		}
+		b := append([]byte(nil), hf.Bytes...)
+		for i := r.Start.Byte; i < r.End.Byte; i++ {
+			if c := b[i]; c != '"' && c != '\n' && c != '\r' {
+				b[i] = '*'
+			}
+		}
+		f.files[r.Filename] = &hcl.File{Body: hf.Body, Bytes: b, Nav: hf.Nav}
+	}
+}

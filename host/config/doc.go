@@ -1,0 +1,45 @@
+// Package config reads pipeline files and promises that every Pipeline it
+// returns is complete and valid against its plugins' specs.
+//
+// A pipeline file is HCL (native syntax). It may hold several pipelines:
+//
+//	plugin_dir = "plugins"                 # optional: where connectd-plugin-<name> executables live
+//
+//	pipeline "demo" {                      # name: [A-Za-z0-9_.-]+, unique in the file
+//	  delivery = "exactly-once"            # required: "exactly-once", "at-least-once" or "at-most-once"
+//
+//	  source "file" {                      # exactly one source; its body is checked
+//	    paths = ["in/*.txt"]               # against the plugin's sdk.Spec
+//	  }
+//	  sink "file" {                        # exactly one sink
+//	    dir  = "out"
+//	    mode = "batch"
+//	    password = env("OUT_PASSWORD")     # env("NAME") reads the environment;
+//	  }                                    # unset is an error, the value is secret
+//
+//	  batch {                              # optional
+//	    max_records = 1000                 # > 0, default 10000
+//	    max_bytes   = 0                    # >= 0, default 0 (no limit)
+//	    max_wait    = "1s"                 # > 0, default "1s"
+//	  }
+//	  checkpoint {                         # optional
+//	    store = "dir"                      # default "dir" (the only store so far)
+//	    dir   = "state/demo"               # default ".connectd/<pipeline name>"
+//	  }
+//	}
+//
+// Paths are kept as written (relative to the working directory). Unknown
+// attributes and blocks are errors. Every problem is reported as an
+// hcl.Diagnostic whose Subject is the file:line:column it is about; Format
+// renders diagnostics with source snippets for people.
+//
+// Plugin parameters are converted from HCL values to the Go values
+// sdk.NewConfig accepts: string, int64, float64, bool, duration (kept as the
+// validated string, so Values stay JSON-safe) and []string. A parameter the spec
+// declares Secret, or an attribute whose value comes from env(), is secret: it
+// never appears in a diagnostic, an error, Plugin.String or Plugin.Redacted.
+//
+// The delivery guarantee is checked against the plugins' capabilities for the
+// configured values (see CheckDelivery): exactly-once needs a replayable source
+// and an idempotent or transactional sink.
+package config

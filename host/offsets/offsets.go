@@ -1,0 +1,174 @@
+// Package offsets shows a pipeline's committed offsets and recent batches,
+// and moves its offsets (`connectd offsets show` and `offsets reset`).
+package offsets
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/connectd/connectd/host/checkpoint"
+	"github.com/connectd/connectd/sdk"
+)
+
+// Batch is one batch as shown to a user.
+type Batch struct {
+	Batch     int64       `json:"batch"`
+	Kind      string      `json:"kind"`
+	Time      time.Time   `json:"time"`
+	Records   int64       `json:"records"`
+	Committed bool        `json:"committed"`
+	From      sdk.Offsets `json:"from"`
+	Until     sdk.Offsets `json:"until"`
+	Note      string      `json:"note,omitempty"`
+}
+
+// State is what `offsets show` prints for one pipeline.
+type State struct {
+	Pipeline   string      `json:"pipeline"`
+	Checkpoint string      `json:"checkpoint"`
+	Committed  sdk.Offsets `json:"committed"`
+	LastBatch  int64       `json:"last_committed_batch"`
+	Pending    *Batch      `json:"uncommitted_batch"`
+	Batches    []Batch     `json:"batches"`
+}
+
+// Show reads the state of the checkpoint, keeping the last n batches.
+func Show(cp *checkpoint.Store, pipeline string, n int) State {
+	planned, ok, committed := cp.Last()
+	st := State{Pipeline: pipeline, Checkpoint: cp.Dir(), Committed: cp.Committed(), LastBatch: committed, Batches: []Batch{}}
+	hist := cp.History()
+	if len(hist) > n {
+		hist = hist[len(hist)-n:]
+	}
+	for _, b := range hist {
+		st.Batches = append(st.Batches, Batch{Batch: b.Batch, Kind: b.Kind, Time: b.Time, Records: b.Records, Committed: b.Committed, From: b.From, Until: b.Until, Note: b.Note})
+	}
+	if ok && planned.Batch > committed {
+		st.Pending = &Batch{Batch: planned.Batch, Kind: planned.Kind, Time: planned.Time, Records: planned.Records, From: planned.From, Until: planned.Until, Note: planned.Note}
+	}
+	return st
+}
+
+// WriteJSON writes states as one JSON object (one pipeline) or an array.
+func WriteJSON(w io.Writer, states []State) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if len(states) == 1 {
+		return enc.Encode(states[0])
+	}
+	return enc.Encode(states)
+}
+
+// WriteText writes states for a person: committed offsets in Spark's JSON
+// form, then the recent batches with their ranges.
+func WriteText(w io.Writer, states []State) {
+	for i, st := range states {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "pipeline %q (checkpoint %s)\n", st.Pipeline, st.Checkpoint)
+		fmt.Fprintf(w, "committed offsets: %s\n", st.Committed)
+		if st.LastBatch == 0 {
+			fmt.Fprintln(w, "no batch committed yet")
+		} else {
+			fmt.Fprintf(w, "last committed batch: %d\n", st.LastBatch)
+		}
+		if st.Pending != nil {
+			fmt.Fprintf(w, "uncommitted batch %d (replayed at the next start): %s\n", st.Pending.Batch, describe(st.Pending.From, st.Pending.Until))
+		}
+		if len(st.Batches) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "last %d batches:\n", len(st.Batches))
+		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  BATCH\tSTATE\tRECORDS\tTIME\tRANGES")
+		for _, b := range st.Batches {
+			state := "committed"
+			if !b.Committed {
+				state = "uncommitted"
+			}
+			if b.Kind == "reset" {
+				state = "reset"
+			}
+			fmt.Fprintf(tw, "  %d\t%s\t%d\t%s\t%s\n", b.Batch, state, b.Records, b.Time.Local().Format("2006-01-02 15:04:05"), describe(b.From, b.Until))
+		}
+		tw.Flush()
+	}
+}
+
+func describe(from, until sdk.Offsets) string {
+	var parts []string
+	for _, r := range sdk.RangesOf(from, until) {
+		if r.From == r.Until {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s [%d,%d)", r.Partition, r.From, r.Until))
+	}
+	if len(parts) == 0 {
+		return "to " + until.String()
+	}
+	if len(parts) > 4 {
+		parts = append(parts[:4], fmt.Sprintf("+%d more", len(parts)-4))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Target resolves what `offsets reset --to` accepts into the offsets the
+// pipeline continues from:
+//
+//	earliest     every partition the checkpoint knows starts at its earliest offset (-2)
+//	latest       every partition the checkpoint knows starts at its latest offset (-1)
+//	{"t":{"0":5}} Spark's JSON form; partitions not named start where the source's config says
+//	batch:<id>   the start of batch <id>, so it and every later batch run again
+func Target(cp *checkpoint.Store, to string) (sdk.Offsets, error) {
+	known := func() sdk.Offsets {
+		o := cp.Committed().Clone()
+		if o == nil {
+			o = sdk.Offsets{}
+		}
+		if p, ok, _ := cp.Last(); ok {
+			for k := range p.Until {
+				o[k] = 0
+			}
+		}
+		return o
+	}
+	switch {
+	case to == "earliest" || to == "latest":
+		v := sdk.Earliest
+		if to == "latest" {
+			v = sdk.Latest
+		}
+		o := known()
+		for k := range o {
+			o[k] = v
+		}
+		return o, nil
+	case strings.HasPrefix(to, "batch:"):
+		id, err := strconv.ParseInt(strings.TrimPrefix(to, "batch:"), 10, 64)
+		if err != nil || id < 1 {
+			return nil, fmt.Errorf("--to %q: want batch:<id> with a batch id >= 1", to)
+		}
+		b, ok := cp.Find(id)
+		if !ok {
+			h := cp.History()
+			if len(h) == 0 {
+				return nil, fmt.Errorf("--to %q: the checkpoint holds no batches", to)
+			}
+			return nil, fmt.Errorf("--to %q: batch %d is not in the checkpoint's history (it keeps batches %d to %d)", to, id, h[0].Batch, h[len(h)-1].Batch)
+		}
+		return b.From.Clone(), nil
+	case strings.HasPrefix(strings.TrimSpace(to), "{"):
+		var o sdk.Offsets
+		if err := json.Unmarshal([]byte(to), &o); err != nil {
+			return nil, fmt.Errorf("--to: %w", err)
+		}
+		return o, nil
+	}
+	return nil, fmt.Errorf(`--to %q: want earliest, latest, batch:<id> or offsets as JSON such as '{"topic":{"0":23}}'`, to)
+}

@@ -1,0 +1,414 @@
+// Package pipeline is the driver: it runs one pipeline's PLAN / WRITE / COMMIT
+// / ACK loop between a source and a sink plugin process, keeps the delivery
+// guarantee the pipeline was configured with across crashes of any process,
+// and recovers on start by replaying the last uncommitted batch exactly.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/connectd/connectd/host/checkpoint"
+	"github.com/connectd/connectd/host/config"
+	"github.com/connectd/connectd/host/plugin"
+	"github.com/connectd/connectd/internal/fault"
+	"github.com/connectd/connectd/sdk"
+)
+
+// Options configure Run.
+type Options struct {
+	Pipeline *config.Pipeline
+	Loader   *plugin.Loader
+	// Drain processes what the source holds when the run starts, then returns.
+	Drain    bool
+	Progress Progress
+	Log      *slog.Logger
+	// Grace bounds how long a stop waits for the batch in flight to finish;
+	// after it the batch is abandoned (it is replayed at the next start).
+	Grace time.Duration
+	// Restarts is how many times in a row a failing plugin is restarted (with
+	// exponential backoff) before the run fails.
+	Restarts int
+}
+
+// errStopped ends a run stopped through its context: Run returns nil for it.
+var errStopped = errors.New("stopped")
+
+type driver struct {
+	Options
+	p        *config.Pipeline
+	cp       *checkpoint.Store
+	src, snk *plugin.Process
+	tx       bool // the sink is transactional and its answer drives recovery
+	stop     sdk.Offsets
+	batches  int64
+	records  int64
+	started  bool
+}
+
+// Run runs the pipeline until ctx is cancelled (a clean stop: the batch in
+// flight is finished or abandoned, and Run returns nil), until drain mode has
+// processed what was available at start, or until an error it cannot recover
+// from. Plugin processes that die are restarted with backoff, and the batch in
+// flight is then handled exactly as after a crash of the host.
+func Run(ctx context.Context, o Options) error {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Grace == 0 {
+		o.Grace = 30 * time.Second
+	}
+	if o.Restarts == 0 {
+		o.Restarts = 5
+	}
+	d := &driver{Options: o, p: o.Pipeline}
+	dir := d.p.Checkpoint.Dir
+	cp, err := checkpoint.Open(dir, d.p.Name)
+	if err != nil {
+		return d.errorf("%w", err)
+	}
+	d.cp = cp
+	defer cp.Close()
+	defer d.shutdown()
+	start := time.Now()
+	err = d.supervise(ctx)
+	if d.Progress != nil && d.started {
+		d.Progress.Done(d.p.Name, d.batches, d.records, time.Since(start))
+	}
+	if errors.Is(err, errStopped) {
+		return nil
+	}
+	return err
+}
+
+func (d *driver) errorf(format string, args ...any) error {
+	return fmt.Errorf("pipeline %q: "+format, append([]any{d.p.Name}, args...)...)
+}
+
+// supervise runs sessions; a session that fails because a plugin died or a
+// plugin call failed is retried with backoff after restarting dead processes.
+func (d *driver) supervise(ctx context.Context) error {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = 200 * time.Millisecond
+	bo.MaxInterval = 10 * time.Second
+	bo.MaxElapsedTime = 0
+	failures := 0
+	for {
+		before := d.batches
+		err := d.session(ctx)
+		if err == nil || errors.Is(err, errStopped) || ctx.Err() != nil {
+			return err
+		}
+		var perr *plugin.Error
+		if !errors.As(err, &perr) {
+			return err // checkpoint, config or contract errors are not retried
+		}
+		if d.batches > before {
+			failures = 0
+			bo.Reset()
+		}
+		failures++
+		if failures > d.Restarts {
+			return d.errorf("giving up after %d restarts: %w", d.Restarts, err)
+		}
+		wait := bo.NextBackOff()
+		d.Log.Warn("plugin failed; restarting and recovering", "pipeline", d.p.Name, "error", err.Error(), "attempt", failures, "backoff", wait.String())
+		select {
+		case <-ctx.Done():
+			return errStopped
+		case <-time.After(wait):
+		}
+	}
+}
+
+// ensure starts the plugin processes that are not running and opens them.
+func (d *driver) ensure(ctx context.Context) error {
+	if d.src != nil && d.src.Exited() {
+		d.src = nil
+	}
+	if d.snk != nil && d.snk.Exited() {
+		d.snk = nil
+	}
+	restart := d.started
+	if d.src == nil {
+		p, err := d.Loader.Start(ctx, sdk.KindSource, d.p.Source.Name, plugin.Env(restart))
+		if err != nil {
+			return d.errorf("%w", err)
+		}
+		if err := p.Source.Open(ctx, d.p.Name, d.p.Source.Values); err != nil {
+			p.Kill()
+			return d.errorf("%w", err)
+		}
+		d.src = p
+	}
+	if d.snk == nil {
+		p, err := d.Loader.Start(ctx, sdk.KindSink, d.p.Sink.Name, plugin.Env(restart))
+		if err != nil {
+			return d.errorf("%w", err)
+		}
+		if err := p.Sink.Open(ctx, d.p.Name, d.p.Sink.Values); err != nil {
+			p.Kill()
+			return d.errorf("%w", err)
+		}
+		d.snk = p
+	}
+	if err := d.checkCapabilities(); err != nil {
+		return err
+	}
+	d.started = true
+	return nil
+}
+
+// checkCapabilities refuses a guarantee the running plugins cannot keep: the
+// spec they declare now (a third-party plugin may have been replaced since
+// validation) and the interfaces they implement.
+func (d *driver) checkCapabilities() error {
+	if err := config.CheckDelivery(d.p.Delivery, d.src.Spec, d.snk.Spec, d.p.Source.Values, d.p.Sink.Values); err != nil {
+		return d.errorf("%w", err)
+	}
+	has := func(s sdk.Spec, vals map[string]any, c sdk.Capability) bool {
+		for _, x := range s.CapabilitiesFor(vals) {
+			if x == c {
+				return true
+			}
+		}
+		return false
+	}
+	if has(d.src.Spec, d.p.Source.Values, sdk.CapReplayable) && !d.src.Has("replayer") {
+		return d.errorf("source %q declares capability %q but does not implement sdk.Replayer", d.p.Source.Name, sdk.CapReplayable)
+	}
+	d.tx = has(d.snk.Spec, d.p.Sink.Values, sdk.CapTransactional)
+	if d.tx && !d.snk.Has("transactional") {
+		return d.errorf("sink %q declares capability %q but does not implement sdk.Transactional", d.p.Sink.Name, sdk.CapTransactional)
+	}
+	return nil
+}
+
+func (d *driver) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if d.src != nil {
+		if !d.src.Exited() {
+			if err := d.src.Source.Close(ctx); err != nil {
+				d.Log.Warn("closing source", "pipeline", d.p.Name, "error", err.Error())
+			}
+		}
+		d.src.Kill()
+	}
+	if d.snk != nil {
+		if !d.snk.Exited() {
+			if err := d.snk.Sink.Close(ctx); err != nil {
+				d.Log.Warn("closing sink", "pipeline", d.p.Name, "error", err.Error())
+			}
+		}
+		d.snk.Kill()
+	}
+}
+
+// session starts what is missing, recovers, and runs batches.
+func (d *driver) session(ctx context.Context) error {
+	if err := d.ensure(ctx); err != nil {
+		return err
+	}
+	if d.Drain && d.stop == nil && d.src.Has("ender") {
+		end, err := d.src.Source.End(ctx)
+		if err != nil {
+			return err
+		}
+		d.stop = end
+		d.Log.Info("draining up to the source's end at start", "pipeline", d.p.Name, "end", end.String())
+	}
+	if err := d.recover(ctx); err != nil {
+		return err
+	}
+	for {
+		if ctx.Err() != nil {
+			return errStopped
+		}
+		done, err := d.next(ctx)
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+// recover brings the checkpoint and the sink into agreement and finishes the
+// last planned batch if it was not committed, replaying it exactly.
+func (d *driver) recover(ctx context.Context) error {
+	planned, ok, committed := d.cp.Last()
+	if d.tx {
+		c, err := d.snk.Sink.LastCommitted(ctx)
+		if err != nil {
+			return err
+		}
+		switch {
+		case c.Batch == 0 || c.Batch <= committed:
+			// The host knows at least as much as the sink (a reset moves the
+			// host past the sink's answer).
+		case ok && c.Batch == planned.Batch:
+			if !c.Until.Equal(planned.Until) {
+				return d.errorf("sink %q committed batch %d with until %s, but the checkpoint planned it with until %s: checkpoint and sink disagree", d.p.Sink.Name, c.Batch, c.Until, planned.Until)
+			}
+			d.Log.Info("the transactional sink committed the batch; the checkpoint follows it", "pipeline", d.p.Name, "batch", c.Batch)
+			if err := d.cp.Commit(c.Batch); err != nil {
+				return d.errorf("%w", err)
+			}
+			committed = c.Batch
+		default:
+			return d.errorf("sink %q says it committed batch %d, but the checkpoint in %s has planned only up to batch %d: was the checkpoint deleted or restored from a backup? Reset the sink's offsets or restore the checkpoint", d.p.Sink.Name, c.Batch, d.cp.Dir(), planned.Batch)
+		}
+	}
+	if !ok || planned.Batch <= committed {
+		return nil
+	}
+	_, err := d.batch(ctx, planned.Batch, &planned)
+	return err
+}
+
+// next plans and runs the next batch. done is true when drain mode is finished.
+func (d *driver) next(ctx context.Context) (done bool, err error) {
+	planned, ok, committed := d.cp.Last()
+	id := int64(1)
+	if ok {
+		id = planned.Batch + 1
+		if planned.Batch > committed {
+			id = planned.Batch // a re-read of an uncommitted batch came back empty: plan it again
+		}
+	}
+	return d.batch(ctx, id, nil)
+}
+
+// moving keeps the partitions whose range is not empty: what a replay reads.
+func moving(from, until sdk.Offsets) (sdk.Offsets, sdk.Offsets) {
+	f, u := sdk.Offsets{}, sdk.Offsets{}
+	for p, x := range until {
+		if y, ok := from[p]; ok && x >= 0 && y >= 0 && x != y {
+			f[p], u[p] = y, x
+		}
+	}
+	return f, u
+}
+
+// batch runs batch id through the protocol. replay is the planned entry when
+// the batch is being recovered; nil plans a new batch. done is true when drain
+// mode has nothing more to read.
+func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) (done bool, err error) {
+	r := Report{Pipeline: d.p.Name, Batch: id, Start: time.Now(), Source: fmt.Sprintf("source %q", d.p.Source.Name), Sink: fmt.Sprintf("sink %q", d.p.Sink.Name)}
+	var data *plugin.Data
+	from := d.cp.Committed()
+	fault.Hit(fault.HostPlanBefore, id)
+	t := time.Now()
+	if replay != nil {
+		r.Replay = true
+		from = replay.From
+		if d.src.Has("replayer") {
+			f, u := moving(replay.From, replay.Until)
+			if data, err = d.src.Source.Replay(ctx, id, f, u); err != nil {
+				return false, stopOr(ctx, err)
+			}
+			if data.Records != replay.Records {
+				return false, d.errorf("source %q broke its replay promise: batch %d held %d records, its replay returned %d", d.p.Source.Name, id, replay.Records, data.Records)
+			}
+			data.From, data.Until = replay.From, replay.Until
+			r.Read = time.Since(t)
+		}
+	}
+	if data == nil {
+		lim := sdk.Limits{MaxRecords: d.p.Batch.MaxRecords, MaxBytes: d.p.Batch.MaxBytes, MaxWait: d.p.Batch.MaxWait, Stop: d.stop}
+		if data, err = d.src.Source.Read(ctx, id, from, lim); err != nil {
+			return false, stopOr(ctx, err)
+		}
+		r.Read = time.Since(t)
+		if data.Records == 0 {
+			return d.Drain, nil
+		}
+		data.From, data.Until = from.Merge(data.From), from.Merge(data.Until)
+		t = time.Now()
+		if err := d.cp.Plan(checkpoint.Entry{Batch: id, From: data.From, Until: data.Until, Records: data.Records}); err != nil {
+			return false, d.errorf("%w", err)
+		}
+		r.Plan = time.Since(t)
+	}
+	fault.Hit(fault.HostPlanAfter, id)
+
+	// From here on the batch is finished even when a stop is asked for, unless
+	// it takes longer than Grace after the stop: then it is abandoned and
+	// replayed at the next start.
+	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	go func() {
+		select {
+		case <-ctx.Done():
+			select {
+			case <-time.After(d.Grace):
+				cancel()
+			case <-bctx.Done():
+			}
+		case <-bctx.Done():
+		}
+	}()
+
+	write := func() error {
+		fault.Hit(fault.HostWriteBefore, id)
+		t := time.Now()
+		if err := d.snk.Sink.Write(bctx, id, data, r.Replay); err != nil {
+			return err
+		}
+		r.Write = time.Since(t)
+		fault.Hit(fault.HostWriteAfter, id)
+		return nil
+	}
+	commit := func() error {
+		t := time.Now()
+		if err := d.cp.Commit(id); err != nil {
+			return d.errorf("%w", err)
+		}
+		r.Commit = time.Since(t)
+		fault.Hit(fault.HostCommitAfter, id)
+		return nil
+	}
+	if d.p.Delivery == config.AtMostOnce {
+		if err := commit(); err != nil {
+			return false, err
+		}
+		if err := write(); err != nil {
+			d.Log.Error("batch committed but not written: its records are lost, as at-most-once allows", "pipeline", d.p.Name, "batch", id, "records", data.Records, "error", err.Error())
+			return false, err
+		}
+	} else {
+		if err := write(); err != nil {
+			return false, err
+		}
+		if err := commit(); err != nil {
+			return false, err
+		}
+	}
+	t = time.Now()
+	if err := d.src.Source.Ack(bctx, id, data.Until); err != nil {
+		return false, err
+	}
+	r.Ack = time.Since(t)
+	fault.Hit(fault.HostAckAfter, id)
+
+	d.batches++
+	d.records += data.Records
+	r.Records, r.Bytes, r.From, r.Until = data.Records, data.Bytes, data.From, data.Until
+	r.Total = time.Since(r.Start)
+	r.Delivered = d.records
+	if d.Progress != nil {
+		d.Progress.Batch(r)
+	}
+	return false, nil
+}
+
+// stopOr turns the error of a call cut short by a stop into a clean stop.
+func stopOr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return errStopped
+	}
+	return err
+}

@@ -1,0 +1,191 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/connectd/connectd/sdk"
+)
+
+// Report describes one finished batch.
+type Report struct {
+	Pipeline  string
+	Batch     int64
+	Replay    bool // the batch was replayed after a crash
+	Records   int64
+	Bytes     int64
+	From      sdk.Offsets
+	Until     sdk.Offsets
+	Start     time.Time
+	Read      time.Duration // asking the source (Read or Replay)
+	Plan      time.Duration // appending offsets/N to the checkpoint
+	Write     time.Duration // the sink's Write
+	Commit    time.Duration // appending commits/N
+	Ack       time.Duration // the source's Ack
+	Total     time.Duration
+	Source    string
+	Sink      string
+	Delivered int64 // records delivered by this run so far, this batch included
+}
+
+// Rate is the batch's records per second over its whole duration.
+func (r Report) Rate() float64 {
+	if r.Total <= 0 {
+		return 0
+	}
+	return float64(r.Records) / r.Total.Seconds()
+}
+
+// Progress receives a report after every batch, and Done once at the end.
+type Progress interface {
+	Batch(r Report)
+	Done(pipeline string, batches, records int64, elapsed time.Duration)
+}
+
+// JSON writes one JSON object per batch, in the spirit of Spark's streaming
+// query progress: batchId, numInputRows, rates, durationMs per phase, and the
+// source's start and end offsets.
+type JSON struct {
+	mu sync.Mutex
+	W  io.Writer
+}
+
+type jsonProgress struct {
+	Name                   string           `json:"name"`
+	Timestamp              string           `json:"timestamp"`
+	BatchID                int64            `json:"batchId"`
+	Replay                 bool             `json:"replay"`
+	NumInputRows           int64            `json:"numInputRows"`
+	InputBytes             int64            `json:"inputBytes"`
+	ProcessedRowsPerSecond float64          `json:"processedRowsPerSecond"`
+	DurationMs             map[string]int64 `json:"durationMs"`
+	Sources                []jsonSource     `json:"sources"`
+	Sink                   jsonSink         `json:"sink"`
+}
+
+type jsonSource struct {
+	Description  string      `json:"description"`
+	StartOffset  sdk.Offsets `json:"startOffset"`
+	EndOffset    sdk.Offsets `json:"endOffset"`
+	NumInputRows int64       `json:"numInputRows"`
+}
+
+type jsonSink struct {
+	Description   string `json:"description"`
+	NumOutputRows int64  `json:"numOutputRows"`
+}
+
+// Batch writes r as one line of JSON.
+func (j *JSON) Batch(r Report) {
+	ms := func(d time.Duration) int64 { return d.Milliseconds() }
+	p := jsonProgress{
+		Name: r.Pipeline, Timestamp: r.Start.UTC().Format(time.RFC3339Nano), BatchID: r.Batch, Replay: r.Replay,
+		NumInputRows: r.Records, InputBytes: r.Bytes, ProcessedRowsPerSecond: r.Rate(),
+		DurationMs: map[string]int64{"read": ms(r.Read), "plan": ms(r.Plan), "write": ms(r.Write), "commit": ms(r.Commit), "ack": ms(r.Ack), "triggerExecution": ms(r.Total)},
+		Sources:    []jsonSource{{Description: r.Source, StartOffset: r.From, EndOffset: r.Until, NumInputRows: r.Records}},
+		Sink:       jsonSink{Description: r.Sink, NumOutputRows: r.Records},
+	}
+	b, _ := json.Marshal(p)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	fmt.Fprintf(j.W, "%s\n", b)
+}
+
+// Done does nothing: the per-batch objects say everything.
+func (j *JSON) Done(string, int64, int64, time.Duration) {}
+
+// Text writes a line per batch, or, when batches come faster than Every, one
+// summary line per Every covering the batches since the last line.
+type Text struct {
+	W     io.Writer
+	Every time.Duration
+
+	mu      sync.Mutex
+	last    time.Time
+	first   int64
+	batches int64
+	records int64
+	elapsed time.Duration
+	report  Report
+}
+
+// Batch accounts for r and prints when a line is due.
+func (t *Text) Batch(r Report) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.batches == 0 {
+		t.first = r.Batch
+	}
+	t.batches++
+	t.records += r.Records
+	t.elapsed += r.Total
+	t.report = r
+	now := time.Now()
+	if now.Sub(t.last) < t.Every && !r.Replay {
+		return
+	}
+	t.flush(now)
+}
+
+func (t *Text) flush(now time.Time) {
+	if t.batches == 0 {
+		return
+	}
+	r := t.report
+	ids := fmt.Sprintf("batch %d", r.Batch)
+	if t.batches > 1 {
+		ids = fmt.Sprintf("batches %d-%d", t.first, r.Batch)
+	}
+	rate := 0.0
+	if t.elapsed > 0 {
+		rate = float64(t.records) / t.elapsed.Seconds()
+	}
+	replay := ""
+	if r.Replay {
+		replay = " (replayed after a crash)"
+	}
+	fmt.Fprintf(t.W, "pipeline %q: %s%s: %d records, %.0f records/s, %d delivered in all; last: %s\n",
+		r.Pipeline, ids, replay, t.records, rate, r.Delivered, ranges(r.From, r.Until, 3))
+	t.last, t.batches, t.records, t.elapsed = now, 0, 0, 0
+}
+
+// Done prints what is left and a final summary.
+func (t *Text) Done(pipeline string, batches, records int64, elapsed time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.flush(time.Now())
+	rate := 0.0
+	if elapsed > 0 {
+		rate = float64(records) / elapsed.Seconds()
+	}
+	fmt.Fprintf(t.W, "pipeline %q: stopped after %d batches, %d records in %s (%.0f records/s)\n",
+		pipeline, batches, records, elapsed.Round(time.Millisecond), rate)
+}
+
+// ranges renders the partitions a batch moved as "p from→until", at most max of them.
+func ranges(from, until sdk.Offsets, max int) string {
+	var parts []string
+	more := 0
+	for _, rg := range sdk.RangesOf(from, until) {
+		if rg.From == rg.Until {
+			continue
+		}
+		if len(parts) == max {
+			more++
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %d→%d", rg.Partition, rg.From, rg.Until))
+	}
+	if len(parts) == 0 {
+		return "no ranges"
+	}
+	s := strings.Join(parts, ", ")
+	if more > 0 {
+		s += fmt.Sprintf(" (+%d partitions)", more)
+	}
+	return s
+}

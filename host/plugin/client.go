@@ -1,0 +1,282 @@
+package plugin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/connectd/connectd/internal/fault"
+	pb "github.com/connectd/connectd/internal/protocol/connectorv1"
+	"github.com/connectd/connectd/sdk"
+	"google.golang.org/grpc/status"
+)
+
+// Data is one batch as the host holds it: the chunks the source sent, passed
+// to the sink without being decoded, and the range they cover.
+type Data struct {
+	Chunks  []*pb.Chunk
+	From    sdk.Offsets
+	Until   sdk.Offsets
+	Records int64
+	Bytes   int64
+}
+
+// Source is the host's handle on a source plugin process.
+type Source struct {
+	name   string
+	client pb.SourceClient
+}
+
+// Sink is the host's handle on a sink plugin process.
+type Sink struct {
+	name   string
+	client pb.SinkClient
+}
+
+// Error is an error a plugin returned or a failure to reach it. Exited tells
+// whether the plugin process is gone (the host restarts it and recovers).
+type Error struct {
+	Plugin string // e.g. `source "file"`
+	Op     string
+	Err    error
+}
+
+func (e *Error) Error() string {
+	msg := e.Err.Error()
+	if s, ok := status.FromError(e.Err); ok {
+		msg = s.Message()
+	}
+	return fmt.Sprintf("%s: %s: %s", e.Plugin, e.Op, msg)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func wrap(plugin, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &Error{Plugin: plugin, Op: op, Err: err}
+}
+
+func specFromPB(p *pb.PluginSpec) (sdk.Spec, []string, error) {
+	s := sdk.Spec{Name: p.Name, Version: p.Version, Kind: sdk.Kind(p.Kind), Summary: p.Summary}
+	for _, c := range p.Capabilities {
+		s.Capabilities = append(s.Capabilities, sdk.Capability(c))
+	}
+	for _, c := range p.When {
+		s.When = append(s.When, sdk.Conditional{Capability: sdk.Capability(c.Capability), Param: c.Param, Values: c.Values})
+	}
+	for _, q := range p.Params {
+		par := sdk.Param{Name: q.Name, Type: sdk.Type(q.Type), Required: q.Required, Secret: q.Secret, Doc: q.Doc}
+		if q.DefaultJson != "" {
+			var v any
+			if err := json.Unmarshal([]byte(q.DefaultJson), &v); err != nil {
+				return sdk.Spec{}, nil, fmt.Errorf("spec %q: default of %q is not JSON: %w", p.Name, q.Name, err)
+			}
+			c, err := sdk.Convert(par.Type, v)
+			if err != nil {
+				return sdk.Spec{}, nil, fmt.Errorf("spec %q: default of %q: %w", p.Name, q.Name, err)
+			}
+			par.Default = c
+		}
+		s.Params = append(s.Params, par)
+	}
+	if err := s.Check(); err != nil {
+		return sdk.Spec{}, nil, err
+	}
+	return s, p.Features, nil
+}
+
+func openRequest(pipeline string, values map[string]any) (*pb.OpenRequest, error) {
+	vals := map[string]any{}
+	for k, v := range values {
+		if d, ok := v.(time.Duration); ok {
+			v = d.String()
+		}
+		vals[k] = v
+	}
+	b, err := json.Marshal(vals)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.OpenRequest{Pipeline: pipeline, ConfigJson: string(b)}, nil
+}
+
+// Open configures the source for pipeline with validated values.
+func (s *Source) Open(ctx context.Context, pipeline string, values map[string]any) error {
+	req, err := openRequest(pipeline, values)
+	if err != nil {
+		return wrap(s.name, "open", err)
+	}
+	_, err = s.client.Open(ctx, req)
+	return wrap(s.name, "open", err)
+}
+
+type replyStream interface {
+	Recv() (*pb.ReadReply, error)
+}
+
+func collect(st replyStream) (*Data, error) {
+	d := &Data{}
+	for {
+		m, err := st.Recv()
+		if err != nil {
+			if err == io.EOF {
+				return nil, errors.New("stream ended before the batch's range")
+			}
+			return nil, err
+		}
+		if m.Chunk != nil && len(m.Chunk.Records) > 0 {
+			d.Chunks = append(d.Chunks, m.Chunk)
+		}
+		if m.Last {
+			d.From, d.Until = offsets(m.From), offsets(m.Until)
+			d.Records, d.Bytes = m.Records, m.Bytes
+			return d, nil
+		}
+	}
+}
+
+func offsets(o *pb.Offsets) sdk.Offsets {
+	if o == nil || o.Offsets == nil {
+		return sdk.Offsets{}
+	}
+	return sdk.Offsets(o.Offsets)
+}
+
+// Read asks the source for batch's records from from within lim.
+func (s *Source) Read(ctx context.Context, batch int64, from sdk.Offsets, lim sdk.Limits) (*Data, error) {
+	req := &pb.ReadRequest{Batch: batch, From: &pb.Offsets{Offsets: from}, MaxRecords: int64(lim.MaxRecords), MaxBytes: lim.MaxBytes, MaxWaitNanos: int64(lim.MaxWait)}
+	if lim.Stop != nil {
+		req.HasStop, req.Stop = true, &pb.Offsets{Offsets: lim.Stop}
+	}
+	st, err := s.client.Read(ctx, req)
+	if err != nil {
+		return nil, wrap(s.name, "read", err)
+	}
+	d, err := collect(st)
+	return d, wrap(s.name, "read", err)
+}
+
+// Replay asks the source for the records of [from, until) again.
+func (s *Source) Replay(ctx context.Context, batch int64, from, until sdk.Offsets) (*Data, error) {
+	st, err := s.client.Replay(ctx, &pb.ReplayRequest{Batch: batch, From: &pb.Offsets{Offsets: from}, Until: &pb.Offsets{Offsets: until}})
+	if err != nil {
+		return nil, wrap(s.name, "replay", err)
+	}
+	d, err := collect(st)
+	if d != nil {
+		d.From, d.Until = from, until
+	}
+	return d, wrap(s.name, "replay", err)
+}
+
+// End asks the source where its data ends now.
+func (s *Source) End(ctx context.Context) (sdk.Offsets, error) {
+	o, err := s.client.End(ctx, &pb.Empty{})
+	if err != nil {
+		return nil, wrap(s.name, "end", err)
+	}
+	return offsets(o), nil
+}
+
+// Ack tells the source that batch is committed up to until.
+func (s *Source) Ack(ctx context.Context, batch int64, until sdk.Offsets) error {
+	_, err := s.client.Ack(ctx, &pb.AckRequest{Batch: batch, Until: &pb.Offsets{Offsets: until}})
+	return wrap(s.name, "ack", err)
+}
+
+// Close closes the source.
+func (s *Source) Close(ctx context.Context) error {
+	_, err := s.client.Close(ctx, &pb.Empty{})
+	return wrap(s.name, "close", err)
+}
+
+// Open configures the sink for pipeline with validated values.
+func (s *Sink) Open(ctx context.Context, pipeline string, values map[string]any) error {
+	req, err := openRequest(pipeline, values)
+	if err != nil {
+		return wrap(s.name, "open", err)
+	}
+	_, err = s.client.Open(ctx, req)
+	return wrap(s.name, "open", err)
+}
+
+// Write sends batch to the sink and returns when the sink says it is durable.
+// The host-side fault points host.write.partial lives here: it lets k records
+// through, then kills the host.
+func (s *Sink) Write(ctx context.Context, batch int64, d *Data, replay bool) error {
+	st, err := s.client.Write(ctx)
+	if err != nil {
+		return wrap(s.name, "write", err)
+	}
+	head := &pb.WriteRequest{Batch: batch, From: &pb.Offsets{Offsets: d.From}, Until: &pb.Offsets{Offsets: d.Until}, Replay: replay}
+	if err := st.Send(head); err != nil {
+		return wrap(s.name, "write", sendErr(st, err))
+	}
+	k, partial := fault.K(fault.HostWritePartial, batch, int(d.Records))
+	sent := 0
+	for _, c := range d.Chunks {
+		if partial && sent+len(c.Records) > k {
+			part := &pb.Chunk{Partitions: c.Partitions, Records: c.Records[:k-sent]}
+			_ = st.Send(&pb.WriteRequest{Chunk: part})
+			fault.Die()
+		}
+		if err := st.Send(&pb.WriteRequest{Chunk: c}); err != nil {
+			return wrap(s.name, "write", sendErr(st, err))
+		}
+		sent += len(c.Records)
+	}
+	if partial {
+		fault.Die()
+	}
+	_, err = st.CloseAndRecv()
+	return wrap(s.name, "write", err)
+}
+
+// sendErr returns the real error behind an io.EOF from Send: the server's status.
+func sendErr(st pb.Sink_WriteClient, err error) error {
+	if err == io.EOF {
+		if _, rerr := st.CloseAndRecv(); rerr != nil {
+			return rerr
+		}
+	}
+	return err
+}
+
+// LastCommitted asks a transactional sink which batch it committed last.
+func (s *Sink) LastCommitted(ctx context.Context) (sdk.Committed, error) {
+	r, err := s.client.LastCommitted(ctx, &pb.Empty{})
+	if err != nil {
+		return sdk.Committed{}, wrap(s.name, "last committed", err)
+	}
+	return sdk.Committed{Batch: r.Batch, Until: offsets(r.Until)}, nil
+}
+
+// List asks the sink for the value of every record it holds (conformance).
+func (s *Sink) List(ctx context.Context) ([][]byte, error) {
+	st, err := s.client.List(ctx, &pb.Empty{})
+	if err != nil {
+		return nil, wrap(s.name, "list", err)
+	}
+	var out [][]byte
+	for {
+		m, err := st.Recv()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, wrap(s.name, "list", err)
+		}
+		out = append(out, m.Values...)
+	}
+}
+
+// Close closes the sink.
+func (s *Sink) Close(ctx context.Context) error {
+	_, err := s.client.Close(ctx, &pb.Empty{})
+	return wrap(s.name, "close", err)
+}

@@ -1,0 +1,162 @@
+// Package fault holds connectd's named fault points: places in the host and in
+// the sdk's plugin side where a test run can make the process die on the spot,
+// as kill -9 would (no deferred cleanup, no flush). They do nothing unless the
+// environment variable CONNECTD_FAULT names them.
+//
+// CONNECTD_FAULT is a comma-separated list of point[@batch][:k] items:
+//
+//	host.commit.after          die the first time the host reaches the point
+//	host.commit.after@3        die there in batch 3 only
+//	sink.write.partial@2:10    in batch 2, die after the sink wrote 10 records
+//
+// The names are listed in Points and documented in docs/fault-points.md.
+package fault
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Env is the environment variable that enables fault points for one run.
+const Env = "CONNECTD_FAULT"
+
+// Point names. Host points run in the connectd host; the others run inside a
+// plugin process (in the sdk), so they work for third-party plugins too.
+const (
+	HostPlanBefore    = "host.plan.before"    // before the source is asked for batch N
+	HostPlanAfter     = "host.plan.after"     // offsets/N is durable, nothing written
+	HostWriteBefore   = "host.write.before"   // before batch N is sent to the sink
+	HostWritePartial  = "host.write.partial"  // after k records of batch N were sent to the sink
+	HostWriteAfter    = "host.write.after"    // the sink said batch N is durable; commits/N not written
+	HostCommitAfter   = "host.commit.after"   // commits/N is durable (at-most-once: before WRITE)
+	HostAckAfter      = "host.ack.after"      // the source was told until(N) is done
+	SourceReadBefore  = "source.read.before"  // the source received the read request for batch N
+	SourceReadPartial = "source.read.partial" // k records of batch N were sent to the host
+	SourceReadAfter   = "source.read.after"   // all records of batch N were sent, not the range
+	SourceReplay      = "source.replay.before"
+	SourceAckBefore   = "source.ack.before" // before the source's Ack runs
+	SourceAckAfter    = "source.ack.after"  // after the source's Ack returned, before the reply
+	SinkWriteBefore   = "sink.write.before" // batch N fully received, Write not called
+	SinkWritePartial  = "sink.write.partial"
+	SinkWriteAfter    = "sink.write.after" // Write returned: batch N durable, no reply sent
+)
+
+// Points lists every fault point in protocol order with what it simulates.
+var Points = []struct{ Name, Doc string }{
+	{HostPlanBefore, "host dies before asking the source for batch N"},
+	{HostPlanAfter, "host dies after offsets/N is durable, before anything is written"},
+	{HostWriteBefore, "host dies before sending batch N to the sink"},
+	{HostWritePartial, "host dies after sending k records of batch N (default: half)"},
+	{HostWriteAfter, "host dies after the sink made batch N durable, before commits/N"},
+	{HostCommitAfter, "host dies after commits/N is durable, before ACK (at-most-once: before WRITE)"},
+	{HostAckAfter, "host dies after the source acknowledged until(N)"},
+	{SourceReadBefore, "source dies on receiving the read request for batch N"},
+	{SourceReadPartial, "source dies after sending k records of batch N (default: half)"},
+	{SourceReadAfter, "source dies after sending every record of batch N, before its range"},
+	{SourceReplay, "source dies on receiving the replay request for batch N"},
+	{SourceAckBefore, "source dies before its Ack of batch N runs"},
+	{SourceAckAfter, "source dies after its Ack of batch N returned, before replying"},
+	{SinkWriteBefore, "sink dies with batch N received, before Write"},
+	{SinkWritePartial, "sink dies after writing the first k records of batch N (default: half); transactional sinks die before Write instead, since a partial transaction is never visible"},
+	{SinkWriteAfter, "sink dies after Write made batch N durable, before replying"},
+}
+
+// Known reports whether name is a fault point.
+func Known(name string) bool {
+	for _, p := range Points {
+		if p.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+type item struct {
+	batch int64 // 0: any
+	k     int64 // -1: not given
+}
+
+// Set is the parsed value of CONNECTD_FAULT. The zero Set enables nothing.
+type Set struct {
+	items map[string]item
+}
+
+// Parse reads a CONNECTD_FAULT value.
+func Parse(s string) (Set, error) {
+	set := Set{items: map[string]item{}}
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		it := item{k: -1}
+		if i := strings.IndexByte(f, ':'); i >= 0 {
+			k, err := strconv.ParseInt(f[i+1:], 10, 64)
+			if err != nil || k < 0 {
+				return Set{}, fmt.Errorf("%s: %q: k after ':' must be a whole number >= 0", Env, f)
+			}
+			it.k, f = k, f[:i]
+		}
+		if i := strings.IndexByte(f, '@'); i >= 0 {
+			b, err := strconv.ParseInt(f[i+1:], 10, 64)
+			if err != nil || b < 1 {
+				return Set{}, fmt.Errorf("%s: %q: batch after '@' must be a batch id >= 1", Env, f)
+			}
+			it.batch, f = b, f[:i]
+		}
+		if !Known(f) {
+			return Set{}, fmt.Errorf("%s: unknown fault point %q (see docs/fault-points.md)", Env, f)
+		}
+		set.items[f] = it
+	}
+	return set, nil
+}
+
+var active Set
+
+// Init reads CONNECTD_FAULT from the environment. A bad value is an error; a
+// caller must refuse to run with it rather than run without the faults asked for.
+func Init() error {
+	s, err := Parse(os.Getenv(Env))
+	if err != nil {
+		return err
+	}
+	active = s
+	return nil
+}
+
+// Enabled reports whether any fault point is enabled in this process.
+func Enabled() bool { return len(active.items) > 0 }
+
+// Hit kills the process if point is enabled for batch.
+func Hit(point string, batch int64) {
+	if it, ok := active.items[point]; ok && (it.batch == 0 || it.batch == batch) {
+		Die()
+	}
+}
+
+// K returns how many records a partial point lets through in batch out of n
+// records, and whether point is enabled for batch at all. Without an explicit
+// k it is half of n.
+func K(point string, batch int64, n int) (int, bool) {
+	it, ok := active.items[point]
+	if !ok || (it.batch != 0 && it.batch != batch) {
+		return 0, false
+	}
+	if it.k < 0 {
+		return n / 2, true
+	}
+	if it.k > int64(n) {
+		return n, true
+	}
+	return int(it.k), true
+}
+
+// Die kills the process at once with SIGKILL.
+func Die() {
+	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {} // SIGKILL is not catchable; wait for it to land
+}

@@ -1,0 +1,449 @@
+package sdk
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/connectd/connectd/internal/fault"
+	"github.com/connectd/connectd/internal/protocol"
+	pb "github.com/connectd/connectd/internal/protocol/connectorv1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// The server half of connector.v1: it turns gRPC calls into calls on the
+// author's Source or Sink, checks what comes back, and hosts the plugin-side
+// fault points.
+
+func specToPB(s Spec, features []string) *pb.PluginSpec {
+	out := &pb.PluginSpec{Name: s.Name, Version: s.Version, Kind: string(s.Kind), Summary: s.Summary, Features: features}
+	for _, c := range s.Capabilities {
+		out.Capabilities = append(out.Capabilities, string(c))
+	}
+	for _, c := range s.When {
+		out.When = append(out.When, &pb.Conditional{Capability: string(c.Capability), Param: c.Param, Values: c.Values})
+	}
+	for _, p := range s.Params {
+		var def string
+		if p.Default != nil {
+			v := p.Default
+			if d, ok := v.(time.Duration); ok {
+				v = d.String()
+			}
+			b, _ := json.Marshal(v)
+			def = string(b)
+		}
+		out.Params = append(out.Params, &pb.Param{Name: p.Name, Type: string(p.Type), DefaultJson: def, Required: p.Required, Secret: p.Secret, Doc: p.Doc})
+	}
+	return out
+}
+
+func offsetsPB(o Offsets) *pb.Offsets { return &pb.Offsets{Offsets: o} }
+
+func offsetsOf(o *pb.Offsets) Offsets {
+	if o == nil || o.Offsets == nil {
+		return Offsets{}
+	}
+	return Offsets(o.Offsets)
+}
+
+// rpcError turns an author's error into a gRPC status the host shows as is.
+func rpcError(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) {
+		return status.Error(codes.Canceled, what+": "+err.Error())
+	}
+	return status.Error(codes.Unknown, what+": "+err.Error())
+}
+
+func openConfig(spec Spec, req *pb.OpenRequest) (Config, error) {
+	raw := map[string]any{}
+	if req.ConfigJson != "" {
+		if err := json.Unmarshal([]byte(req.ConfigJson), &raw); err != nil {
+			return Config{}, fmt.Errorf("config from host is not JSON: %w", err)
+		}
+	}
+	return NewConfig(spec, req.Pipeline, raw)
+}
+
+// encoder packs records into chunks of about protocol.ChunkBytes.
+type encoder struct {
+	chunk *pb.Chunk
+	index map[string]uint32
+	size  int
+}
+
+func (e *encoder) reset() {
+	e.chunk = &pb.Chunk{}
+	e.index = map[string]uint32{}
+	e.size = 0
+}
+
+// add appends records to the current chunk, calling flush whenever it is full.
+func (e *encoder) add(recs []Record, flush func(*pb.Chunk) error) error {
+	if e.chunk == nil {
+		e.reset()
+	}
+	msgs := make([]pb.Record, len(recs))
+	for i := range recs {
+		r := &recs[i]
+		idx, ok := e.index[r.Position.Partition]
+		if !ok {
+			idx = uint32(len(e.chunk.Partitions))
+			e.index[r.Position.Partition] = idx
+			e.chunk.Partitions = append(e.chunk.Partitions, r.Position.Partition)
+		}
+		m := &msgs[i]
+		m.Partition, m.Offset, m.Key, m.Value = idx, r.Position.Offset, r.Key, r.Value
+		if !r.Timestamp.IsZero() {
+			m.TimestampUnixNano = r.Timestamp.UnixNano()
+		}
+		for _, h := range r.Headers {
+			m.Headers = append(m.Headers, &pb.Header{Key: h.Key, Value: h.Value})
+		}
+		e.chunk.Records = append(e.chunk.Records, m)
+		e.size += r.Size() + 16
+		if e.size >= protocol.ChunkBytes {
+			if err := flush(e.chunk); err != nil {
+				return err
+			}
+			e.reset()
+		}
+	}
+	return nil
+}
+
+// decode appends the records of c to dst.
+func decode(dst []Record, c *pb.Chunk) ([]Record, error) {
+	for i, m := range c.Records {
+		if int(m.Partition) >= len(c.Partitions) {
+			return dst, fmt.Errorf("record %d names partition index %d of %d", i, m.Partition, len(c.Partitions))
+		}
+		r := Record{Key: m.Key, Value: m.Value, Position: Position{Partition: c.Partitions[m.Partition], Offset: m.Offset}}
+		if m.TimestampUnixNano != 0 {
+			r.Timestamp = time.Unix(0, m.TimestampUnixNano).UTC()
+		}
+		if len(m.Headers) > 0 {
+			r.Headers = make([]Header, len(m.Headers))
+			for j, h := range m.Headers {
+				r.Headers[j] = Header{Key: h.Key, Value: h.Value}
+			}
+		}
+		dst = append(dst, r)
+	}
+	return dst, nil
+}
+
+type sourceServer struct {
+	pb.UnimplementedSourceServer
+	def *SourcePlugin
+	mu  sync.Mutex
+	src Source
+}
+
+func registerSource(s *grpc.Server, def *SourcePlugin) {
+	pb.RegisterSourceServer(s, &sourceServer{def: def})
+}
+
+func (s *sourceServer) Spec(context.Context, *pb.Empty) (*pb.PluginSpec, error) {
+	var f []string
+	probe := s.def.New()
+	if _, ok := probe.(Replayer); ok {
+		f = append(f, "replayer")
+	}
+	if _, ok := probe.(Ender); ok {
+		f = append(f, "ender")
+	}
+	return specToPB(s.def.Spec, f), nil
+}
+
+func (s *sourceServer) get() (Source, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.src == nil {
+		return nil, status.Error(codes.FailedPrecondition, "source is not open")
+	}
+	return s.src, nil
+}
+
+func (s *sourceServer) Open(ctx context.Context, req *pb.OpenRequest) (*pb.Empty, error) {
+	cfg, err := openConfig(s.def.Spec, req)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	src := s.def.New()
+	if err := src.Open(ctx, cfg); err != nil {
+		return nil, rpcError("open", err)
+	}
+	s.mu.Lock()
+	s.src = src
+	s.mu.Unlock()
+	return &pb.Empty{}, nil
+}
+
+func (s *sourceServer) Read(req *pb.ReadRequest, stream pb.Source_ReadServer) error {
+	fault.Hit(fault.SourceReadBefore, req.Batch)
+	src, err := s.get()
+	if err != nil {
+		return err
+	}
+	from := offsetsOf(req.From)
+	lim := Limits{MaxRecords: int(req.MaxRecords), MaxBytes: req.MaxBytes, MaxWait: time.Duration(req.MaxWaitNanos)}
+	if req.HasStop {
+		lim.Stop = offsetsOf(req.Stop)
+	}
+	rd, err := src.Read(stream.Context(), from, lim)
+	if err != nil {
+		return rpcError("read", err)
+	}
+	if err := CheckRead(from, lim, rd); err != nil {
+		return status.Error(codes.Internal, "source broke the Read contract: "+err.Error())
+	}
+	return sendRecords(stream, req.Batch, rd.Records, rd.From, rd.Until, fault.SourceReadPartial)
+}
+
+// sendRecords streams records in chunks and then the range. The partial fault
+// point lets k records through, then kills the process.
+func sendRecords(stream pb.Source_ReadServer, batch int64, recs []Record, from, until Offsets, partial string) error {
+	send := func(c *pb.Chunk) error { return stream.Send(&pb.ReadReply{Chunk: c}) }
+	var e encoder
+	if k, ok := fault.K(partial, batch, len(recs)); ok {
+		if err := e.add(recs[:k], send); err != nil {
+			return err
+		}
+		if len(e.chunk.Records) > 0 {
+			if err := send(e.chunk); err != nil {
+				return err
+			}
+		}
+		fault.Die()
+	}
+	if err := e.add(recs, send); err != nil {
+		return err
+	}
+	fault.Hit(fault.SourceReadAfter, batch)
+	var size int64
+	for i := range recs {
+		size += int64(recs[i].Size())
+	}
+	return stream.Send(&pb.ReadReply{Chunk: e.chunk, Last: true, From: offsetsPB(from), Until: offsetsPB(until), Records: int64(len(recs)), Bytes: size})
+}
+
+func (s *sourceServer) Replay(req *pb.ReplayRequest, stream pb.Source_ReplayServer) error {
+	fault.Hit(fault.SourceReplay, req.Batch)
+	src, err := s.get()
+	if err != nil {
+		return err
+	}
+	rp, ok := src.(Replayer)
+	if !ok {
+		return status.Errorf(codes.Unimplemented, "source %q is not replayable (it does not implement Replayer)", s.def.Spec.Name)
+	}
+	from, until := offsetsOf(req.From), offsetsOf(req.Until)
+	recs, err := rp.Replay(stream.Context(), from, until)
+	if err != nil {
+		return rpcError("replay", err)
+	}
+	if err := CheckRead(from, Limits{}, Read{Records: recs, From: from, Until: until}); err != nil {
+		return status.Error(codes.Internal, "source broke the Replay contract: "+err.Error())
+	}
+	return sendRecords(stream, req.Batch, recs, from, until, "")
+}
+
+func (s *sourceServer) End(ctx context.Context, _ *pb.Empty) (*pb.Offsets, error) {
+	src, err := s.get()
+	if err != nil {
+		return nil, err
+	}
+	en, ok := src.(Ender)
+	if !ok {
+		return nil, status.Errorf(codes.Unimplemented, "source %q cannot tell where its data ends (it does not implement Ender)", s.def.Spec.Name)
+	}
+	end, err := en.End(ctx)
+	if err != nil {
+		return nil, rpcError("end", err)
+	}
+	return offsetsPB(end), nil
+}
+
+func (s *sourceServer) Ack(ctx context.Context, req *pb.AckRequest) (*pb.Empty, error) {
+	src, err := s.get()
+	if err != nil {
+		return nil, err
+	}
+	fault.Hit(fault.SourceAckBefore, req.Batch)
+	if err := src.Ack(ctx, offsetsOf(req.Until)); err != nil {
+		return nil, rpcError("ack", err)
+	}
+	fault.Hit(fault.SourceAckAfter, req.Batch)
+	return &pb.Empty{}, nil
+}
+
+func (s *sourceServer) Close(ctx context.Context, _ *pb.Empty) (*pb.Empty, error) {
+	s.mu.Lock()
+	src := s.src
+	s.src = nil
+	s.mu.Unlock()
+	if src != nil {
+		if err := src.Close(ctx); err != nil {
+			return nil, rpcError("close", err)
+		}
+	}
+	return &pb.Empty{}, nil
+}
+
+type sinkServer struct {
+	pb.UnimplementedSinkServer
+	def  *SinkPlugin
+	mu   sync.Mutex
+	sink Sink
+}
+
+func registerSink(s *grpc.Server, def *SinkPlugin) {
+	pb.RegisterSinkServer(s, &sinkServer{def: def})
+}
+
+func (s *sinkServer) Spec(context.Context, *pb.Empty) (*pb.PluginSpec, error) {
+	var f []string
+	probe := s.def.New()
+	if _, ok := probe.(Transactional); ok {
+		f = append(f, "transactional")
+	}
+	if _, ok := probe.(Lister); ok {
+		f = append(f, "lister")
+	}
+	return specToPB(s.def.Spec, f), nil
+}
+
+func (s *sinkServer) get() (Sink, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sink == nil {
+		return nil, status.Error(codes.FailedPrecondition, "sink is not open")
+	}
+	return s.sink, nil
+}
+
+func (s *sinkServer) Open(ctx context.Context, req *pb.OpenRequest) (*pb.Empty, error) {
+	cfg, err := openConfig(s.def.Spec, req)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	sk := s.def.New()
+	if err := sk.Open(ctx, cfg); err != nil {
+		return nil, rpcError("open", err)
+	}
+	s.mu.Lock()
+	s.sink = sk
+	s.mu.Unlock()
+	return &pb.Empty{}, nil
+}
+
+func (s *sinkServer) Write(stream pb.Sink_WriteServer) error {
+	sk, err := s.get()
+	if err != nil {
+		return err
+	}
+	var b Batch
+	first := true
+	for {
+		m, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if first {
+			b.ID, b.From, b.Until, b.Replay = m.Batch, offsetsOf(m.From), offsetsOf(m.Until), m.Replay
+			first = false
+		}
+		if m.Chunk != nil {
+			if b.Records, err = decode(b.Records, m.Chunk); err != nil {
+				return status.Error(codes.InvalidArgument, err.Error())
+			}
+		}
+	}
+	if first {
+		return status.Error(codes.InvalidArgument, "write stream carried no batch")
+	}
+	fault.Hit(fault.SinkWriteBefore, b.ID)
+	_, transactional := sk.(Transactional)
+	if k, ok := fault.K(fault.SinkWritePartial, b.ID, len(b.Records)); ok {
+		if !transactional {
+			part := b
+			part.Records = b.Records[:k]
+			_ = sk.Write(stream.Context(), part)
+		}
+		fault.Die()
+	}
+	if err := sk.Write(stream.Context(), b); err != nil {
+		return rpcError(fmt.Sprintf("write batch %d", b.ID), err)
+	}
+	fault.Hit(fault.SinkWriteAfter, b.ID)
+	return stream.SendAndClose(&pb.Empty{})
+}
+
+func (s *sinkServer) LastCommitted(ctx context.Context, _ *pb.Empty) (*pb.CommittedReply, error) {
+	sk, err := s.get()
+	if err != nil {
+		return nil, err
+	}
+	tx, ok := sk.(Transactional)
+	if !ok {
+		return nil, status.Errorf(codes.Unimplemented, "sink %q is not transactional", s.def.Spec.Name)
+	}
+	c, err := tx.LastCommitted(ctx)
+	if err != nil {
+		return nil, rpcError("last committed", err)
+	}
+	return &pb.CommittedReply{Batch: c.Batch, Until: offsetsPB(c.Until)}, nil
+}
+
+func (s *sinkServer) List(_ *pb.Empty, stream pb.Sink_ListServer) error {
+	sk, err := s.get()
+	if err != nil {
+		return err
+	}
+	l, ok := sk.(Lister)
+	if !ok {
+		return status.Errorf(codes.Unimplemented, "sink %q cannot list what it holds (it does not implement Lister)", s.def.Spec.Name)
+	}
+	vals, err := l.List(stream.Context())
+	if err != nil {
+		return rpcError("list", err)
+	}
+	for len(vals) > 0 {
+		n, size := 0, 0
+		for n < len(vals) && (n == 0 || size < protocol.ChunkBytes) {
+			size += len(vals[n]) + 8
+			n++
+		}
+		if err := stream.Send(&pb.ListReply{Values: vals[:n]}); err != nil {
+			return err
+		}
+		vals = vals[n:]
+	}
+	return nil
+}
+
+func (s *sinkServer) Close(ctx context.Context, _ *pb.Empty) (*pb.Empty, error) {
+	s.mu.Lock()
+	sk := s.sink
+	s.sink = nil
+	s.mu.Unlock()
+	if sk != nil {
+		if err := sk.Close(ctx); err != nil {
+			return nil, rpcError("close", err)
+		}
+	}
+	return &pb.Empty{}, nil
+}

@@ -1,0 +1,117 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/connectd/connectd/internal/fault"
+	"github.com/connectd/connectd/internal/protocol"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+)
+
+// Serve runs the plugin p for a connectd host and never returns. Call it from
+// main and do nothing else there: the host starts the program, shakes hands
+// over go-plugin (a program started by hand prints that it must be started by
+// connectd and exits 1), and talks connector.v1 gRPC with automatic mTLS.
+//
+// Serve makes the plugin exit within a second of its host's death, even after
+// kill -9, so an orphan never writes while a restarted host replays its batch.
+// It also arms the fault points named in CONNECTD_FAULT (docs/fault-points.md).
+func Serve(p Plugin) {
+	if err := check(p); err != nil {
+		fmt.Fprintf(os.Stderr, "connectd plugin: %v\n", err)
+		os.Exit(1)
+	}
+	if err := fault.Init(); err != nil {
+		fmt.Fprintf(os.Stderr, "connectd plugin %q: %v\n", p.Name(), err)
+		os.Exit(1)
+	}
+	if os.Getenv(protocol.Handshake.MagicCookieKey) == protocol.Handshake.MagicCookieValue {
+		dieWithParent()
+	}
+	set := plugin.PluginSet{}
+	if p.Source != nil {
+		set[protocol.RoleSource] = &grpcPlugin{source: p.Source}
+	}
+	if p.Sink != nil {
+		set[protocol.RoleSink] = &grpcPlugin{sink: p.Sink}
+	}
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig: protocol.Handshake,
+		Plugins:         set,
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return grpc.NewServer(append(opts, protocol.ServerOptions()...)...)
+		},
+		Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Error, Output: os.Stderr}),
+	})
+	os.Exit(0)
+}
+
+func check(p Plugin) error {
+	if p.Source == nil && p.Sink == nil {
+		return errors.New("plugin has neither a source nor a sink")
+	}
+	if p.Source != nil {
+		if err := p.Source.Spec.Check(); err != nil {
+			return err
+		}
+		if p.Source.Spec.Kind != KindSource || p.Source.New == nil {
+			return fmt.Errorf("plugin %q: Source needs a spec of kind source and a New function", p.Source.Spec.Name)
+		}
+	}
+	if p.Sink != nil {
+		if err := p.Sink.Spec.Check(); err != nil {
+			return err
+		}
+		if p.Sink.Spec.Kind != KindSink || p.Sink.New == nil {
+			return fmt.Errorf("plugin %q: Sink needs a spec of kind sink and a New function", p.Sink.Spec.Name)
+		}
+	}
+	return nil
+}
+
+// dieWithParent makes the process die with its host: the kernel's parent-death
+// signal, and a watch on the parent pid for the case where the signal was
+// missed (the parent died before prctl, or the thread that forked us exited).
+func dieWithParent() {
+	parent := os.Getppid()
+	_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
+	if os.Getppid() != parent || parent == 1 {
+		fault.Die()
+	}
+	go func() {
+		for range time.Tick(200 * time.Millisecond) {
+			if os.Getppid() != parent {
+				fault.Die()
+			}
+		}
+	}()
+}
+
+// grpcPlugin is the go-plugin glue for one role; only the server half is used
+// in a plugin process.
+type grpcPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	source *SourcePlugin
+	sink   *SinkPlugin
+}
+
+func (g *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	if g.source != nil {
+		registerSource(s, g.source)
+	}
+	if g.sink != nil {
+		registerSink(s, g.sink)
+	}
+	return nil
+}
+
+func (g *grpcPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {
+	return nil, errors.New("the sdk serves plugins; the host has the client")
+}
