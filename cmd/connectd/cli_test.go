@@ -157,6 +157,7 @@ func TestOffsetsShowAndReset(t *testing.T) {
 
 	// Refused while running: hold the lock with a running pipeline.
 	cfg2 := write(t, dir, "slow.hcl", strings.Replace(genPipeline("exactly-once", "batch", 0, 1, 10, "rate = 50"), "state/p", "state/slow", 1))
+	cfg2 = write(t, dir, "slow.hcl", strings.Replace(readFile(t, cfg2), `dir  = "out"`, `dir  = "out-slow"`, 1))
 	run := exec.Command(bin, "run", cfg2)
 	run.Dir = dir
 	if err := run.Start(); err != nil {
@@ -231,4 +232,13 @@ func TestConfigsValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

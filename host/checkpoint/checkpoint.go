@@ -126,10 +126,8 @@ func (s *Store) open() error {
 		return err
 	}
 	if !exists {
-		for _, name := range []string{offsetsName, commitsName} {
-			if fi, err := os.Stat(s.path(name)); err == nil && fi.Size() > 0 {
-				return corrupt(s.path(metaName), 0, "missing, but %s is not empty", s.path(name))
-			}
+		if err := s.checkNoLogs(); err != nil {
+			return err
 		}
 		m := metaJSON{Format: formatVersion, Pipeline: s.pipeline, Created: time.Now().UTC()}
 		b, err := jsonIndent(m)
@@ -213,14 +211,18 @@ func inspect(dir, pipeline string) (*Store, error) {
 		return nil, err
 	}
 	if !exists {
+		if err := s.checkNoLogs(); err != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("no checkpoint at %s (%s is missing): %w", dir, s.path(metaName), os.ErrNotExist)
 	}
 	s.pipeline = m.Pipeline
-	// The offset log first: a compaction renames the commit log first, so a
-	// commit log read later never names batches the offset log read lacks
-	// (except a batch planned in between, which the retry in Inspect covers).
+	// The commit log first: a batch is planned before it is committed, so an
+	// offset log read later has every batch the commit log read names. Only a
+	// compaction in between breaks that, and the retry in Inspect covers it.
 	var logs [2][]logLine
-	for i, name := range []string{offsetsName, commitsName} {
+	for _, i := range []int{1, 0} {
+		name := []string{offsetsName, commitsName}[i]
 		f, err := os.Open(s.path(name))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
@@ -238,6 +240,18 @@ func inspect(dir, pipeline string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// checkNoLogs is called when meta.json is missing: that is a checkpoint
+// whose creation a crash interrupted only if its logs are empty. Open writes
+// meta.json before the logs.
+func (s *Store) checkNoLogs() error {
+	for _, name := range []string{offsetsName, commitsName} {
+		if fi, err := os.Stat(s.path(name)); err == nil && fi.Size() > 0 {
+			return corrupt(s.path(metaName), 0, "missing, but %s is not empty", s.path(name))
+		}
+	}
+	return nil
 }
 
 // readLog reads a whole log from f. With cut, a torn final line is truncated

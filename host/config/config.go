@@ -10,7 +10,6 @@ import (
 
 	"github.com/connectd/connectd/sdk"
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 )
@@ -40,6 +39,7 @@ type File struct {
 	Pipelines []*Pipeline
 
 	files map[string]*hcl.File // for Format; secret literals masked after Load
+	remap func(hcl.Pos) hcl.Pos // rewritten source → file as written (oneline.go)
 }
 
 // Pipeline is one pipeline block. One returned by Load is complete and valid:
@@ -100,7 +100,7 @@ func Parse(path string) (*File, hcl.Diagnostics) {
 	if diags.HasErrors() {
 		f.Pipelines = nil
 	}
-	return f, sortDiags(diags)
+	return f, sortDiags(f.fix(diags))
 }
 
 // Load parses path and validates every pipeline against the specs lookup
@@ -113,7 +113,7 @@ func Load(path string, lookup Lookup) (*File, hcl.Diagnostics) {
 	f, diags := parse(path)
 	if diags.HasErrors() {
 		f.Pipelines = nil
-		return f, sortDiags(diags)
+		return f, sortDiags(f.fix(diags))
 	}
 	type key struct {
 		kind sdk.Kind
@@ -157,7 +157,7 @@ func Load(path string, lookup Lookup) (*File, hcl.Diagnostics) {
 	if diags.HasErrors() {
 		f.Pipelines = nil
 	}
-	return f, sortDiags(diags)
+	return f, sortDiags(f.fix(diags))
 }
 
 var (
@@ -188,9 +188,8 @@ var (
 
 func parse(path string) (*File, hcl.Diagnostics) {
 	f := &File{Path: path}
-	parser := hclparse.NewParser()
-	hf, diags := parser.ParseHCLFile(path)
-	f.files = parser.Files()
+	hf, files, diags, remap := parseFile(path)
+	f.files, f.remap = files, remap
 	for _, d := range diags {
 		if d.Subject == nil { // cannot read the file: point at it anyway
 			start := hcl.Pos{Line: 1, Column: 1}
@@ -574,6 +573,9 @@ func sortDiags(diags hcl.Diagnostics) hcl.Diagnostics {
 // stays valid.
 func (f *File) mask(ranges []hcl.Range) {
 	for _, r := range ranges {
+		if f.remap != nil {
+			r.Start, r.End = f.remap(r.Start), f.remap(r.End)
+		}
 		hf := f.files[r.Filename]
 		if hf == nil || r.End.Byte > len(hf.Bytes) || r.Start.Byte > r.End.Byte {
 			continue

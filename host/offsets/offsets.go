@@ -95,7 +95,11 @@ func WriteText(w io.Writer, states []State) {
 			if b.Kind == "reset" {
 				state = "reset"
 			}
-			fmt.Fprintf(tw, "  %d\t%s\t%d\t%s\t%s\n", b.Batch, state, b.Records, b.Time.Local().Format("2006-01-02 15:04:05"), describe(b.From, b.Until))
+			what := describe(b.From, b.Until)
+			if b.Kind == "reset" {
+				what = "moved to " + b.Until.String()
+			}
+			fmt.Fprintf(tw, "  %d\t%s\t%d\t%s\t%s\n", b.Batch, state, b.Records, b.Time.Local().Format("2006-01-02 15:04:05"), what)
 		}
 		tw.Flush()
 	}

@@ -199,6 +199,7 @@ func (l *Loader) Start(ctx context.Context, kind sdk.Kind, name string, env []st
 		Cmd:              cmd,
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		AutoMTLS:         true,
+		SkipHostEnv:      true, // cmd.Env is the whole environment (Env strips fault points on restart)
 		Stderr:           t,
 		SyncStderr:       io.Discard,
 		StartTimeout:     30 * time.Second,
