@@ -38,7 +38,7 @@ type File struct {
 	// report no errors.
 	Pipelines []*Pipeline
 
-	files map[string]*hcl.File // for Format; secret literals masked after Load
+	files map[string]*hcl.File  // for Format; secret literals masked after Load
 	remap func(hcl.Pos) hcl.Pos // rewritten source → file as written (oneline.go)
 }
 

@@ -31,7 +31,7 @@ func oneLine(src []byte, filename string) ([]byte, []int) {
 		tok    int
 	}
 	var stack []open
-	var commas []int            // byte offsets of block-level commas
+	var commas []int           // byte offsets of block-level commas
 	insertAt := map[int]bool{} // original offsets before which a newline goes
 	prev := hclsyntax.TokenNil
 	for i, t := range toks {
