@@ -43,8 +43,14 @@ func CheckRead(from Offsets, limits Limits, rd Read) error {
 			return fmt.Errorf("record %d (%s) does not come after the previous record of its partition (offset %d)", i, pos, l)
 		}
 		last[pos.Partition] = pos.Offset
-		if s, ok := limits.Stop[pos.Partition]; ok && limits.Stop != nil && pos.Offset >= s {
-			return fmt.Errorf("record %d (%s) is at or past stop offset %d", i, pos, s)
+		if limits.Stop != nil {
+			s, ok := limits.Stop[pos.Partition]
+			if !ok {
+				return fmt.Errorf("record %d (%s) is in a partition that the stop offsets do not name", i, pos)
+			}
+			if pos.Offset >= s {
+				return fmt.Errorf("record %d (%s) is at or past stop offset %d", i, pos, s)
+			}
 		}
 	}
 	return nil

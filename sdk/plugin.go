@@ -15,8 +15,9 @@ type Limits struct {
 	// MaxWait is how long Read may wait for data when it has less than a full
 	// batch. Read returns what it has, possibly nothing, when it runs out.
 	MaxWait time.Duration
-	// Stop, when not nil, is where reading must stop: Read never returns a
-	// record at or past Stop[p] for a partition p in Stop (drain mode).
+	// Stop, when not nil, is where reading must stop (drain mode): Read
+	// returns records only of partitions in Stop, and never one at or past
+	// Stop[p].
 	Stop Offsets
 }
 

@@ -10,14 +10,18 @@ import (
 
 	"github.com/connectd/connectd/internal/fault"
 	pb "github.com/connectd/connectd/internal/protocol/connectorv1"
+	"github.com/connectd/connectd/internal/protocol/rawv1"
 	"github.com/connectd/connectd/sdk"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
-// Data is one batch as the host holds it: the chunks the source sent, passed
-// to the sink without being decoded, and the range they cover.
+// Data is one batch as the host holds it: the chunks the source sent, still
+// encoded (the host passes them to the sink without decoding a record), and
+// the range they cover.
 type Data struct {
-	Chunks  []*pb.Chunk
+	Chunks  [][]byte
 	From    sdk.Offsets
 	Until   sdk.Offsets
 	Records int64
@@ -28,12 +32,37 @@ type Data struct {
 type Source struct {
 	name   string
 	client pb.SourceClient
+	conn   *grpc.ClientConn
 }
 
 // Sink is the host's handle on a sink plugin process.
 type Sink struct {
 	name   string
 	client pb.SinkClient
+	conn   *grpc.ClientConn
+}
+
+// The data path uses the wire-compatible raw messages of rawv1, so records
+// stay encoded inside the host.
+var (
+	readDesc   = &grpc.StreamDesc{StreamName: "Read", ServerStreams: true}
+	replayDesc = &grpc.StreamDesc{StreamName: "Replay", ServerStreams: true}
+	writeDesc  = &grpc.StreamDesc{StreamName: "Write", ClientStreams: true}
+)
+
+// serverStream opens a server-streaming call with one request.
+func serverStream(ctx context.Context, conn *grpc.ClientConn, desc *grpc.StreamDesc, method string, req any) (grpc.ClientStream, error) {
+	st, err := conn.NewStream(ctx, desc, method)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.SendMsg(req); err != nil {
+		return nil, err
+	}
+	if err := st.CloseSend(); err != nil {
+		return nil, err
+	}
+	return st, nil
 }
 
 // Error is an error a plugin returned or a failure to reach it. Exited tells
@@ -115,21 +144,17 @@ func (s *Source) Open(ctx context.Context, pipeline string, values map[string]an
 	return wrap(s.name, "open", err)
 }
 
-type replyStream interface {
-	Recv() (*pb.ReadReply, error)
-}
-
-func collect(st replyStream) (*Data, error) {
+func collect(st grpc.ClientStream) (*Data, error) {
 	d := &Data{}
 	for {
-		m, err := st.Recv()
-		if err != nil {
+		m := new(rawv1.RawReadReply)
+		if err := st.RecvMsg(m); err != nil {
 			if err == io.EOF {
 				return nil, errors.New("stream ended before the batch's range")
 			}
 			return nil, err
 		}
-		if m.Chunk != nil && len(m.Chunk.Records) > 0 {
+		if len(m.Chunk) > 0 {
 			d.Chunks = append(d.Chunks, m.Chunk)
 		}
 		if m.Last {
@@ -153,7 +178,7 @@ func (s *Source) Read(ctx context.Context, batch int64, from sdk.Offsets, lim sd
 	if lim.Stop != nil {
 		req.HasStop, req.Stop = true, &pb.Offsets{Offsets: lim.Stop}
 	}
-	st, err := s.client.Read(ctx, req)
+	st, err := serverStream(ctx, s.conn, readDesc, pb.Source_Read_FullMethodName, req)
 	if err != nil {
 		return nil, wrap(s.name, "read", err)
 	}
@@ -163,7 +188,8 @@ func (s *Source) Read(ctx context.Context, batch int64, from sdk.Offsets, lim sd
 
 // Replay asks the source for the records of [from, until) again.
 func (s *Source) Replay(ctx context.Context, batch int64, from, until sdk.Offsets) (*Data, error) {
-	st, err := s.client.Replay(ctx, &pb.ReplayRequest{Batch: batch, From: &pb.Offsets{Offsets: from}, Until: &pb.Offsets{Offsets: until}})
+	req := &pb.ReplayRequest{Batch: batch, From: &pb.Offsets{Offsets: from}, Until: &pb.Offsets{Offsets: until}}
+	st, err := serverStream(ctx, s.conn, replayDesc, pb.Source_Replay_FullMethodName, req)
 	if err != nil {
 		return nil, wrap(s.name, "replay", err)
 	}
@@ -206,45 +232,62 @@ func (s *Sink) Open(ctx context.Context, pipeline string, values map[string]any)
 }
 
 // Write sends batch to the sink and returns when the sink says it is durable.
-// The host-side fault points host.write.partial lives here: it lets k records
+// The host-side fault point host.write.partial lives here: it lets k records
 // through, then kills the host.
 func (s *Sink) Write(ctx context.Context, batch int64, d *Data, replay bool) error {
-	st, err := s.client.Write(ctx)
+	st, err := s.conn.NewStream(ctx, writeDesc, pb.Sink_Write_FullMethodName)
 	if err != nil {
 		return wrap(s.name, "write", err)
 	}
-	head := &pb.WriteRequest{Batch: batch, From: &pb.Offsets{Offsets: d.From}, Until: &pb.Offsets{Offsets: d.Until}, Replay: replay}
-	if err := st.Send(head); err != nil {
-		return wrap(s.name, "write", sendErr(st, err))
+	head := &rawv1.RawWriteRequest{Batch: batch, From: &pb.Offsets{Offsets: d.From}, Until: &pb.Offsets{Offsets: d.Until}, Replay: replay}
+	if err := st.SendMsg(head); err != nil {
+		return wrap(s.name, "write", closeErr(st, err))
 	}
 	k, partial := fault.K(fault.HostWritePartial, batch, int(d.Records))
-	sent := 0
 	for _, c := range d.Chunks {
-		if partial && sent+len(c.Records) > k {
-			part := &pb.Chunk{Partitions: c.Partitions, Records: c.Records[:k-sent]}
-			_ = st.Send(&pb.WriteRequest{Chunk: part})
-			fault.Die()
+		if partial {
+			c, k = cut(c, k)
+			_ = st.SendMsg(&rawv1.RawWriteRequest{Chunk: c})
+			if k == 0 {
+				fault.Die()
+			}
+			continue
 		}
-		if err := st.Send(&pb.WriteRequest{Chunk: c}); err != nil {
-			return wrap(s.name, "write", sendErr(st, err))
+		if err := st.SendMsg(&rawv1.RawWriteRequest{Chunk: c}); err != nil {
+			return wrap(s.name, "write", closeErr(st, err))
 		}
-		sent += len(c.Records)
 	}
 	if partial {
 		fault.Die()
 	}
-	_, err = st.CloseAndRecv()
-	return wrap(s.name, "write", err)
+	return wrap(s.name, "write", closeErr(st, nil))
 }
 
-// sendErr returns the real error behind an io.EOF from Send: the server's status.
-func sendErr(st pb.Sink_WriteClient, err error) error {
-	if err == io.EOF {
-		if _, rerr := st.CloseAndRecv(); rerr != nil {
-			return rerr
-		}
+// cut returns at most k records of an encoded chunk and how many of k are left.
+// It decodes the chunk: it only runs when the host.write.partial fault is armed.
+func cut(raw []byte, k int) ([]byte, int) {
+	var c pb.Chunk
+	if err := proto.Unmarshal(raw, &c); err != nil || len(c.Records) <= k {
+		return raw, k - len(c.Records)
 	}
-	return err
+	c.Records = c.Records[:k]
+	out, _ := proto.Marshal(&c)
+	return out, 0
+}
+
+// closeErr finishes a client stream and returns the server's answer: its
+// status when a Send failed with io.EOF, or the error of the whole call.
+func closeErr(st grpc.ClientStream, sendErr error) error {
+	if sendErr != nil && sendErr != io.EOF {
+		return sendErr
+	}
+	if err := st.CloseSend(); err != nil {
+		return err
+	}
+	if err := st.RecvMsg(new(pb.Empty)); err != nil {
+		return err
+	}
+	return nil
 }
 
 // LastCommitted asks a transactional sink which batch it committed last.

@@ -228,11 +228,11 @@ func (l *Loader) Start(ctx context.Context, kind sdk.Kind, name string, env []st
 	label := roleName(kind, name)
 	if kind == sdk.KindSource {
 		c := pb.NewSourceClient(conn)
-		p.Source = &Source{name: label, client: c}
+		p.Source = &Source{name: label, client: c, conn: conn}
 		sp, err = c.Spec(ctx, &pb.Empty{})
 	} else {
 		c := pb.NewSinkClient(conn)
-		p.Sink = &Sink{name: label, client: c}
+		p.Sink = &Sink{name: label, client: c, conn: conn}
 		sp, err = c.Spec(ctx, &pb.Empty{})
 	}
 	if err != nil {

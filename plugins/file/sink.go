@@ -352,7 +352,7 @@ func (s *Sink) lastCommitted() (sdk.Committed, error) {
 		}
 	}
 	if last == 0 {
-		return sdk.Committed{}, nil
+		return sdk.Committed{Until: sdk.Offsets{}}, nil
 	}
 	path := filepath.Join(s.dir, offsetsDir, offsetsFile(last))
 	raw, err := os.ReadFile(path)

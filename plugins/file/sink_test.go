@@ -212,7 +212,7 @@ func TestTransactionalMode(t *testing.T) {
 	params := map[string]any{"dir": dir, "mode": ModeTransactional}
 	s := openSink(t, params)
 	c, err := s.LastCommitted(ctx)
-	if err != nil || c.Batch != 0 || len(c.Until) != 0 {
+	if err != nil || c.Batch != 0 || c.Until == nil || len(c.Until) != 0 {
 		t.Fatalf("empty dir: LastCommitted = %+v, %v", c, err)
 	}
 	mustWrite(t, s, batch(1, "a"))

@@ -223,7 +223,8 @@ func (p *partition) close() error { return p.f.Close() }
 // starts at 0; -1 means after the last complete line at the time of the
 // call. It returns as soon as it has lines; when there are none it looks at
 // the files again every poll until limits.MaxWait has passed, then returns an
-// empty Read. From and Until hold every file matched.
+// empty Read (at once when every file has reached its limits.Stop offset).
+// From and Until hold every file matched.
 func (s *Source) Read(ctx context.Context, from sdk.Offsets, limits sdk.Limits) (sdk.Read, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -238,7 +239,7 @@ func (s *Source) Read(ctx context.Context, from sdk.Offsets, limits sdk.Limits) 
 			return rd, err
 		}
 		wait := time.Until(deadline)
-		if wait <= 0 {
+		if wait <= 0 || atStop(rd.Until, limits.Stop) {
 			return rd, nil
 		}
 		t := time.NewTimer(min(wait, s.poll))
@@ -249,6 +250,20 @@ func (s *Source) Read(ctx context.Context, from sdk.Offsets, limits sdk.Limits) 
 			return sdk.Read{}, ctx.Err()
 		}
 	}
+}
+
+// atStop reports whether every partition of until has a stop offset and
+// has reached it: nothing more can come in drain mode.
+func atStop(until, stop sdk.Offsets) bool {
+	if stop == nil {
+		return false
+	}
+	for p, u := range until {
+		if s, ok := stop[p]; !ok || u < s {
+			return false
+		}
+	}
+	return true
 }
 
 // readOnce is one pass of Read over the files matched now.
@@ -283,6 +298,9 @@ func (s *Source) readOnce(from, starts sdk.Offsets, limits sdk.Limits) (sdk.Read
 		}
 		rd.From[name] = start
 		stop, hasStop := limits.Stop[name]
+		if !hasStop && limits.Stop != nil {
+			continue // drain mode: a file that appeared after the run started is left for later
+		}
 		for !full && (!hasStop || p.pos < stop) {
 			line, ok, err := p.peek()
 			if err != nil {

@@ -268,7 +268,8 @@ func TestLimitsAndStop(t *testing.T) {
 		{"max bytes exact", sdk.Limits{MaxRecords: 10, MaxBytes: 8}, []string{pa + "@0=aaaa", pa + "@5=bbbb"}},
 		{"larger than max bytes", sdk.Limits{MaxRecords: 10, MaxBytes: 1}, []string{pa + "@0=aaaa"}},
 		{"stop", sdk.Limits{MaxRecords: 10, Stop: sdk.Offsets{pa: 10, pb: 2}}, []string{pa + "@0=aaaa", pa + "@5=bbbb", pb + "@0=x"}},
-		{"stop zero", sdk.Limits{MaxRecords: 10, Stop: sdk.Offsets{pa: 0}}, []string{pb + "@0=x", pb + "@2=y"}},
+		{"stop zero", sdk.Limits{MaxRecords: 10, Stop: sdk.Offsets{pa: 0, pb: 4}}, []string{pb + "@0=x", pb + "@2=y"}},
+		{"stop leaves out files it does not name", sdk.Limits{MaxRecords: 10, Stop: sdk.Offsets{pb: 4}}, []string{pb + "@0=x", pb + "@2=y"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rd := read(t, s, sdk.Offsets{}, tc.lim)
@@ -426,5 +427,11 @@ func TestEnd(t *testing.T) {
 	rd := read(t, s, nil, sdk.Limits{MaxRecords: 100, Stop: end})
 	if len(rd.Records) != 3 || !rd.Until.Equal(want) {
 		t.Fatalf("drain to End: %d records until %v", len(rd.Records), rd.Until)
+	}
+	// The final empty Read of a drain does not wait for more lines.
+	start := time.Now()
+	rd = read(t, s, rd.Until, sdk.Limits{MaxRecords: 100, MaxWait: time.Hour, Stop: end})
+	if len(rd.Records) != 0 || time.Since(start) > time.Second {
+		t.Fatalf("drain: %d records after %v", len(rd.Records), time.Since(start))
 	}
 }

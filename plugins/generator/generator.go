@@ -127,7 +127,7 @@ func (s *Source) partLen(p int64) int64 {
 	if p >= s.count {
 		return 0
 	}
-	return (s.count-p+s.parts-1)/s.parts
+	return (s.count - p + s.parts - 1) / s.parts
 }
 
 // partition parses a partition name into its number.
@@ -289,8 +289,9 @@ func (s *Source) gen(buf []byte, p, o int64) (sdk.Record, []byte) {
 // A partition missing from from, or at -2, starts at 0; -1 means the end of a
 // bounded generator (nothing more to read) and 0 for an unbounded one. From
 // and Until hold every partition. When a bounded generator has nothing left
-// before its end, Read waits MaxWait (nothing will come) and returns an empty
-// Read; when only Stop holds it back, it returns at once.
+// before its end, Read waits MaxWait (nothing will come: this keeps a host
+// from spinning) and returns an empty Read; when limits.Stop is set (drain
+// mode) it returns at once.
 func (s *Source) Read(ctx context.Context, from sdk.Offsets, limits sdk.Limits) (sdk.Read, error) {
 	start, err := s.starts(from)
 	if err != nil {
@@ -316,6 +317,8 @@ func (s *Source) Read(ctx context.Context, from sdk.Offsets, limits sdk.Limits) 
 		}
 		if stop, ok := limits.Stop[s.names[p]]; ok && stop < end {
 			end = stop
+		} else if !ok && limits.Stop != nil {
+			end = start[p] // drain mode reads only the partitions Stop names
 		}
 		if start[p] < end {
 			m.push(cursor{p: p, next: start[p], end: end})
@@ -378,7 +381,7 @@ func (s *Source) Read(ctx context.Context, from sdk.Offsets, limits sdk.Limits) 
 		if err := sleepUntil(ctx, s.paid); err != nil {
 			return sdk.Read{}, err
 		}
-	case len(rd.Records) == 0 && (exhausted || throttled):
+	case len(rd.Records) == 0 && ((exhausted && limits.Stop == nil) || throttled):
 		if err := sleepUntil(ctx, deadline); err != nil {
 			return sdk.Read{}, err
 		}

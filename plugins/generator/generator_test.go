@@ -237,7 +237,8 @@ func TestLimits(t *testing.T) {
 		{"record larger than max bytes goes alone", nil, sdk.Limits{MaxRecords: 50, MaxBytes: 10}, 1, sdk.Offsets{"generator/0": 1, "generator/1": 0}},
 		{"stop", nil, sdk.Limits{MaxRecords: 50, Stop: sdk.Offsets{"generator/0": 4, "generator/1": 1}}, 5, sdk.Offsets{"generator/0": 4, "generator/1": 1}},
 		{"stop at from", sdk.Offsets{"generator/0": 4, "generator/1": 1}, sdk.Limits{MaxRecords: 50, Stop: sdk.Offsets{"generator/0": 4, "generator/1": 1}}, 0, sdk.Offsets{"generator/0": 4, "generator/1": 1}},
-		{"stop one partition", nil, sdk.Limits{MaxRecords: 6, Stop: sdk.Offsets{"generator/0": 0}}, 6, sdk.Offsets{"generator/0": 0, "generator/1": 6}},
+		{"stop one partition", nil, sdk.Limits{MaxRecords: 6, Stop: sdk.Offsets{"generator/0": 0, "generator/1": 50}}, 6, sdk.Offsets{"generator/0": 0, "generator/1": 6}},
+		{"stop names one partition", nil, sdk.Limits{MaxRecords: 6, Stop: sdk.Offsets{"generator/1": 2}}, 2, sdk.Offsets{"generator/0": 0, "generator/1": 2}},
 		{"end", nil, sdk.Limits{MaxRecords: 1000}, 100, sdk.Offsets{"generator/0": 50, "generator/1": 50}},
 		{"earliest", sdk.Offsets{"generator/0": -2, "generator/1": -2}, sdk.Limits{MaxRecords: 2}, 2, sdk.Offsets{"generator/0": 1, "generator/1": 1}},
 		{"latest", sdk.Offsets{"generator/0": -1, "generator/1": 48}, sdk.Limits{MaxRecords: 10}, 2, sdk.Offsets{"generator/0": 50, "generator/1": 50}},
@@ -337,6 +338,12 @@ func TestExhaustedWaits(t *testing.T) {
 	rd := read(t, s, sdk.Offsets{"generator/0": 2}, sdk.Limits{MaxRecords: 10, MaxWait: 50 * time.Millisecond})
 	if len(rd.Records) != 0 || time.Since(start) < 50*time.Millisecond {
 		t.Fatalf("%d records after %v", len(rd.Records), time.Since(start))
+	}
+	// Drain mode (Stop set) gets its final empty Read at once.
+	start = time.Now()
+	rd = read(t, s, sdk.Offsets{"generator/0": 2}, sdk.Limits{MaxRecords: 10, MaxWait: time.Hour, Stop: sdk.Offsets{"generator/0": 2}})
+	if len(rd.Records) != 0 || time.Since(start) > time.Second {
+		t.Fatalf("drain: %d records after %v", len(rd.Records), time.Since(start))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
