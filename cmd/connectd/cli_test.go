@@ -242,3 +242,15 @@ func readFile(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// TestPluginsDoc keeps docs/plugins.md's copy of `connectd plugins` exact.
+func TestPluginsDoc(t *testing.T) {
+	r := connectd(t, t.TempDir(), nil, "plugins")
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.stderr)
+	}
+	doc := readFile(t, "../../docs/plugins.md")
+	if !strings.Contains(doc, "```text\n"+r.stdout+"```") {
+		t.Errorf("docs/plugins.md does not hold the current output of `connectd plugins`; paste it in:\n%s", r.stdout)
+	}
+}
