@@ -17,6 +17,8 @@ import (
 	"github.com/connectd/connectd/host/plugin"
 	"github.com/connectd/connectd/internal/fault"
 	"github.com/connectd/connectd/sdk"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Options configure Run.
@@ -128,9 +130,11 @@ func (d *driver) supervise(ctx context.Context) error {
 // ensure starts the plugin processes that are not running and opens them.
 func (d *driver) ensure(ctx context.Context) error {
 	if d.src != nil && d.src.Exited() {
+		d.src.Kill() // releases what the client holds for the dead process
 		d.src = nil
 	}
 	if d.snk != nil && d.snk.Exited() {
+		d.snk.Kill()
 		d.snk = nil
 	}
 	restart := d.started
@@ -140,8 +144,7 @@ func (d *driver) ensure(ctx context.Context) error {
 			return d.errorf("%w", err)
 		}
 		if err := p.Source.Open(ctx, d.p.Name, d.p.Source.Values); err != nil {
-			p.Kill()
-			return d.errorf("%w", err)
+			return d.openFailed(p, err)
 		}
 		d.src = p
 	}
@@ -151,8 +154,7 @@ func (d *driver) ensure(ctx context.Context) error {
 			return d.errorf("%w", err)
 		}
 		if err := p.Sink.Open(ctx, d.p.Name, d.p.Sink.Values); err != nil {
-			p.Kill()
-			return d.errorf("%w", err)
+			return d.openFailed(p, err)
 		}
 		d.snk = p
 	}
@@ -161,6 +163,18 @@ func (d *driver) ensure(ctx context.Context) error {
 	}
 	d.started = true
 	return nil
+}
+
+// openFailed stops a plugin whose Open failed. A plugin that refused its
+// configuration or its system (a bad setting, a missing directory) fails the
+// run at once; one that died while opening is restarted like any crash.
+func (d *driver) openFailed(p *plugin.Process, err error) error {
+	exited := p.Exited() || status.Code(err) == codes.Unavailable
+	p.Kill()
+	if exited {
+		return d.errorf("%w", err)
+	}
+	return d.errorf("%v", err)
 }
 
 // checkCapabilities refuses a guarantee the running plugins cannot keep: the
