@@ -42,6 +42,9 @@ func Show(cp *checkpoint.Store, pipeline string, n int) State {
 	planned, ok, committed := cp.Last()
 	st := State{Pipeline: pipeline, Checkpoint: cp.Dir(), Committed: cp.Committed(), LastBatch: committed, Batches: []Batch{}}
 	hist := cp.History()
+	if n < 0 {
+		n = 0 // --last -1 must not slice past the end
+	}
 	if len(hist) > n {
 		hist = hist[len(hist)-n:]
 	}
@@ -169,7 +172,7 @@ func Target(cp *checkpoint.Store, to string) (sdk.Offsets, error) {
 		return b.From.Clone(), nil
 	case strings.HasPrefix(strings.TrimSpace(to), "{"):
 		var o sdk.Offsets
-		if err := json.Unmarshal([]byte(to), &o); err != nil {
+		if err := o.UnmarshalJSON([]byte(to)); err != nil { // its error shows the expected form
 			return nil, fmt.Errorf("--to: %w", err)
 		}
 		return o, nil
