@@ -1,0 +1,16 @@
+module github.com/connectd/connectd/testenv
+
+go 1.26.8
+
+// kfake has no tagged versions: it is at its latest pseudo-version, which does
+// not build unless github.com/twmb/franz-go v1.22.2 is required explicitly.
+require (
+	github.com/twmb/franz-go v1.22.2 // indirect
+	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c
+)
+
+require (
+	github.com/klauspost/compress v1.20.3 // indirect
+	github.com/pierrec/lz4/v4 v4.1.33 // indirect
+	github.com/twmb/franz-go/pkg/kmsg v1.15.0 // indirect
+)
