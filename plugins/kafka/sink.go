@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"strconv"
@@ -46,6 +47,12 @@ var SinkSpec = sdk.Spec{
 			Doc: `"plain": at-least-once, a batch written again after a crash is written twice. "dedupe": exactly-once without transactions: every record carries the headers connectd-pipeline, connectd-batch and connectd-seq, and a batch written again first reads the tail of its target partitions and skips the records it already wrote. This assumes connectd is the only writer of those partitions.`},
 		{Name: "compression", Type: sdk.TypeString, Default: "none",
 			Doc: `Compression of produced record batches: "none", "gzip", "snappy", "lz4" or "zstd".`},
+		{Name: "create_topics", Type: sdk.TypeBool, Default: false,
+			Doc: "Create a missing target topic with topic_partitions partitions and topic_replication replicas; otherwise a missing topic is an error."},
+		{Name: "topic_partitions", Type: sdk.TypeInt, Default: int64(1),
+			Doc: "Partitions of a topic created by create_topics."},
+		{Name: "topic_replication", Type: sdk.TypeInt, Default: int64(-1),
+			Doc: "Replication factor of a topic created by create_topics; -1 is the brokers' default."},
 		{Name: "batch_bytes", Type: sdk.TypeInt, Default: int64(900 << 10),
 			Doc: "Most bytes of records in one produce request per partition; keep it under the topic's max.message.bytes (1 MiB by default). A larger record goes alone."},
 	}, connParams()...),
@@ -68,6 +75,9 @@ type Sink struct {
 	batchBytes  int
 	partBytes   int32
 	failed      map[int64]bool // batches whose Write failed: scan before writing them again
+	create      bool           // create_topics
+	newParts    int
+	newRepl     int
 }
 
 var (
@@ -111,6 +121,11 @@ func (s *Sink) Open(_ context.Context, cfg sdk.Config) error {
 		return fmt.Errorf("kafka sink: batch_bytes is %d; want 1024 to %d", bb, 1<<30)
 	}
 	s.batchBytes = int(bb)
+	s.create = cfg.Bool("create_topics")
+	s.newParts, s.newRepl = int(cfg.Int("topic_partitions")), int(cfg.Int("topic_replication"))
+	if s.newParts < 1 || (s.newRepl < 1 && s.newRepl != -1) {
+		return fmt.Errorf("kafka sink: topic_partitions %d, topic_replication %d: want 1 or more partitions and 1 or more replicas (or -1)", s.newParts, s.newRepl)
+	}
 	s.partBytes = 1 << 20
 	var topics []string
 	if s.topicHeader == "" {
@@ -158,6 +173,11 @@ func (s *Sink) route(ctx context.Context, b *sdk.Batch) (*route, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.create && len(l.missing) > 0 {
+		if l, err = s.createTopics(ctx, rt.topics, l); err != nil {
+			return nil, err
+		}
+	}
 	all := map[string][]int{}
 	for _, t := range rt.topics {
 		if e := l.missing[t]; e != nil {
@@ -188,6 +208,37 @@ func (s *Sink) route(ctx context.Context, b *sdk.Batch) (*route, error) {
 		rt.count[tp{topic: t, part: int32(p)}]++
 	}
 	return rt, nil
+}
+
+// createTopics creates the topics l says are missing and returns the layout
+// of topics once they are there.
+func (s *Sink) createTopics(ctx context.Context, topics []string, l layout) (layout, error) {
+	req := &kafkago.CreateTopicsRequest{}
+	for t := range l.missing {
+		req.Topics = append(req.Topics, kafkago.TopicConfig{Topic: t, NumPartitions: s.newParts, ReplicationFactor: s.newRepl})
+	}
+	cctx, cancel := s.c.call(ctx)
+	defer cancel()
+	resp, err := s.c.client.CreateTopics(cctx, req)
+	if err != nil {
+		return l, s.c.brokerErr("create topics", err)
+	}
+	for t, e := range resp.Errors {
+		if e != nil && !errors.Is(e, kafkago.TopicAlreadyExists) {
+			return l, s.c.errorf("create topic %q: %w", t, e)
+		}
+	}
+	err = s.c.retry(ctx, "metadata of created topics", func(cctx context.Context) (bool, error) {
+		l, err = s.c.metadata(cctx, topics)
+		if err == nil && len(l.missing) > 0 {
+			for t, e := range l.missing {
+				err = s.c.errorf("topic %q was created but is not in the metadata yet: %v", t, e)
+			}
+			return true, err
+		}
+		return false, err
+	})
+	return l, err
 }
 
 // Partition returns the partition a record with key goes to in a topic of n
@@ -385,12 +436,15 @@ func (s *Sink) record(r *sdk.Record, i int, id string, now time.Time) protocol.R
 	return out
 }
 
-// written returns the indexes of the records of b that are already in Kafka:
-// for every partition of the target topics, it reads back from the end the
-// run of records that carry this pipeline's name and b's HeaderBatch, and
-// collects their HeaderSeq. The run starts after the records of earlier
-// batches, which holds as long as connectd is the only writer of the
-// partition.
+// written returns the indexes of the records of b that are already in Kafka.
+// For every partition of the target topics it reads back from the end over
+// the records this pipeline wrote for b (its name and b's HeaderBatch) and
+// for later batches, collecting the HeaderSeq of b's, and stops at the first
+// record of an earlier batch or of another writer: the records of b come
+// after those of earlier batches as long as connectd is the only writer of
+// the partition. (The host only writes the last planned batch again; reading
+// past later batches is for a sink asked to rewrite an older one, up to
+// maxSkip records of later batches per partition.)
 func (s *Sink) written(ctx context.Context, b *sdk.Batch, rt *route, id string) (map[int]bool, error) {
 	var parts []tp
 	for _, t := range rt.topics {
@@ -407,6 +461,7 @@ func (s *Sink) written(ctx context.Context, b *sdk.Batch, rt *route, id string) 
 	for _, p := range parts {
 		window[p] = int64(rt.count[p]) + 1
 	}
+	maxSkip := max(int64(16*len(b.Records)), 100000)
 	for len(parts) > 0 {
 		spans := make([]span, 0, len(parts))
 		for _, p := range parts {
@@ -422,19 +477,28 @@ func (s *Sink) written(ctx context.Context, b *sdk.Batch, rt *route, id string) 
 		var again []tp
 		for _, sp := range spans {
 			recs := got[sp.tp].recs
+			var skipped int64
 			j := len(recs) - 1
+		walk:
 			for ; j >= 0; j-- {
 				r := &recs[j]
-				if string(r.Header(HeaderPipeline)) != s.pipeline || string(r.Header(HeaderBatch)) != id {
+				if string(r.Header(HeaderPipeline)) != s.pipeline {
 					break
 				}
-				seq, err := strconv.Atoi(string(r.Header(HeaderSeq)))
-				if err != nil || seq < 0 || seq >= len(b.Records) {
-					break
+				switch v := string(r.Header(HeaderBatch)); {
+				case v == id:
+					seq, err := strconv.Atoi(string(r.Header(HeaderSeq)))
+					if err != nil || seq < 0 || seq >= len(b.Records) {
+						break walk
+					}
+					found[seq] = true
+				case laterBatch(v, b.ID):
+					skipped++
+				default:
+					break walk
 				}
-				found[seq] = true
 			}
-			if j < 0 && sp.from > bnd[sp.tp].first {
+			if j < 0 && sp.from > bnd[sp.tp].first && skipped < maxSkip {
 				window[sp.tp] *= 2 // the run may go on before the window
 				again = append(again, sp.tp)
 			}
@@ -446,6 +510,16 @@ func (s *Sink) written(ctx context.Context, b *sdk.Batch, rt *route, id string) 
 			"batch", b.ID, "records", len(b.Records), "already written", len(found))
 	}
 	return found, nil
+}
+
+// laterBatch reports whether a HeaderBatch value names a batch after id.
+func laterBatch(v string, id int64) bool {
+	n, _, ok := strings.Cut(v, ":")
+	if !ok {
+		return false
+	}
+	x, err := strconv.ParseInt(n, 10, 64)
+	return err == nil && x > id
 }
 
 // List returns the value of every record in topic (the topic parameter),
