@@ -100,4 +100,6 @@ func TestTLS(t *testing.T) {
 	t.Logf("without the CA: %v", err)
 }
 
-func saslPlain(user, pass string) plain.Mechanism { return plain.Mechanism{Username: user, Password: pass} }
+func saslPlain(user, pass string) plain.Mechanism {
+	return plain.Mechanism{Username: user, Password: pass}
+}
