@@ -1,0 +1,322 @@
+package conformance
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/connectd/connectd/host/config"
+	"github.com/connectd/connectd/host/pipeline"
+	"github.com/connectd/connectd/host/plugin"
+	"github.com/connectd/connectd/internal/fault"
+	"github.com/connectd/connectd/plugins"
+	"github.com/connectd/connectd/sdk"
+)
+
+// The suite's child processes. The suite re-executes the running executable
+// with childEnv set and one of the modes below as its first argument; the
+// init function of this package recognises it, does the job and exits,
+// before main (or the test binary's TestMain) ever runs. Plugin processes
+// that a child host starts inherit childEnv, so a re-executed test binary
+// also serves the bundled plugins (`__plugin NAME`, as the connectd binary
+// does).
+const childEnv = "CONNECTD_CONFORMANCE_CHILD"
+
+const (
+	modeProbe    = "__conformance-probe"    // FILE [INPUT]: specs, capabilities, claims as JSON
+	modeRun      = "__conformance-run"      // FILE [list]: drain the pipeline (fault points armed), then list the sink
+	modeList     = "__conformance-list"     // FILE: the ids the sink holds, as JSON
+	modeContract = "__conformance-contract" // CHECK FILE: one contract check, as JSON
+)
+
+func init() {
+	if os.Getenv(childEnv) != "1" || len(os.Args) < 2 {
+		return
+	}
+	args := os.Args[2:]
+	switch os.Args[1] {
+	case plugin.ServeArg:
+		if len(args) == 1 {
+			if p, ok := plugins.Bundled()[args[0]]; ok {
+				sdk.Serve(p)
+			}
+		}
+		fmt.Fprintf(os.Stderr, "conformance: no bundled plugin %q\n", args)
+		os.Exit(2)
+	case modeProbe, modeRun, modeList, modeContract:
+		os.Exit(child(os.Args[1], args))
+	}
+}
+
+// child runs one child mode and returns the process's exit code: 0 done,
+// 1 failed, 2 bad configuration. Results go to stdout as one JSON object,
+// diagnostics and logs to stderr.
+func child(mode string, args []string) int {
+	want := 1
+	if mode == modeContract {
+		want = 2
+	}
+	if (mode == modeProbe || mode == modeRun) && len(args) == 2 {
+		want = 2
+	}
+	if len(args) != want || mode == modeRun && want == 2 && args[1] != "list" {
+		fmt.Fprintf(os.Stderr, "conformance %s: bad arguments %q\n", mode, args)
+		return 2
+	}
+	ctx := context.Background()
+	path := args[len(args)-1]
+	if mode == modeProbe || mode == modeRun {
+		path = args[0]
+	}
+	file, loader, code := loadChild(path)
+	if code != 0 {
+		return code
+	}
+	p := file.Pipelines[0]
+	var out any
+	var err error
+	switch mode {
+	case modeRun:
+		if err := fault.Init(); err != nil {
+			fmt.Fprintf(os.Stderr, "conformance: %v\n", err)
+			return 2
+		}
+		st, err := runChild(ctx, p, loader)
+		if err == nil && len(args) == 2 {
+			var l listed
+			if l, err = listChild(ctx, p, loader); err == nil {
+				st.Listed = &l
+			}
+		}
+		writeJSON(st)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "connectd: %v\n", err)
+			return 1
+		}
+		return 0
+	case modeList:
+		out, err = listChild(ctx, p, loader)
+	case modeProbe:
+		if len(args) == 2 {
+			if _, _, code := loadChild(args[1]); code != 0 {
+				return code
+			}
+		}
+		out, err = probeChild(ctx, p, loader)
+	case modeContract:
+		out = contractChild(ctx, args[0], p, loader)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "conformance: %v\n", err)
+		return 1
+	}
+	writeJSON(out)
+	return 0
+}
+
+func writeJSON(v any) {
+	b, _ := json.Marshal(v)
+	fmt.Fprintf(os.Stdout, "%s\n", b)
+}
+
+// loadChild reads and validates a pipeline file as `connectd run` does.
+func loadChild(path string) (*config.File, *plugin.Loader, int) {
+	f, diags := config.Parse(path)
+	if diags.HasErrors() {
+		fmt.Fprintln(os.Stderr, f.Format(diags))
+		return nil, nil, 2
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "conformance: %v\n", err)
+		return nil, nil, 1
+	}
+	l := &plugin.Loader{Exe: exe, Dir: f.PluginDir, Bundled: plugins.Bundled(), Stderr: os.Stderr}
+	f, diags = config.Load(path, l.Spec)
+	if diags.HasErrors() {
+		fmt.Fprintln(os.Stderr, f.Format(diags))
+		return nil, nil, 2
+	}
+	return f, l, 0
+}
+
+// runStatus is what a run child prints when it ends by itself.
+type runStatus struct {
+	Batches  int64 `json:"batches"`
+	Replays  int64 `json:"replays"`
+	Warnings int64 `json:"warnings"`
+	// Listed is what the sink holds after the drain, when it was asked for.
+	Listed *listed `json:"listed,omitempty"`
+}
+
+// runChild drains the pipeline as `connectd run --drain` does.
+func runChild(ctx context.Context, p *config.Pipeline, l *plugin.Loader) (runStatus, error) {
+	var warnings atomic.Int64
+	log := slog.New(&countHandler{Handler: slog.NewTextHandler(os.Stderr, nil), n: &warnings})
+	prog := &counter{}
+	err := pipeline.Run(ctx, pipeline.Options{Pipeline: p, Loader: l, Drain: true, Progress: prog, Log: log, Grace: 10 * time.Second})
+	return runStatus{Batches: prog.batches.Load(), Replays: prog.replays.Load(), Warnings: warnings.Load()}, err
+}
+
+// countHandler counts log records at warning level or above: a host logs
+// one whenever a plugin failed and was restarted.
+type countHandler struct {
+	slog.Handler
+	n *atomic.Int64
+}
+
+func (h *countHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		h.n.Add(1)
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h *countHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &countHandler{Handler: h.Handler.WithAttrs(as), n: h.n}
+}
+
+func (h *countHandler) WithGroup(name string) slog.Handler {
+	return &countHandler{Handler: h.Handler.WithGroup(name), n: h.n}
+}
+
+// counter is a pipeline.Progress that counts batches and replays.
+type counter struct{ batches, replays atomic.Int64 }
+
+func (c *counter) Batch(r pipeline.Report) {
+	c.batches.Add(1)
+	if r.Replay {
+		c.replays.Add(1)
+	}
+}
+
+func (c *counter) Done(string, int64, int64, time.Duration) {}
+
+// listed is what a list child prints.
+type listed struct {
+	Records int            `json:"records"`
+	IDs     map[string]int `json:"ids"`
+}
+
+// listChild reads back the ids the pipeline's sink holds, through sdk.Lister.
+func listChild(ctx context.Context, p *config.Pipeline, l *plugin.Loader) (listed, error) {
+	snk, err := openSink(ctx, l, p)
+	if err != nil {
+		return listed{}, err
+	}
+	defer stop(ctx, snk)
+	vals, err := list(ctx, snk, p)
+	if err != nil {
+		return listed{}, err
+	}
+	return listed{Records: len(vals), IDs: Count(vals)}, nil
+}
+
+func list(ctx context.Context, snk *plugin.Process, p *config.Pipeline) ([][]byte, error) {
+	if !snk.Has("lister") {
+		return nil, fmt.Errorf("sink %q does not implement sdk.Lister: the conformance suite reads back what a sink holds through it (docs/plugin-authors.md)", p.Sink.Name)
+	}
+	return snk.Sink.List(ctx)
+}
+
+func openSource(ctx context.Context, l *plugin.Loader, p *config.Pipeline) (*plugin.Process, error) {
+	proc, err := l.Start(ctx, sdk.KindSource, p.Source.Name, plugin.Env(true))
+	if err != nil {
+		return nil, err
+	}
+	if err := proc.Source.Open(ctx, p.Name, p.Source.Values); err != nil {
+		proc.Kill()
+		return nil, err
+	}
+	return proc, nil
+}
+
+func openSink(ctx context.Context, l *plugin.Loader, p *config.Pipeline) (*plugin.Process, error) {
+	proc, err := l.Start(ctx, sdk.KindSink, p.Sink.Name, plugin.Env(true))
+	if err != nil {
+		return nil, err
+	}
+	if err := proc.Sink.Open(ctx, p.Name, p.Sink.Values); err != nil {
+		proc.Kill()
+		return nil, err
+	}
+	return proc, nil
+}
+
+// stop closes a plugin and ends its process.
+func stop(ctx context.Context, proc *plugin.Process) {
+	if proc == nil {
+		return
+	}
+	if !proc.Exited() {
+		if proc.Source != nil {
+			_ = proc.Source.Close(ctx)
+		} else {
+			_ = proc.Sink.Close(ctx)
+		}
+	}
+	proc.Kill()
+}
+
+// role is what the probe learns about one plugin role.
+type role struct {
+	Name         string   `json:"name"`
+	Version      string   `json:"version"`
+	Capabilities []string `json:"capabilities"`
+	Features     []string `json:"features"`
+}
+
+func (r role) has(c sdk.Capability) bool {
+	for _, x := range r.Capabilities {
+		if x == string(c) {
+			return true
+		}
+	}
+	return false
+}
+
+// probed is what a probe child prints.
+type probed struct {
+	Source     role     `json:"source"`
+	Sink       role     `json:"sink"`
+	Claimed    []string `json:"claimed"`
+	NotClaimed string   `json:"not_claimed,omitempty"`
+}
+
+// probeChild starts and opens both plugins once, and works out which
+// guarantees they claim with their settings.
+func probeChild(ctx context.Context, p *config.Pipeline, l *plugin.Loader) (probed, error) {
+	var out probed
+	src, err := openSource(ctx, l, p)
+	if err != nil {
+		return out, err
+	}
+	stop(ctx, src)
+	snk, err := openSink(ctx, l, p)
+	if err != nil {
+		return out, err
+	}
+	stop(ctx, snk)
+	describe := func(proc *plugin.Process, pl config.Plugin) role {
+		r := role{Name: proc.Spec.Name, Version: proc.Spec.Version, Features: proc.Features}
+		for _, c := range proc.Spec.CapabilitiesFor(pl.Values) {
+			r.Capabilities = append(r.Capabilities, string(c))
+		}
+		return r
+	}
+	out.Source, out.Sink = describe(src, p.Source), describe(snk, p.Sink)
+	if !snk.Has("lister") {
+		return out, fmt.Errorf("sink %q does not implement sdk.Lister: the conformance suite reads back what a sink holds through it (docs/plugin-authors.md)", p.Sink.Name)
+	}
+	if err := config.CheckDelivery(config.ExactlyOnce, src.Spec, snk.Spec, p.Source.Values, p.Sink.Values); err != nil {
+		out.NotClaimed = err.Error()
+	} else {
+		out.Claimed = append(out.Claimed, ExactlyOnce)
+	}
+	out.Claimed = append(out.Claimed, AtLeastOnce, AtMostOnce)
+	return out, nil
+}

@@ -1,0 +1,321 @@
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/connectd/connectd/internal/fault"
+)
+
+// The suite's own tests run real pipelines. Most of them re-execute a
+// connectd binary built without the race detector as host and plugin server
+// (Options.Exe), which keeps the package's `go test -race` fast; one test
+// uses the default, the test binary itself.
+
+var (
+	bin     string                // a connectd binary
+	liars   = map[string]string{} // testdata plugin name → executable
+	scratch string
+)
+
+func TestMain(m *testing.M) {
+	// Children re-executed from this test binary never get here: init serves them.
+	var err error
+	scratch, err = os.MkdirTemp("", "conformance-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := func() int {
+		defer os.RemoveAll(scratch)
+		bin = filepath.Join(scratch, "connectd")
+		build := exec.Command("go", "build", "-o", bin, "../cmd/connectd")
+		if out, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building connectd: %v\n%s", err, out)
+			return 1
+		}
+		for _, name := range []string{"ackfirst", "appender", "badreplay", "dropack"} {
+			exe, err := BuildPlugin(scratch, "./testdata/"+name)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			liars[name] = exe
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// options are the defaults of these tests: the prebuilt connectd as host.
+func options(t *testing.T) Options {
+	return Options{Exe: bin, Seed: 7, Log: logWriter{t}}
+}
+
+func run(t *testing.T, o Options) *Report {
+	t.Helper()
+	rep, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	_ = rep.WriteTable(&b)
+	t.Log("\n" + b.String())
+	return rep
+}
+
+// expectRows fails the test unless the report has a cell for every fault
+// point of the given prefixes (in batch 2) and guarantee: a matrix that
+// silently shrinks cannot pass.
+func expectRows(t *testing.T, rep *Report, prefixes ...string) {
+	t.Helper()
+	for _, p := range fault.Points {
+		keep := false
+		for _, pre := range prefixes {
+			keep = keep || strings.HasPrefix(p.Name, pre)
+		}
+		if !keep {
+			continue
+		}
+		for _, g := range rep.Claimed {
+			if _, ok := rep.Find(p.Name+"@2", g); !ok {
+				t.Errorf("no cell for %s@2 under %s", p.Name, g)
+			}
+		}
+	}
+	for _, g := range rep.Claimed {
+		for _, row := range []string{PointNone, PointSoak} {
+			if _, ok := rep.Find(row, g); !ok {
+				t.Errorf("no %s cell under %s", row, g)
+			}
+		}
+	}
+}
+
+func claims(t *testing.T, rep *Report, want ...string) {
+	t.Helper()
+	if strings.Join(rep.Claimed, ",") != strings.Join(want, ",") {
+		t.Fatalf("claimed %q, want %q", rep.Claimed, want)
+	}
+}
+
+// TestGeneratorToFile is CI's generator → file (batch mode, idempotent) pair.
+func TestGeneratorToFile(t *testing.T) {
+	o := options(t)
+	o.Level = LevelFromEnv()
+	o.Source = Plugin{Name: "generator"}
+	o.Sink = Plugin{Name: "file", Config: map[string]any{"dir": "out", "mode": "batch"}}
+	rep := Test(t, o)
+	claims(t, rep, ExactlyOnce, AtLeastOnce, AtMostOnce)
+	if o.Level == Quick {
+		expectRows(t, rep, "host.", "source.", "sink.")
+	}
+	for _, c := range []string{"replayable", "idempotent"} {
+		if r, ok := rep.Find(PointContract, c); !ok || !r.Pass {
+			t.Errorf("contract %s: %+v (present %v)", c, r, ok)
+		}
+	}
+}
+
+// TestFileToFile is CI's file → file pair: the file source's input is put in
+// place by the file sink.
+func TestFileToFile(t *testing.T) {
+	o := options(t)
+	o.Level = LevelFromEnv()
+	o.Source = Plugin{Name: "file", HCL: `paths = ["in/*.txt"]`}
+	o.Sink = Plugin{Name: "file", HCL: `dir = "out", mode = "batch"`}
+	o.Input = Plugin{Name: "file", Config: map[string]any{"dir": "in"}}
+	rep := Test(t, o)
+	claims(t, rep, ExactlyOnce, AtLeastOnce, AtMostOnce)
+	if o.Level == Quick {
+		expectRows(t, rep, "host.", "source.", "sink.")
+	}
+}
+
+// TestGeneratorToFileAppend is CI's at-least-once pair: the append sink
+// cannot be exactly-once, duplicates are counted, nothing is lost.
+func TestGeneratorToFileAppend(t *testing.T) {
+	o := options(t)
+	o.Level = LevelFromEnv()
+	o.Sink = Plugin{Name: "file", Config: map[string]any{"dir": "out", "mode": "append"}}
+	rep := Test(t, o)
+	claims(t, rep, AtLeastOnce, AtMostOnce)
+	if !strings.Contains(rep.NotClaimed, "append") {
+		t.Errorf("NotClaimed %q does not say why", rep.NotClaimed)
+	}
+	if o.Level == Quick {
+		expectRows(t, rep, "host.", "sink.")
+	}
+	dups := 0
+	for _, r := range rep.Results {
+		if r.Guarantee == AtLeastOnce {
+			dups += r.Duplicated
+			if r.Lost != 0 {
+				t.Errorf("%s: %d lost under at-least-once", r.FaultPoint, r.Lost)
+			}
+		}
+		if strings.HasPrefix(r.FaultPoint, "source.") {
+			t.Errorf("%s: the generator is not under test, its fault points are not in the matrix", r.FaultPoint)
+		}
+	}
+	if r, _ := rep.Find(fault.HostWriteAfter+"@2", AtLeastOnce); r.Duplicated == 0 {
+		t.Errorf("host.write.after@2 at-least-once counted no duplicate: %+v", r)
+	}
+	if dups == 0 {
+		t.Error("no duplicates counted anywhere under at-least-once with an appending sink")
+	}
+}
+
+// TestTransactionalSink runs the file sink's transactional mode: its
+// exactly-once comes from LastCommitted, which the contract check verifies.
+func TestTransactionalSink(t *testing.T) {
+	o := options(t)
+	o.Sink = Plugin{Name: "file", Config: map[string]any{"dir": "out", "mode": "transactional"}}
+	o.Points = []string{PointNone, fault.HostWriteAfter, fault.HostCommitAfter, fault.SinkWriteAfter, PointContract}
+	rep := run(t, o)
+	if !rep.Passed() {
+		t.Errorf("failed: %+v", rep.Failed())
+	}
+	if r, ok := rep.Find(PointContract, "transactional"); !ok || !r.Pass || !strings.Contains(r.Detail, "after a restart") {
+		t.Errorf("transactional contract: %+v (present %v)", r, ok)
+	}
+	if _, ok := rep.Find(PointContract, "idempotent"); ok {
+		t.Error("an idempotent check for a sink that does not claim idempotence")
+	}
+}
+
+// failsWith asserts that a cell failed with counts in the given ranges.
+func failsWith(t *testing.T, rep *Report, point, guarantee string, lost, dup bool) {
+	t.Helper()
+	r, ok := rep.Find(point, guarantee)
+	switch {
+	case !ok:
+		t.Errorf("no cell %s / %s", point, guarantee)
+	case r.Pass:
+		t.Errorf("%s / %s passed; want a failure: %+v", point, guarantee, r)
+	case lost != (r.Lost > 0) || dup != (r.Duplicated > 0):
+		t.Errorf("%s / %s: %d lost %d duplicated; want lost %v, duplicates %v", point, guarantee, r.Lost, r.Duplicated, lost, dup)
+	}
+}
+
+func passes(t *testing.T, rep *Report, point, guarantee string) {
+	t.Helper()
+	if r, ok := rep.Find(point, guarantee); !ok || !r.Pass {
+		t.Errorf("%s / %s: %+v (present %v); want a pass", point, guarantee, r, ok)
+	}
+}
+
+// TestCatchesAckBeforeWrite: a sink that acknowledges a batch before it is
+// written loses it when the host dies after committing.
+func TestCatchesAckBeforeWrite(t *testing.T) {
+	o := options(t)
+	o.Sink = Plugin{Name: liars["ackfirst"], Config: map[string]any{"dir": "out"}}
+	o.Points = []string{PointNone, fault.HostWriteBefore, fault.HostCommitAfter, fault.HostAckAfter, PointContract}
+	rep := run(t, o)
+	if rep.Passed() {
+		t.Fatal("the suite passed a sink that acknowledges before it writes")
+	}
+	for _, g := range []string{ExactlyOnce, AtLeastOnce} {
+		passes(t, rep, PointNone, g)
+		failsWith(t, rep, "host.commit.after@2", g, true, false)
+		failsWith(t, rep, "host.ack.after@2", g, true, false)
+	}
+	if r, _ := rep.Find("host.commit.after@2", AtMostOnce); !r.Pass || !r.Informational {
+		t.Errorf("at-most-once losing records must pass as informational: %+v", r)
+	}
+	failsWith(t, rep, PointContract, "idempotent", true, false)
+}
+
+// TestCatchesAppendingIdempotentSink: a sink that claims idempotence but
+// appends stores a rewritten batch twice.
+func TestCatchesAppendingIdempotentSink(t *testing.T) {
+	o := options(t)
+	o.Sink = Plugin{Name: liars["appender"], Config: map[string]any{"dir": "out"}}
+	o.Points = []string{PointNone, fault.HostWriteAfter, fault.SinkWriteAfter, PointContract}
+	rep := run(t, o)
+	claims(t, rep, ExactlyOnce, AtLeastOnce, AtMostOnce)
+	passes(t, rep, PointNone, ExactlyOnce)
+	for _, p := range []string{"host.write.after@2", "sink.write.after@2"} {
+		failsWith(t, rep, p, ExactlyOnce, false, true)
+		passes(t, rep, p, AtLeastOnce) // duplicates are what at-least-once allows
+	}
+	failsWith(t, rep, PointContract, "idempotent", false, true)
+}
+
+// spread writes values into n files dir/in/part-<i>.txt, round robin.
+func spread(dir string, values [][]byte, n int) error {
+	if err := os.MkdirAll(filepath.Join(dir, "in"), 0o755); err != nil {
+		return err
+	}
+	files := make([][]byte, n)
+	for i, v := range values {
+		files[i%n] = append(append(files[i%n], v...), '\n')
+	}
+	for i, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, "in", fmt.Sprintf("part-%d.txt", i)), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestCatchesReplayThatDiffers: a source whose replay returns other records
+// breaks exactly-once (and at-least-once) after a crash that needs a replay.
+func TestCatchesReplayThatDiffers(t *testing.T) {
+	o := options(t)
+	o.Source = Plugin{Name: liars["badreplay"], Config: map[string]any{"paths": []string{"in/*.txt"}}}
+	o.InputFunc = func(dir string, values [][]byte) error { return spread(dir, values, 2) }
+	o.Points = []string{PointNone, fault.HostPlanAfter, fault.HostWriteAfter, fault.HostAckAfter, PointContract}
+	rep := run(t, o)
+	for _, g := range []string{ExactlyOnce, AtLeastOnce} {
+		passes(t, rep, PointNone, g)
+		passes(t, rep, "host.ack.after@2", g) // no replay there
+		failsWith(t, rep, "host.plan.after@2", g, true, true)
+		failsWith(t, rep, "host.write.after@2", g, true, true)
+	}
+	failsWith(t, rep, PointContract, "replayable", true, true)
+	if r, _ := rep.Find(PointContract, "replayable"); !strings.Contains(r.Error, "differs from its read") {
+		t.Errorf("replay contract error %q does not say what differs", r.Error)
+	}
+}
+
+// TestCatchesDropOnAck: a source that deletes more than was acknowledged
+// loses records when it crashes after an ack.
+func TestCatchesDropOnAck(t *testing.T) {
+	o := options(t)
+	o.Source = Plugin{Name: liars["dropack"], Config: map[string]any{"path": "in/spool.txt"}}
+	o.InputFunc = func(dir string, values [][]byte) error {
+		if err := spread(dir, values, 1); err != nil {
+			return err
+		}
+		return os.Rename(filepath.Join(dir, "in", "part-0.txt"), filepath.Join(dir, "in", "spool.txt"))
+	}
+	o.Points = []string{PointNone, fault.HostAckAfter, fault.SourceAckAfter, PointContract}
+	rep := run(t, o)
+	for _, g := range []string{ExactlyOnce, AtLeastOnce} {
+		passes(t, rep, PointNone, g)
+		failsWith(t, rep, "host.ack.after@2", g, true, false)
+		failsWith(t, rep, "source.ack.after@2", g, true, false)
+	}
+	failsWith(t, rep, PointContract, "replayable", true, false)
+}
+
+// TestTestBinaryAsHost runs the suite the way a plugin author's go test
+// does: the default Exe is this test binary, re-executed as host and as the
+// bundled plugins' server. (Under -race every child is race-instrumented and
+// slow, so the matrix here is small.)
+func TestTestBinaryAsHost(t *testing.T) {
+	o := options(t)
+	o.Exe = ""
+	o.Sink = Plugin{Name: liars["appender"], Config: map[string]any{"dir": "out"}}
+	o.Points = []string{fault.HostWriteAfter}
+	rep := run(t, o)
+	failsWith(t, rep, "host.write.after@2", ExactlyOnce, false, true)
+	passes(t, rep, "host.write.after@2", AtLeastOnce)
+	passes(t, rep, "host.write.after@2", AtMostOnce)
+}

@@ -1,0 +1,403 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/connectd/connectd/host/config"
+	"github.com/connectd/connectd/host/plugin"
+	pb "github.com/connectd/connectd/internal/protocol/connectorv1"
+	"github.com/connectd/connectd/sdk"
+	"google.golang.org/protobuf/proto"
+)
+
+// The contract checks, run without crashes in a child process (they start
+// the plugins through host/plugin exactly as the host does).
+
+// checked is what a contract child prints.
+type checked struct {
+	Pass       bool   `json:"pass"`
+	Lost       int    `json:"lost"`
+	Duplicated int    `json:"duplicated"`
+	Error      string `json:"error,omitempty"`
+	Detail     string `json:"detail,omitempty"`
+}
+
+// contractChild runs the check named by capability against the pipeline's
+// plugins. The pipeline's input must already be in place.
+func contractChild(ctx context.Context, capability string, p *config.Pipeline, l *plugin.Loader) checked {
+	c := &contract{p: p, l: l}
+	var err error
+	switch sdk.Capability(capability) {
+	case sdk.CapReplayable:
+		err = c.replay(ctx)
+	case sdk.CapIdempotent:
+		err = c.idempotent(ctx)
+	case sdk.CapTransactional:
+		err = c.transactional(ctx)
+	default:
+		err = fmt.Errorf("no contract check for %q", capability)
+	}
+	out := checked{Pass: err == nil, Lost: c.lost, Duplicated: c.dup, Detail: strings.Join(c.steps, "; ")}
+	if err != nil {
+		out.Error = err.Error()
+	}
+	return out
+}
+
+type contract struct {
+	p        *config.Pipeline
+	l        *plugin.Loader
+	steps    []string
+	lost     int
+	dup      int
+	procs    []*plugin.Process
+	src, snk *plugin.Process
+}
+
+func (c *contract) step(format string, args ...any) {
+	c.steps = append(c.steps, fmt.Sprintf(format, args...))
+}
+
+func (c *contract) close(ctx context.Context) {
+	for _, p := range c.procs {
+		stop(ctx, p)
+	}
+}
+
+func (c *contract) startSource(ctx context.Context) error {
+	p, err := openSource(ctx, c.l, c.p)
+	if err != nil {
+		return err
+	}
+	c.procs = append(c.procs, p)
+	c.src = p
+	return nil
+}
+
+func (c *contract) startSink(ctx context.Context) error {
+	p, err := openSink(ctx, c.l, c.p)
+	if err != nil {
+		return err
+	}
+	c.procs = append(c.procs, p)
+	c.snk = p
+	return nil
+}
+
+// restart kills a plugin process, as a crash would, and starts it again.
+func (c *contract) restart(ctx context.Context, proc *plugin.Process) error {
+	proc.Kill()
+	if proc == c.src {
+		return c.startSource(ctx)
+	}
+	return c.startSink(ctx)
+}
+
+// readTwo reads the first two batches of the pipeline's source, as the host
+// would plan them.
+func (c *contract) readTwo(ctx context.Context) (*plugin.Data, *plugin.Data, error) {
+	lim := sdk.Limits{MaxRecords: c.p.Batch.MaxRecords, MaxBytes: c.p.Batch.MaxBytes, MaxWait: time.Second}
+	if c.src.Has("ender") {
+		end, err := c.src.Source.End(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		lim.Stop = end
+	}
+	read := func(id int64, from sdk.Offsets) (*plugin.Data, error) {
+		d, err := c.src.Source.Read(ctx, id, from, lim)
+		if err != nil {
+			return nil, err
+		}
+		d.From, d.Until = from.Merge(d.From), from.Merge(d.Until)
+		return d, nil
+	}
+	d1, err := read(1, sdk.Offsets{})
+	if err != nil {
+		return nil, nil, err
+	}
+	d2, err := read(2, d1.Until)
+	if err != nil {
+		return nil, nil, err
+	}
+	if d1.Records == 0 || d2.Records == 0 {
+		return nil, nil, fmt.Errorf("the source returned %d and %d records for its first two batches; the check needs two full batches of input", d1.Records, d2.Records)
+	}
+	c.step("read batch 1 (%d records, %s → %s) and batch 2 (%d records)", d1.Records, d1.From, d1.Until, d2.Records)
+	return d1, d2, nil
+}
+
+// moving keeps the partitions whose range is not empty, as the host's
+// recovery asks for them.
+func moving(from, until sdk.Offsets) (sdk.Offsets, sdk.Offsets) {
+	f, u := sdk.Offsets{}, sdk.Offsets{}
+	for p, x := range until {
+		if y, ok := from[p]; ok && x >= 0 && y >= 0 && x != y {
+			f[p], u[p] = y, x
+		}
+	}
+	return f, u
+}
+
+// rec is a record as it travels, with its partition resolved.
+type rec struct {
+	pos     sdk.Position
+	key     []byte
+	value   []byte
+	ts      int64
+	headers []*pb.Header
+}
+
+// records decodes the chunks of a batch.
+func records(d *plugin.Data) ([]rec, error) {
+	var out []rec
+	for i, raw := range d.Chunks {
+		ch := &pb.Chunk{}
+		if err := proto.Unmarshal(raw, ch); err != nil {
+			return nil, fmt.Errorf("chunk %d of the batch does not decode: %w", i, err)
+		}
+		for _, m := range ch.Records {
+			r := rec{key: m.Key, value: m.Value, ts: m.TimestampUnixNano, headers: m.Headers}
+			if int(m.Partition) < len(ch.Partitions) {
+				r.pos = sdk.Position{Partition: ch.Partitions[m.Partition], Offset: m.Offset}
+			}
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// both decodes two batches into one list.
+func both(d1, d2 *plugin.Data) ([]rec, error) {
+	r1, err := records(d1)
+	if err != nil {
+		return nil, err
+	}
+	r2, err := records(d2)
+	return append(r1, r2...), err
+}
+
+func values(rs []rec) [][]byte {
+	out := make([][]byte, len(rs))
+	for i := range rs {
+		out[i] = rs[i].value
+	}
+	return out
+}
+
+func ids(vals [][]byte) []string {
+	out := make([]string, len(vals))
+	for i, v := range vals {
+		out[i] = ID(v)
+	}
+	return out
+}
+
+// same describes the first difference between what a read returned and
+// what its replay returned, or returns "".
+func same(read, replay []rec) string {
+	for i := 0; i < len(read) && i < len(replay); i++ {
+		a, b := read[i], replay[i]
+		var what string
+		switch {
+		case a.pos != b.pos:
+			what = fmt.Sprintf("position %s, the read had %s", b.pos, a.pos)
+		case !bytes.Equal(a.value, b.value):
+			what = fmt.Sprintf("value %.60q, the read had %.60q", b.value, a.value)
+		case !bytes.Equal(a.key, b.key):
+			what = fmt.Sprintf("key %q, the read had %q", b.key, a.key)
+		case a.ts != b.ts:
+			what = fmt.Sprintf("timestamp %d, the read had %d", b.ts, a.ts)
+		case !sameHeaders(a.headers, b.headers):
+			what = "other headers than the read"
+		}
+		if what != "" {
+			return fmt.Sprintf("record %d (%s) has %s", i, a.pos, what)
+		}
+	}
+	if len(read) != len(replay) {
+		return fmt.Sprintf("%d records, the read had %d", len(replay), len(read))
+	}
+	return ""
+}
+
+func sameHeaders(a, b []*pb.Header) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Key != b[i].Key || !bytes.Equal(a[i].Value, b[i].Value) {
+			return false
+		}
+	}
+	return true
+}
+
+// replay checks that a replayed range returns the same records in the same
+// order as the read that first returned it: in the same process, and after
+// an Ack of the batch before and a restart of the source, as after a crash.
+func (c *contract) replay(ctx context.Context) error {
+	defer c.close(ctx)
+	if err := c.startSource(ctx); err != nil {
+		return err
+	}
+	d1, d2, err := c.readTwo(ctx)
+	if err != nil {
+		return err
+	}
+	check := func(id int64, d *plugin.Data, when string) error {
+		f, u := moving(d.From, d.Until)
+		r, err := c.src.Source.Replay(ctx, id, f, u)
+		if err != nil {
+			return fmt.Errorf("replay of batch %d %s: %w", id, when, err)
+		}
+		want, err := records(d)
+		if err != nil {
+			return err
+		}
+		got, err := records(r)
+		if err != nil {
+			return fmt.Errorf("replay of batch %d %s: %w", id, when, err)
+		}
+		lost, dup, _ := Tally(ids(values(want)), Count(values(got)))
+		c.lost, c.dup = max(c.lost, lost), max(c.dup, dup)
+		if diff := same(want, got); diff != "" {
+			return fmt.Errorf("replay of batch %d %s differs from its read: %s", id, when, diff)
+		}
+		c.step("replayed batch %d %s: same %d records", id, when, len(got))
+		return nil
+	}
+	if err := check(2, d2, "in the same process"); err != nil {
+		return err
+	}
+	if err := check(1, d1, "in the same process"); err != nil {
+		return err
+	}
+	if err := c.src.Source.Ack(ctx, 1, d1.Until); err != nil {
+		return fmt.Errorf("ack of batch 1: %w", err)
+	}
+	if err := c.restart(ctx, c.src); err != nil {
+		return err
+	}
+	return check(2, d2, "after the ack of batch 1 and a restart of the source")
+}
+
+// listIDs reads back the sink and compares it with the records written.
+func (c *contract) listIDs(ctx context.Context, written []rec, when string) (map[string]int, error) {
+	vals, err := list(ctx, c.snk, c.p)
+	if err != nil {
+		return nil, err
+	}
+	seen := Count(vals)
+	lost, dup, unexpected := Tally(ids(values(written)), seen)
+	c.lost, c.dup = max(c.lost, lost), max(c.dup, dup)
+	switch {
+	case lost > 0 || dup > 0:
+		return seen, fmt.Errorf("%s, the sink holds %d records: %d of the %d written are missing, %d duplicated", when, len(vals), lost, len(written), dup)
+	case len(unexpected) > 0:
+		return seen, fmt.Errorf("%s, the sink holds %d records that were never written, such as %q", when, len(unexpected), unexpected[0])
+	}
+	c.step("%s: the sink holds the %d records written", when, len(vals))
+	return seen, nil
+}
+
+// idempotent checks that writing a batch again, in the same process and
+// after a restart of the sink, changes nothing the sink holds; and that
+// what Write acknowledged is there to read back.
+func (c *contract) idempotent(ctx context.Context) error {
+	defer c.close(ctx)
+	if err := c.startSource(ctx); err != nil {
+		return err
+	}
+	d1, d2, err := c.readTwo(ctx)
+	if err != nil {
+		return err
+	}
+	if err := c.startSink(ctx); err != nil {
+		return err
+	}
+	written, err := both(d1, d2)
+	if err != nil {
+		return err
+	}
+	for i, d := range []*plugin.Data{d1, d2} {
+		if err := c.snk.Sink.Write(ctx, int64(i+1), d, false); err != nil {
+			return fmt.Errorf("write of batch %d: %w", i+1, err)
+		}
+	}
+	if _, err := c.listIDs(ctx, written, "after writing batches 1 and 2"); err != nil {
+		return err
+	}
+	if err := c.snk.Sink.Write(ctx, 1, d1, true); err != nil {
+		return fmt.Errorf("second write of batch 1: %w", err)
+	}
+	if _, err := c.listIDs(ctx, written, "after writing batch 1 again"); err != nil {
+		return err
+	}
+	if err := c.restart(ctx, c.snk); err != nil {
+		return err
+	}
+	if err := c.snk.Sink.Write(ctx, 2, d2, true); err != nil {
+		return fmt.Errorf("write of batch 2 again after a restart: %w", err)
+	}
+	_, err = c.listIDs(ctx, written, "after a restart of the sink and writing batch 2 again")
+	return err
+}
+
+// transactional checks that the sink reports the batch it committed last
+// with the until offsets Write received, also after a restart.
+func (c *contract) transactional(ctx context.Context) error {
+	defer c.close(ctx)
+	if err := c.startSource(ctx); err != nil {
+		return err
+	}
+	d1, d2, err := c.readTwo(ctx)
+	if err != nil {
+		return err
+	}
+	if err := c.startSink(ctx); err != nil {
+		return err
+	}
+	if !c.snk.Has("transactional") {
+		return fmt.Errorf("sink %q claims %q but does not implement sdk.Transactional", c.p.Sink.Name, sdk.CapTransactional)
+	}
+	expect := func(want sdk.Committed, when string) error {
+		got, err := c.snk.Sink.LastCommitted(ctx)
+		if err != nil {
+			return fmt.Errorf("LastCommitted %s: %w", when, err)
+		}
+		if got.Batch != want.Batch || (want.Batch != 0 && !got.Until.Equal(want.Until)) {
+			return fmt.Errorf("LastCommitted %s is batch %d until %s; want batch %d until %s", when, got.Batch, got.Until, want.Batch, want.Until)
+		}
+		c.step("LastCommitted %s: batch %d", when, got.Batch)
+		return nil
+	}
+	if err := expect(sdk.Committed{}, "on a fresh sink"); err != nil {
+		return err
+	}
+	for i, d := range []*plugin.Data{d1, d2} {
+		id := int64(i + 1)
+		if err := c.snk.Sink.Write(ctx, id, d, false); err != nil {
+			return fmt.Errorf("write of batch %d: %w", id, err)
+		}
+		if err := expect(sdk.Committed{Batch: id, Until: d.Until}, fmt.Sprintf("after writing batch %d", id)); err != nil {
+			return err
+		}
+	}
+	if err := c.restart(ctx, c.snk); err != nil {
+		return err
+	}
+	if err := expect(sdk.Committed{Batch: 2, Until: d2.Until}, "after a restart of the sink"); err != nil {
+		return err
+	}
+	written, err := both(d1, d2)
+	if err != nil {
+		return err
+	}
+	_, err = c.listIDs(ctx, written, "after writing batches 1 and 2")
+	return err
+}

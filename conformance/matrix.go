@@ -1,0 +1,355 @@
+package conformance
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/connectd/connectd/internal/fault"
+	"github.com/connectd/connectd/sdk"
+)
+
+// cell is one pipeline the suite runs and judges.
+type cell struct {
+	point string // Result.FaultPoint
+	// guarantees are judged from the cell's one pipeline, configured with
+	// the first; for a contract check, the capability checked.
+	guarantees []string
+	faults     []string // CONNECTD_FAULT of each crash run, in order
+	kind       string   // PointNone (a crash or clean run), PointSoak or PointContract
+}
+
+// groups returns the guarantees each pipeline of a row is judged for. The
+// host runs at-least-once and exactly-once pipelines the same way (write,
+// then commit, exact replay), so the quick level judges both from one
+// exactly-once pipeline; the full level runs each guarantee's own.
+func (s *suite) groups() [][]string {
+	var out [][]string
+	shared := s.o.Level == Quick && slices.Contains(s.probe.Claimed, ExactlyOnce)
+	for _, g := range s.probe.Claimed {
+		if shared && g == AtLeastOnce {
+			out[0] = append(out[0], g)
+			continue
+		}
+		out = append(out, []string{g})
+	}
+	return out
+}
+
+// matrix lists the cells of the run: a clean run and every applicable fault
+// point per claimed guarantee, a soak per claimed guarantee, and the
+// contract checks for the capabilities the plugins under test claim.
+func (s *suite) matrix() []cell {
+	batches := []int{2}
+	ks := []string{""}
+	if s.o.Level == Full {
+		batches = []int{1, 3}
+		ks = []string{"", ":1"}
+	}
+	var rows [][]string
+	if s.applies(PointNone) {
+		rows = append(rows, nil)
+	}
+	for _, p := range fault.Points {
+		switch {
+		case !s.applies(p.Name):
+			continue
+		case strings.HasPrefix(p.Name, "source.") && !s.src.underTest:
+			continue
+		case strings.HasPrefix(p.Name, "sink.") && !s.snk.underTest:
+			continue
+		}
+		for _, b := range batches {
+			variants := []string{""}
+			if strings.HasSuffix(p.Name, ".partial") {
+				variants = ks
+			}
+			for _, k := range variants {
+				spec := fmt.Sprintf("%s@%d%s", p.Name, b, k)
+				if p.Name == fault.SourceReplay {
+					// A replay happens only in a recovery: crash the host
+					// with batch b planned and nothing written, then crash
+					// the source when the restarted host replays it.
+					rows = append(rows, []string{fmt.Sprintf("%s@%d", fault.HostPlanAfter, b), spec})
+					continue
+				}
+				rows = append(rows, []string{spec})
+			}
+		}
+	}
+	var cells []cell
+	for _, faults := range rows {
+		point := PointNone
+		if len(faults) > 0 {
+			point = faults[len(faults)-1]
+		}
+		for _, g := range s.groups() {
+			cells = append(cells, cell{point: point, guarantees: g, faults: faults, kind: PointNone})
+		}
+	}
+	if s.applies(PointSoak) {
+		for _, g := range s.groups() {
+			cells = append(cells, cell{point: PointSoak, guarantees: g, kind: PointSoak})
+		}
+	}
+	if s.applies(PointContract) {
+		var caps []sdk.Capability
+		if s.src.underTest && s.probe.Source.has(sdk.CapReplayable) {
+			caps = append(caps, sdk.CapReplayable)
+		}
+		for _, c := range []sdk.Capability{sdk.CapIdempotent, sdk.CapTransactional} {
+			if s.snk.underTest && s.probe.Sink.has(c) {
+				caps = append(caps, c)
+			}
+		}
+		for _, c := range caps {
+			cells = append(cells, cell{point: PointContract, guarantees: []string{string(c)}, kind: PointContract})
+		}
+	}
+	return cells
+}
+
+// runCell runs one cell in its own directory and judges it, one result per
+// guarantee of the cell.
+func (s *suite) runCell(ctx context.Context, i int, c cell) []Result {
+	name := fmt.Sprintf("conformance-%s-%03d", s.runID, i)
+	safe := strings.NewReplacer("@", "_", ":", "_", "/", "_").Replace(c.point)
+	dir := filepath.Join(s.work, fmt.Sprintf("%03d-%s-%s", i, safe, c.guarantees[0]))
+	in, rate := s.crash, 0
+	if c.kind == PointSoak {
+		in = s.soak
+		if s.src.plugin.Name == generatorName {
+			rate = s.rate
+		}
+	}
+	delivery := c.guarantees[0]
+	if c.kind == PointContract {
+		delivery = AtLeastOnce
+	}
+	var got *listed
+	var detail string
+	ran := false
+	err := s.writeFiles(dir, name, delivery, in, rate)
+	if err == nil {
+		err = s.putInput(ctx, dir, name, in)
+	}
+	if err == nil {
+		ran = true
+		switch c.kind {
+		case PointContract:
+			return []Result{s.contract(ctx, dir, name, c)}
+		case PointSoak:
+			got, detail, err = s.soakRuns(ctx, dir, name, c.guarantees[0])
+		default:
+			got, detail, err = s.crashRuns(ctx, dir, name, c.faults)
+		}
+	}
+	if ctx.Err() != nil {
+		err, ran = ctx.Err(), false
+	}
+	if got == nil && ran {
+		// Read back even after a failed recovery: the counts say what the
+		// failure cost.
+		l, lerr := s.list(ctx, dir, name)
+		if lerr == nil {
+			got = l
+		} else if err == nil {
+			err = lerr
+		}
+	}
+	want, werr := in.ids()
+	if werr != nil && err == nil {
+		err = werr
+	}
+	var out []Result
+	for _, g := range c.guarantees {
+		res := Result{FaultPoint: c.point, Guarantee: g, Detail: detail}
+		if got != nil {
+			lost, dup, unexpected := Tally(want, got.IDs)
+			res.Lost, res.Duplicated, res.Unexpected = lost, dup, len(unexpected)
+			res.Pass, res.Informational = verdict(g, lost, dup, len(unexpected))
+			if len(unexpected) > 0 {
+				res.Detail = strings.TrimSpace(fmt.Sprintf("%s\nthe sink holds %d ids that were never input, such as %q", res.Detail, len(unexpected), unexpected[0]))
+			}
+		}
+		if len(c.guarantees) > 1 {
+			res.Detail = strings.TrimSpace(fmt.Sprintf("%s\njudged from the %s pipeline", res.Detail, c.guarantees[0]))
+		}
+		if err != nil {
+			res.Error, res.Pass, res.Informational = err.Error(), false, false
+		}
+		out = append(out, res)
+	}
+	return out
+}
+
+// list reads back the ids the pipeline's sink holds.
+func (s *suite) list(ctx context.Context, dir, name string) (*listed, error) {
+	r, err := s.child(ctx, dir, name, nil, modeList, pipelineFile)
+	if err != nil {
+		return nil, err
+	}
+	var got listed
+	if r.code != 0 || json.Unmarshal([]byte(lastLine(r.stdout)), &got) != nil {
+		return nil, fmt.Errorf("reading the sink back failed (exit %d): %s", r.code, r.tail())
+	}
+	return &got, nil
+}
+
+// contract runs one contract check.
+func (s *suite) contract(ctx context.Context, dir, name string, c cell) Result {
+	res := Result{FaultPoint: c.point, Guarantee: c.guarantees[0]}
+	r, err := s.child(ctx, dir, name, nil, modeContract, c.guarantees[0], pipelineFile)
+	if err != nil {
+		res.Error = err.Error()
+		return res
+	}
+	var out checked
+	if r.code != 0 || json.Unmarshal([]byte(lastLine(r.stdout)), &out) != nil {
+		res.Error = fmt.Sprintf("the contract check did not run (exit %d): %s", r.code, r.tail())
+		return res
+	}
+	res.Pass, res.Lost, res.Duplicated, res.Error, res.Detail = out.Pass, out.Lost, out.Duplicated, out.Error, out.Detail
+	return res
+}
+
+// crashRuns runs the pipeline with each fault in turn, then recovers it, and
+// returns what the sink holds at the end.
+func (s *suite) crashRuns(ctx context.Context, dir, name string, faults []string) (*listed, string, error) {
+	var steps []string
+	ret := func(l *listed, err error) (*listed, string, error) { return l, strings.Join(steps, "; "), err }
+	var last ran
+	recovered := false
+	for _, f := range faults {
+		r, err := s.child(ctx, dir, name, []string{fault.Env + "=" + f}, modeRun, pipelineFile, "list")
+		if err != nil {
+			return ret(nil, err)
+		}
+		host := strings.HasPrefix(f, "host.")
+		switch {
+		case host && r.killed:
+			steps = append(steps, "host killed at "+f)
+			recovered = false
+		case host && r.code == 0:
+			return ret(nil, fmt.Errorf("fault point %s was not reached: the pipeline finished without it (%d batches)", f, r.status.Batches))
+		case host:
+			return ret(nil, fmt.Errorf("the run meant to crash at %s failed first (exit %d): %s", f, r.code, r.tail()))
+		case r.killed || r.code != 0:
+			return ret(nil, fmt.Errorf("the host did not recover from the %s crash at %s (exit %d): %s", strings.SplitN(f, ".", 2)[0], f, r.code, r.tail()))
+		case r.status.Warnings == 0:
+			return ret(nil, fmt.Errorf("fault point %s was not reached: no plugin failed in the run (%d batches)", f, r.status.Batches))
+		default:
+			steps = append(steps, fmt.Sprintf("%s crashed at %s, host restarted it and drained (%d batches, %d replayed)", strings.SplitN(f, ".", 2)[0], f, r.status.Batches, r.status.Replays))
+			recovered, last = true, r
+		}
+	}
+	if !recovered {
+		r, err := s.child(ctx, dir, name, nil, modeRun, pipelineFile, "list")
+		if err != nil {
+			return ret(nil, err)
+		}
+		if r.code != 0 {
+			return ret(nil, fmt.Errorf("recovery run failed (exit %d): %s", r.code, r.tail()))
+		}
+		if len(faults) > 0 {
+			steps = append(steps, fmt.Sprintf("recovery drained %d batches (%d replayed)", r.status.Batches, r.status.Replays))
+		}
+		last = r
+	}
+	if last.status.Listed == nil {
+		return ret(nil, fmt.Errorf("the run did not read the sink back: %s", last.tail()))
+	}
+	return ret(last.status.Listed, nil)
+}
+
+// soakRuns starts the pipeline again and again and kills the host or one of
+// its plugin processes with SIGKILL at moments drawn from the seed, then
+// drains it and returns what the sink holds. The kills depend only on the
+// seed and the guarantee; where they land depends on timing too.
+func (s *suite) soakRuns(ctx context.Context, dir, name, guarantee string) (*listed, string, error) {
+	h := fnv.New64a()
+	h.Write([]byte(guarantee))
+	rng := rand.New(rand.NewSource(s.o.Seed ^ int64(h.Sum64()>>1)))
+	rounds := 3
+	if s.o.Level == Full {
+		rounds = 8
+	}
+	var steps []string
+	ret := func(l *listed, err error) (*listed, string, error) { return l, strings.Join(steps, "; "), err }
+	kills := 0
+	for round := 1; round <= rounds && ctx.Err() == nil; round++ {
+		cmd, out, errb := s.command(dir, name, nil, modeRun, pipelineFile)
+		if err := cmd.Start(); err != nil {
+			return ret(nil, err)
+		}
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		wait := func(d time.Duration) bool { // true: the run ended first
+			select {
+			case <-done:
+				return true
+			case <-time.After(d):
+				return false
+			}
+		}
+		if wait(time.Duration(40+rng.Intn(400)) * time.Millisecond) {
+			r := finish(cmd, out, errb)
+			if r.code != 0 {
+				return ret(nil, fmt.Errorf("round %d: the run failed (exit %d): %s", round, r.code, r.tail()))
+			}
+			steps = append(steps, fmt.Sprintf("round %d: the pipeline drained before the kill", round))
+			break
+		}
+		victim, what := cmd.Process.Pid, "host"
+		kids := children(victim)
+		if len(kids) > 0 && rng.Intn(2) == 0 {
+			victim, what = kids[rng.Intn(len(kids))], "a plugin"
+		}
+		_ = syscall.Kill(victim, syscall.SIGKILL)
+		kills++
+		if what != "host" && !wait(time.Duration(50+rng.Intn(250))*time.Millisecond) {
+			_ = cmd.Process.Kill()
+			kills++
+			what += ", then the host"
+		}
+		<-done
+		steps = append(steps, fmt.Sprintf("round %d: killed %s", round, what))
+	}
+	if kills == 0 {
+		return ret(nil, fmt.Errorf("no kill landed: the pipeline drained within the first kill's delay; the soak needs a longer pipeline"))
+	}
+	r, err := s.child(ctx, dir, name, nil, modeRun, pipelineFile, "list")
+	if err != nil {
+		return ret(nil, err)
+	}
+	if r.code != 0 {
+		return ret(nil, fmt.Errorf("final drain failed (exit %d): %s", r.code, r.tail()))
+	}
+	steps = append(steps, fmt.Sprintf("drained (%d batches, %d replayed)", r.status.Batches, r.status.Replays))
+	return ret(r.status.Listed, nil)
+}
+
+// children returns the pids of the direct children of pid (Linux; elsewhere
+// none, and the soak kills only hosts).
+func children(pid int) []int {
+	var out []int
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		for _, field := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(field); err == nil {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,466 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/connectd/connectd/internal/fault"
+	"github.com/connectd/connectd/plugins"
+	"github.com/connectd/connectd/sdk"
+)
+
+// Names of the files the suite writes in a pipeline's directory.
+const (
+	pipelineFile  = "pipeline.hcl"
+	inputFile     = "input.hcl"
+	defaultOut    = "conformance-out"
+	generatorName = "generator"
+)
+
+// side is one role of the pipelines the suite runs.
+type side struct {
+	plugin    Plugin
+	label     string // the block label in generated files
+	underTest bool
+}
+
+// suite is one Run.
+type suite struct {
+	o        Options
+	exe      string
+	work     string
+	plugins  string // directory of links to plugin executables ("" when none)
+	runID    string
+	src, snk side
+	inp      *side // the input sink, when the source needs one
+	probe    probed
+	batch    int // max_records of matrix pipelines
+	crash    input
+	soak     input
+	rate     int // generator rate in the soak
+	mu       sync.Mutex
+	done     int
+	total    int
+}
+
+// Run runs the conformance suite and returns its report. An error means the
+// suite could not run at all (bad options, a plugin that cannot be started
+// or configured, a sink without sdk.Lister); a guarantee that does not hold
+// is a failed Result, never an error. Cancelling ctx stops the run.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	start := time.Now()
+	s, err := newSuite(o)
+	if err != nil {
+		return nil, err
+	}
+	if o.WorkDir == "" {
+		defer os.RemoveAll(s.work)
+	}
+	if err := s.setup(ctx); err != nil {
+		return nil, err
+	}
+	cells := s.matrix()
+	if len(cells) == 0 {
+		return nil, fmt.Errorf("conformance: no cell to run (Points %q matches nothing)", o.Points)
+	}
+	rep := &Report{
+		Source:     s.describe(s.src, s.probe.Source, sdk.KindSource),
+		Sink:       s.describe(s.snk, s.probe.Sink, sdk.KindSink),
+		Claimed:    s.probe.Claimed,
+		NotClaimed: s.probe.NotClaimed,
+		Level:      s.o.Level,
+		Seed:       s.o.Seed,
+	}
+	s.logf("conformance: %s → %s, %s level, %d cells, claimed %s, soak seed %d\n", rep.Source, rep.Sink, s.o.Level, len(cells), strings.Join(rep.Claimed, ", "), s.o.Seed)
+	results := make([][]Result, len(cells))
+	for _, c := range cells {
+		s.total += len(c.guarantees)
+	}
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < s.o.Parallel; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				t := time.Now()
+				rs := s.runCell(ctx, i, cells[i])
+				for j := range rs {
+					rs[j].Seconds = time.Since(t).Seconds()
+					s.progress(rs[j])
+				}
+				results[i] = rs
+			}
+		}()
+	}
+	for i := range cells {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for _, rs := range results {
+		rep.Results = append(rep.Results, rs...)
+	}
+	rep.Seconds = time.Since(start).Seconds()
+	return rep, nil
+}
+
+func newSuite(o Options) (*suite, error) {
+	bundled := map[string]bool{}
+	for name := range plugins.Bundled() {
+		bundled[name] = true
+	}
+	s := &suite{o: o}
+	if o.Source.Name == "" && o.Sink.Name == "" {
+		return nil, errors.New("conformance: name a source or a sink to test (Options.Source, Options.Sink; --source, --sink)")
+	}
+	switch {
+	case o.Level == "":
+		s.o.Level = Quick
+	case o.Level != Quick && o.Level != Full:
+		return nil, fmt.Errorf("conformance: level %q is neither %q nor %q", o.Level, Quick, Full)
+	}
+	if s.o.Parallel <= 0 {
+		s.o.Parallel = 2
+	}
+	if s.o.Timeout <= 0 {
+		s.o.Timeout = 2 * time.Minute
+	}
+	if s.o.Seed == 0 {
+		s.o.Seed = time.Now().UnixNano()%1_000_000 + 1
+	}
+	s.runID = fmt.Sprintf("%04x", uint16(time.Now().UnixNano()^int64(os.Getpid())<<8))
+	for _, p := range o.Points {
+		if !fault.Known(p) && p != PointNone && p != PointSoak && p != PointContract {
+			return nil, fmt.Errorf("conformance: unknown point %q: want a fault point (docs/fault-points.md) or %q, %q, %q", p, PointNone, PointSoak, PointContract)
+		}
+	}
+
+	s.src = side{plugin: o.Source, underTest: o.Source.Name != ""}
+	if s.src.plugin.Name == "" || s.src.plugin.Name == generatorName {
+		s.src.plugin = Plugin{Name: generatorName}
+	}
+	s.snk = side{plugin: o.Sink, underTest: o.Sink.Name != ""}
+	if !s.snk.underTest {
+		s.snk.plugin = Plugin{Name: "file", Config: map[string]any{"dir": defaultOut}}
+	}
+	for _, sd := range []*side{&s.src, &s.snk} {
+		sd.label = pluginLabel(sd.plugin.Name, bundled)
+	}
+	switch {
+	case s.src.plugin.Name == generatorName && (o.Input.Name != "" || o.InputFunc != nil):
+		return nil, errors.New("conformance: the generator makes its own input; Input and InputFunc are for other sources")
+	case s.src.plugin.Name != generatorName && o.Input.Name != "" && o.InputFunc != nil:
+		return nil, errors.New("conformance: give Input or InputFunc, not both")
+	case s.src.plugin.Name != generatorName && o.Input.Name == "" && o.InputFunc == nil:
+		return nil, fmt.Errorf("conformance: source %q needs known input: an input sink that writes into it (an input block in the configuration, Options.Input) or Options.InputFunc", o.Source.Name)
+	case o.Input.Name != "":
+		s.inp = &side{plugin: o.Input, label: pluginLabel(o.Input.Name, bundled)}
+		if o.Input.Name == o.Source.Name {
+			s.inp.label = s.src.label
+		} else if o.Input.Name == o.Sink.Name {
+			s.inp.label = s.snk.label
+		}
+	}
+
+	s.exe = o.Exe
+	if s.exe == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("conformance: cannot find the running executable to re-execute as the host: %w", err)
+		}
+		s.exe = exe
+	}
+	s.batch = 40
+	s.crash = input{count: 120, partitions: 2, size: 64}
+	if s.o.Level == Full {
+		s.batch = 50
+		s.crash = input{count: 300, partitions: 3, size: 64}
+	}
+	s.soak = input{count: 1500, partitions: 3, size: 64}
+	s.rate = 3000
+	return s, nil
+}
+
+// setup makes the working directory and the plugin links, and probes the
+// plugins: their specs, settings and the guarantees they claim.
+func (s *suite) setup(ctx context.Context) error {
+	var err error
+	if s.o.WorkDir != "" {
+		err = os.MkdirAll(s.o.WorkDir, 0o755)
+		s.work = s.o.WorkDir
+	} else {
+		s.work, err = os.MkdirTemp("", "connectd-conformance-")
+	}
+	if err != nil {
+		return fmt.Errorf("conformance: %w", err)
+	}
+	if s.work, err = filepath.Abs(s.work); err != nil {
+		return err
+	}
+	for _, sd := range []*side{&s.src, &s.snk, s.inp} {
+		if sd == nil || !strings.ContainsRune(sd.plugin.Name, '/') {
+			continue
+		}
+		path, err := filepath.Abs(sd.plugin.Name)
+		if err != nil {
+			return err
+		}
+		if st, err := os.Stat(path); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+			return fmt.Errorf("conformance: plugin %s is not an executable file", sd.plugin.Name)
+		}
+		s.plugins = filepath.Join(s.work, "plugins")
+		if err := os.MkdirAll(s.plugins, 0o755); err != nil {
+			return err
+		}
+		link := filepath.Join(s.plugins, "connectd-plugin-"+sd.label)
+		if _, err := os.Lstat(link); err == nil {
+			continue
+		}
+		if err := os.Symlink(path, link); err != nil {
+			return fmt.Errorf("conformance: %w", err)
+		}
+	}
+	dir := filepath.Join(s.work, "probe")
+	name := "conformance-" + s.runID + "-probe"
+	if err := s.writeFiles(dir, name, AtLeastOnce, s.crash, 0); err != nil {
+		return err
+	}
+	if err := s.putInput(ctx, dir, name, s.crash); err != nil {
+		return fmt.Errorf("conformance: %w", err)
+	}
+	args := []string{modeProbe, pipelineFile}
+	if s.inp != nil {
+		args = append(args, inputFile)
+	}
+	r, err := s.child(ctx, dir, name, nil, args...)
+	if err != nil {
+		return err
+	}
+	if r.code != 0 {
+		return fmt.Errorf("conformance: the plugins cannot run with these settings (the suite wrote them into %s):\n%s", filepath.Join(dir, pipelineFile), strings.TrimSpace(r.stderr))
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &s.probe); err != nil {
+		return fmt.Errorf("conformance: probe: %w (output %q)", err, r.stdout)
+	}
+	return nil
+}
+
+func (s *suite) describe(sd side, r role, kind sdk.Kind) string {
+	d := fmt.Sprintf("%s %q %s", kind, r.Name, r.Version)
+	if strings.ContainsRune(sd.plugin.Name, '/') {
+		d += " (" + sd.plugin.Name + ")"
+	}
+	if sd.underTest {
+		d += " under test"
+	}
+	return d
+}
+
+func (s *suite) logf(format string, args ...any) {
+	if s.o.Log != nil {
+		s.mu.Lock()
+		fmt.Fprintf(s.o.Log, format, args...)
+		s.mu.Unlock()
+	}
+}
+
+func (s *suite) progress(r Result) {
+	s.mu.Lock()
+	s.done++
+	n := s.done
+	s.mu.Unlock()
+	s.logf("[%d/%d] %s %s: %s (%.1fs)\n", n, s.total, r.FaultPoint, r.Guarantee, r.Cell(), r.Seconds)
+}
+
+// writeFiles writes a pipeline's files into dir: the pipeline under test
+// with delivery and input in, and the input pipeline when the source needs one.
+func (s *suite) writeFiles(dir, name, delivery string, in input, rate int) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("conformance: %w", err)
+	}
+	var src string
+	var err error
+	if s.src.plugin.Name == generatorName {
+		settings := in.settings()
+		if rate > 0 {
+			settings["rate"] = rate
+		}
+		src, err = block("source", generatorName, Plugin{Name: generatorName, Config: settings})
+	} else {
+		src, err = block("source", s.src.label, s.src.plugin)
+	}
+	if err != nil {
+		return fmt.Errorf("conformance: %w", err)
+	}
+	snk, err := block("sink", s.snk.label, s.snk.plugin)
+	if err != nil {
+		return fmt.Errorf("conformance: %w", err)
+	}
+	if err := s.writePipeline(filepath.Join(dir, pipelineFile), name, delivery, src, snk, s.batch); err != nil {
+		return err
+	}
+	if s.inp == nil {
+		return nil
+	}
+	gen, err := block("source", generatorName, Plugin{Name: generatorName, Config: in.settings()})
+	if err != nil {
+		return err
+	}
+	inp, err := block("sink", s.inp.label, s.inp.plugin)
+	if err != nil {
+		return fmt.Errorf("conformance: input: %w", err)
+	}
+	return s.writePipeline(filepath.Join(dir, inputFile), name+"-input", AtLeastOnce, gen, inp, (in.count+2)/3)
+}
+
+func (s *suite) writePipeline(path, name, delivery, src, snk string, batch int) error {
+	var b strings.Builder
+	b.WriteString("# Written by the connectd conformance suite.\n")
+	if s.plugins != "" {
+		fmt.Fprintf(&b, "plugin_dir = %s\n", quote(s.plugins))
+	}
+	fmt.Fprintf(&b, "\npipeline %s {\n  delivery = %s\n\n", quote(name), quote(delivery))
+	b.WriteString(src + "\n\n" + snk + "\n\n")
+	fmt.Fprintf(&b, "  batch {\n    max_records = %d\n    max_wait    = \"100ms\"\n  }\n}\n", batch)
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("conformance: %w", err)
+	}
+	return nil
+}
+
+// putInput puts the input records into the source of the pipeline in dir.
+func (s *suite) putInput(ctx context.Context, dir, name string, in input) error {
+	switch {
+	case s.o.InputFunc != nil:
+		vals, err := in.values()
+		if err != nil {
+			return err
+		}
+		if err := s.o.InputFunc(dir, vals); err != nil {
+			return fmt.Errorf("InputFunc: %w", err)
+		}
+	case s.inp != nil:
+		r, err := s.child(ctx, dir, name, nil, modeRun, inputFile)
+		if err != nil {
+			return err
+		}
+		if r.code != 0 {
+			return fmt.Errorf("putting the input in place through sink %q failed (exit %d): %s", s.inp.plugin.Name, r.code, r.tail())
+		}
+	}
+	return nil
+}
+
+// ran is how a child process ended.
+type ran struct {
+	code   int
+	killed bool // died of SIGKILL
+	stdout string
+	stderr string
+	status runStatus
+}
+
+// tail is the end of the child's stderr, for error messages.
+func (r ran) tail() string {
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	if len(lines) > 12 {
+		lines = lines[len(lines)-12:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// env is the environment of a child process for the pipeline name.
+func (s *suite) env(name string, extra []string) []string {
+	var env []string
+	for _, e := range os.Environ() {
+		if strings.HasPrefix(e, fault.Env+"=") || strings.HasPrefix(e, childEnv+"=") || strings.HasPrefix(e, CellEnv+"=") {
+			continue
+		}
+		env = append(env, e)
+	}
+	env = append(env, childEnv+"=1", CellEnv+"="+name)
+	return append(env, extra...)
+}
+
+// command prepares a child process in dir.
+func (s *suite) command(dir, name string, extra []string, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
+	cmd := exec.Command(s.exe, args...)
+	cmd.Dir = dir
+	cmd.Env = s.env(name, extra)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	return cmd, &out, &errb
+}
+
+// finish turns an ended command into a ran.
+func finish(cmd *exec.Cmd, out, errb *bytes.Buffer) ran {
+	r := ran{code: cmd.ProcessState.ExitCode(), stdout: out.String(), stderr: errb.String()}
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+		r.killed = true
+	}
+	if r.code == 0 && r.stdout != "" {
+		_ = json.Unmarshal([]byte(lastLine(r.stdout)), &r.status)
+	}
+	return r
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
+// child runs a child process to its end (at most Options.Timeout).
+func (s *suite) child(ctx context.Context, dir, name string, extra []string, args ...string) (ran, error) {
+	cmd, out, errb := s.command(dir, name, extra, args...)
+	if err := cmd.Start(); err != nil {
+		return ran{}, fmt.Errorf("conformance: starting %s: %w", s.exe, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	timer := time.NewTimer(s.o.Timeout)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		_ = cmd.Process.Kill()
+		<-done
+		return ran{}, ctx.Err()
+	case <-timer.C:
+		_ = cmd.Process.Kill()
+		<-done
+		return ran{}, fmt.Errorf("%s did not finish within %s; its stderr ends with:\n%s", strings.Join(args, " "), s.o.Timeout, finish(cmd, out, errb).tail())
+	}
+	return finish(cmd, out, errb), nil
+}
+
+// applies reports whether a row is kept by Options.Points.
+func (s *suite) applies(point string) bool {
+	if len(s.o.Points) == 0 {
+		return true
+	}
+	if i := strings.IndexAny(point, "@:"); i >= 0 {
+		point = point[:i]
+	}
+	return slices.Contains(s.o.Points, point)
+}
