@@ -48,11 +48,13 @@ var Plugin = sdk.Plugin{
 	Sink:   &sdk.SinkPlugin{Spec: SinkSpec, New: func() sdk.Sink { return &Sink{} }},
 }
 
-// connParams are the parameters both roles take to reach the brokers.
+// brokersParam is the first parameter of both roles.
+var brokersParam = sdk.Param{Name: "brokers", Type: sdk.TypeStrings, Required: true,
+	Doc: `Bootstrap brokers as "host:port"; one is enough, the others are discovered.`}
+
+// connParams are the other parameters both roles take to reach the brokers.
 func connParams() []sdk.Param {
 	return []sdk.Param{
-		{Name: "brokers", Type: sdk.TypeStrings, Required: true,
-			Doc: `Bootstrap brokers as "host:port"; one is enough, the others are discovered.`},
 		{Name: "client_id", Type: sdk.TypeString, Default: "connectd",
 			Doc: "Client id sent to the brokers (shows in their logs and quotas)."},
 		{Name: "request_timeout", Type: sdk.TypeDuration, Default: "30s",
@@ -64,7 +66,7 @@ func connParams() []sdk.Param {
 		{Name: "tls_cert_file", Type: sdk.TypeString, Default: "",
 			Doc: "PEM client certificate for mutual TLS (with tls_key_file); implies tls."},
 		{Name: "tls_key_file", Type: sdk.TypeString, Default: "",
-			Doc: "PEM private key of tls_cert_file."},
+			Doc: "PEM private key of tls_cert_file; implies tls."},
 		{Name: "tls_skip_verify", Type: sdk.TypeBool, Default: false,
 			Doc: "Do not verify the brokers' certificates (tests only)."},
 		{Name: "sasl_mechanism", Type: sdk.TypeString, Default: "",
@@ -72,7 +74,7 @@ func connParams() []sdk.Param {
 		{Name: "sasl_username", Type: sdk.TypeString, Default: "",
 			Doc: "SASL user name."},
 		{Name: "sasl_password", Type: sdk.TypeString, Default: "", Secret: true,
-			Doc: `SASL password; give it with env("NAME"). It is never logged or printed.`},
+			Doc: "SASL password. It is never logged or printed."},
 	}
 }
 

@@ -39,8 +39,9 @@ var SinkSpec = sdk.Spec{
 		{Capability: sdk.CapIdempotent, Param: "mode", Values: []string{"dedupe"}},
 	},
 	Params: append([]sdk.Param{
+		brokersParam,
 		{Name: "topic", Type: sdk.TypeString, Default: "",
-			Doc: "Topic to write to (it must exist), unless topic_header names another for a record."},
+			Doc: "Topic to write to, unless topic_header names another for a record. A missing topic is an error unless create_topics is set."},
 		{Name: "topic_header", Type: sdk.TypeString, Default: "",
 			Doc: "Name of a record header whose value is the topic to write that record to; records without it go to topic."},
 		{Name: "mode", Type: sdk.TypeString, Default: "plain",
@@ -54,7 +55,7 @@ var SinkSpec = sdk.Spec{
 		{Name: "topic_replication", Type: sdk.TypeInt, Default: int64(-1),
 			Doc: "Replication factor of a topic created by create_topics; -1 is the brokers' default."},
 		{Name: "batch_bytes", Type: sdk.TypeInt, Default: int64(900 << 10),
-			Doc: "Most bytes of records in one produce request per partition; keep it under the topic's max.message.bytes (1 MiB by default). A larger record goes alone."},
+			Doc: "Most bytes of records (900 KiB by default) in one produce request per partition; keep it under the topic's max.message.bytes (1 MiB by default). A larger record goes alone."},
 	}, connParams()...),
 }
 

@@ -23,6 +23,7 @@ var SourceSpec = sdk.Spec{
 		sdk.CapReplayable,
 	},
 	Params: append([]sdk.Param{
+		brokersParam,
 		{Name: "topics", Type: sdk.TypeStrings, Required: true,
 			Doc: `Topics to read. Their partitions are named "topic/partition" in offsets and checkpoints.`},
 		{Name: "starting_offsets", Type: sdk.TypeString, Default: "latest",
