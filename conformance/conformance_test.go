@@ -1,11 +1,14 @@
 package conformance
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -318,4 +321,90 @@ func TestTestBinaryAsHost(t *testing.T) {
 	failsWith(t, rep, "host.write.after@2", ExactlyOnce, false, true)
 	passes(t, rep, "host.write.after@2", AtLeastOnce)
 	passes(t, rep, "host.write.after@2", AtMostOnce)
+}
+
+// connectd runs the connectd binary in dir and returns its exit code and output.
+func connectd(t *testing.T, dir string, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if _, ok := err.(*exec.ExitError); err != nil && !ok {
+		t.Fatal(err)
+	}
+	return cmd.ProcessState.ExitCode(), out.String(), errb.String()
+}
+
+// TestCLI runs `connectd conformance` as CI and scripts do.
+func TestCLI(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cfg := write("file.hcl", "sink \"file\" { dir = \"out\" }\n")
+	junit := filepath.Join(dir, "report.xml")
+	code, out, errs := connectd(t, dir, "conformance", "--source", "generator", "--sink", "file", "--config", cfg,
+		"--quick", "--json", "--junit", junit, "--points", "none,host.write.after", "--seed", "3")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	var rep struct {
+		Seed    int64            `json:"seed"`
+		Results []map[string]any `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("--json printed no single JSON object: %v\n%s", err, out)
+	}
+	if rep.Seed != 3 || len(rep.Results) != 6 {
+		t.Errorf("seed %d, %d results; want seed 3 and 2 rows × 3 guarantees", rep.Seed, len(rep.Results))
+	}
+	for _, r := range rep.Results {
+		for _, k := range []string{"fault_point", "guarantee", "lost", "duplicated", "pass"} {
+			if _, ok := r[k]; !ok {
+				t.Errorf("result lacks %q: %v", k, r)
+			}
+		}
+	}
+	if x, err := os.ReadFile(junit); err != nil || !bytes.Contains(x, []byte(`<testcase name="host.write.after@2" classname="conformance.exactly-once"`)) {
+		t.Errorf("--junit: %v\n%s", err, x)
+	}
+	if !strings.Contains(errs, "[6/6]") {
+		t.Errorf("no progress on stderr:\n%s", errs)
+	}
+
+	// A liar given by path fails, with a table that names the fault point.
+	liar := write("liar.hcl", "sink \"appender\" {\n  dir = \"out\"\n}\n")
+	code, out, errs = connectd(t, dir, "conformance", "--sink", liars["appender"], "--config", liar, "--quick", "--points", "host.write.after")
+	if code != 1 || !regexp.MustCompile(`host\.write\.after@2 +FAIL 0 lost [1-9][0-9]* dup +pass \([0-9]+ dup\)`).MatchString(out) {
+		t.Errorf("appending sink: exit %d, want 1 and a failed exactly-once cell\n%s\n%s", code, out, errs)
+	}
+
+	for _, bad := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--quick"}, "give --source, --sink or both"},
+		{[]string{"--sink", "file", "--points", "host.nowhere"}, `unknown point "host.nowhere"`},
+		{[]string{"--sink", "file", "--config", write("bad.hcl", "sink \"file\" { dir = \"out\"")}, "not closed"},
+		{[]string{"--sink", "file", "--config", write("typo.hcl", "sink \"file\" { dri = \"out\" }")}, `has no parameter "dri"`},
+		{[]string{"--sink", "file", "--config", write("other.hcl", "sink \"discard\" {}")}, `has sink "discard", but --sink is "file"`},
+		{[]string{"--source", "file", "--config", write("noinput.hcl", "source \"file\" { paths = [\"in/*\"] }")}, "needs known input"},
+		{[]string{"--sink", "file", "--bogus"}, "flag provided but not defined"},
+	} {
+		code, _, errs := connectd(t, dir, append([]string{"conformance"}, bad.args...)...)
+		if code != 2 || !strings.Contains(errs, bad.want) {
+			t.Errorf("%q: exit %d, want 2 and %q in:\n%s", bad.args, code, bad.want, errs)
+		}
+	}
+	// A sink the suite cannot read back is a runtime failure.
+	code, _, errs = connectd(t, dir, "conformance", "--sink", "discard", "--quick")
+	if code != 1 || !strings.Contains(errs, "sdk.Lister") {
+		t.Errorf("discard: exit %d, want 1 and a word about sdk.Lister:\n%s", code, errs)
+	}
 }

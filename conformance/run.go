@@ -28,6 +28,16 @@ const (
 	generatorName = "generator"
 )
 
+// UsageError is what Run returns when its options or the plugins' settings
+// are wrong: nothing was tested. The CLI exits 2 for it.
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+func usagef(format string, args ...any) error {
+	return &UsageError{Msg: fmt.Sprintf(format, args...)}
+}
+
 // side is one role of the pipelines the suite runs.
 type side struct {
 	plugin    Plugin
@@ -72,7 +82,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	cells := s.matrix()
 	if len(cells) == 0 {
-		return nil, fmt.Errorf("conformance: no cell to run (Points %q matches nothing)", o.Points)
+		return nil, usagef("conformance: no cell to run (Points %q matches nothing)", o.Points)
 	}
 	rep := &Report{
 		Source:     s.describe(s.src, s.probe.Source, sdk.KindSource),
@@ -129,13 +139,13 @@ func newSuite(o Options) (*suite, error) {
 	}
 	s := &suite{o: o}
 	if o.Source.Name == "" && o.Sink.Name == "" {
-		return nil, errors.New("conformance: name a source or a sink to test (Options.Source, Options.Sink; --source, --sink)")
+		return nil, usagef("conformance: name a source or a sink to test (Options.Source, Options.Sink; --source, --sink)")
 	}
 	switch {
 	case o.Level == "":
 		s.o.Level = Quick
 	case o.Level != Quick && o.Level != Full:
-		return nil, fmt.Errorf("conformance: level %q is neither %q nor %q", o.Level, Quick, Full)
+		return nil, usagef("conformance: level %q is neither %q nor %q", o.Level, Quick, Full)
 	}
 	if s.o.Parallel <= 0 {
 		s.o.Parallel = 2
@@ -149,7 +159,7 @@ func newSuite(o Options) (*suite, error) {
 	s.runID = fmt.Sprintf("%04x", uint16(time.Now().UnixNano()^int64(os.Getpid())<<8))
 	for _, p := range o.Points {
 		if !fault.Known(p) && p != PointNone && p != PointSoak && p != PointContract {
-			return nil, fmt.Errorf("conformance: unknown point %q: want a fault point (docs/fault-points.md) or %q, %q, %q", p, PointNone, PointSoak, PointContract)
+			return nil, usagef("conformance: unknown point %q: want a fault point (docs/fault-points.md) or %q, %q, %q", p, PointNone, PointSoak, PointContract)
 		}
 	}
 
@@ -166,11 +176,11 @@ func newSuite(o Options) (*suite, error) {
 	}
 	switch {
 	case s.src.plugin.Name == generatorName && (o.Input.Name != "" || o.InputFunc != nil):
-		return nil, errors.New("conformance: the generator makes its own input; Input and InputFunc are for other sources")
+		return nil, usagef("conformance: the generator makes its own input; Input and InputFunc are for other sources")
 	case s.src.plugin.Name != generatorName && o.Input.Name != "" && o.InputFunc != nil:
-		return nil, errors.New("conformance: give Input or InputFunc, not both")
+		return nil, usagef("conformance: give Input or InputFunc, not both")
 	case s.src.plugin.Name != generatorName && o.Input.Name == "" && o.InputFunc == nil:
-		return nil, fmt.Errorf("conformance: source %q needs known input: an input sink that writes into it (an input block in the configuration, Options.Input) or Options.InputFunc", o.Source.Name)
+		return nil, usagef("conformance: source %q needs known input: an input sink that writes into it (an input block in the configuration, Options.Input) or Options.InputFunc", o.Source.Name)
 	case o.Input.Name != "":
 		s.inp = &side{plugin: o.Input, label: pluginLabel(o.Input.Name, bundled)}
 		if o.Input.Name == o.Source.Name {
@@ -224,18 +234,27 @@ func (s *suite) setup(ctx context.Context) error {
 			return err
 		}
 		if st, err := os.Stat(path); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
-			return fmt.Errorf("conformance: plugin %s is not an executable file", sd.plugin.Name)
+			return usagef("conformance: plugin %s is not an executable file", sd.plugin.Name)
 		}
 		s.plugins = filepath.Join(s.work, "plugins")
 		if err := os.MkdirAll(s.plugins, 0o755); err != nil {
 			return err
 		}
-		link := filepath.Join(s.plugins, "connectd-plugin-"+sd.label)
-		if _, err := os.Lstat(link); err == nil {
-			continue
-		}
-		if err := os.Symlink(path, link); err != nil {
-			return fmt.Errorf("conformance: %w", err)
+		base := sd.label
+		for n := 2; ; n++ {
+			link := filepath.Join(s.plugins, "connectd-plugin-"+sd.label)
+			target, err := os.Readlink(link)
+			if err == nil && target == path {
+				break // the same executable in another role
+			}
+			if err == nil {
+				sd.label = fmt.Sprintf("%s-%d", base, n) // another executable of the same name
+				continue
+			}
+			if err := os.Symlink(path, link); err != nil {
+				return fmt.Errorf("conformance: %w", err)
+			}
+			break
 		}
 	}
 	dir := filepath.Join(s.work, "probe")
@@ -244,6 +263,10 @@ func (s *suite) setup(ctx context.Context) error {
 		return err
 	}
 	if err := s.putInput(ctx, dir, name, s.crash); err != nil {
+		var u *UsageError
+		if errors.As(err, &u) {
+			return usagef("conformance: %s", u.Msg)
+		}
 		return fmt.Errorf("conformance: %w", err)
 	}
 	args := []string{modeProbe, pipelineFile}
@@ -254,8 +277,12 @@ func (s *suite) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if r.code != 0 {
-		return fmt.Errorf("conformance: the plugins cannot run with these settings (the suite wrote them into %s):\n%s", filepath.Join(dir, pipelineFile), strings.TrimSpace(r.stderr))
+	switch r.code {
+	case 0:
+	case 2:
+		return usagef("conformance: the plugins' settings are wrong (lines are those of the pipeline file the suite wrote around them):\n%s", strings.TrimSpace(r.stderr))
+	default:
+		return fmt.Errorf("conformance: the plugins cannot run with these settings:\n%s", strings.TrimSpace(r.stderr))
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &s.probe); err != nil {
 		return fmt.Errorf("conformance: probe: %w (output %q)", err, r.stdout)
@@ -308,11 +335,11 @@ func (s *suite) writeFiles(dir, name, delivery string, in input, rate int) error
 		src, err = block("source", s.src.label, s.src.plugin)
 	}
 	if err != nil {
-		return fmt.Errorf("conformance: %w", err)
+		return usagef("conformance: %v", err)
 	}
 	snk, err := block("sink", s.snk.label, s.snk.plugin)
 	if err != nil {
-		return fmt.Errorf("conformance: %w", err)
+		return usagef("conformance: %v", err)
 	}
 	if err := s.writePipeline(filepath.Join(dir, pipelineFile), name, delivery, src, snk, s.batch); err != nil {
 		return err
@@ -326,7 +353,7 @@ func (s *suite) writeFiles(dir, name, delivery string, in input, rate int) error
 	}
 	inp, err := block("sink", s.inp.label, s.inp.plugin)
 	if err != nil {
-		return fmt.Errorf("conformance: input: %w", err)
+		return usagef("conformance: input: %v", err)
 	}
 	return s.writePipeline(filepath.Join(dir, inputFile), name+"-input", AtLeastOnce, gen, inp, (in.count+2)/3)
 }
@@ -362,7 +389,11 @@ func (s *suite) putInput(ctx context.Context, dir, name string, in input) error 
 		if err != nil {
 			return err
 		}
-		if r.code != 0 {
+		switch r.code {
+		case 0:
+		case 2:
+			return usagef("the input sink's settings are wrong (lines are those of the input pipeline file the suite wrote around them):\n%s", strings.TrimSpace(r.stderr))
+		default:
 			return fmt.Errorf("putting the input in place through sink %q failed (exit %d): %s", s.inp.plugin.Name, r.code, r.tail())
 		}
 	}

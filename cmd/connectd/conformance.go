@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -86,6 +87,10 @@ func cmdConformance(args []string, stdout, stderr io.Writer) int {
 	rep, err := conformance.Run(ctx, o)
 	if err != nil {
 		fmt.Fprintf(stderr, "connectd conformance: %v\n", err)
+		var u *conformance.UsageError
+		if errors.As(err, &u) {
+			return exitUsage
+		}
 		return exitRuntime
 	}
 	if *junit != "" {
