@@ -18,7 +18,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/connectd/connectd/host/checkpoint"
 	"github.com/connectd/connectd/host/config"
 	"github.com/connectd/connectd/host/offsets"
 	"github.com/connectd/connectd/host/pipeline"
@@ -194,7 +193,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	for _, p := range file.Pipelines {
-		fmt.Fprintf(stdout, "pipeline %q: %s, source %q → sink %q, checkpoint %s: ok\n", p.Name, p.Delivery, p.Source.Name, p.Sink.Name, p.Checkpoint.Dir)
+		fmt.Fprintf(stdout, "pipeline %q: %s, source %q → sink %q, checkpoint %s: ok\n", p.Name, p.Delivery, p.Source.Name, p.Sink.Name, p.Checkpoint.Where())
 	}
 	return exitOK
 }
@@ -255,7 +254,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			log.Info("starting pipeline", "pipeline", p.Name, "delivery", string(p.Delivery), "source", p.Source.Name, "sink", p.Sink.Name, "checkpoint", p.Checkpoint.Dir, "drain", *drain)
+			log.Info("starting pipeline", "pipeline", p.Name, "delivery", string(p.Delivery), "source", p.Source.Name, "sink", p.Sink.Name, "checkpoint", p.Checkpoint.Where(), "drain", *drain)
 			errs[i] = pipeline.Run(ctx, pipeline.Options{Pipeline: p, Loader: loader, Drain: *drain, Progress: prog, Log: log, Grace: *grace})
 			if errs[i] != nil {
 				cancel() // one pipeline failing stops the others cleanly
@@ -339,7 +338,7 @@ func cmdOffsets(args []string, stdout, stderr io.Writer) int {
 		}
 		var states []offsets.State
 		for _, p := range pipes {
-			cp, err := checkpoint.Inspect(p.Checkpoint.Dir, p.Name)
+			cp, err := pipeline.InspectCheckpoint(context.Background(), p)
 			if err != nil {
 				fmt.Fprintf(stderr, "connectd offsets show: pipeline %q: %v\n", p.Name, err)
 				return exitRuntime
@@ -377,7 +376,7 @@ func cmdOffsets(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "connectd offsets reset: %v\n", err)
 		return exitUsage
 	}
-	cp, err := checkpoint.Open(p.Checkpoint.Dir, p.Name)
+	cp, err := pipeline.OpenCheckpoint(context.Background(), p)
 	if err != nil {
 		fmt.Fprintf(stderr, "connectd offsets reset: refused: %v\n", err)
 		return exitRuntime

@@ -55,9 +55,11 @@ func (e *lockedError) Unwrap() error { return ErrLocked }
 
 // Store is an open checkpoint. Its methods are safe for concurrent use.
 type Store struct {
-	dir      string
+	dir      string // "" for a Store over a Medium
+	where    string // names the checkpoint in messages: dir, or the Medium's place
 	pipeline string
 	readOnly bool
+	ext      Medium // nil for a directory
 
 	mu      sync.Mutex
 	lock    *os.File // nil when read-only
@@ -85,7 +87,7 @@ func Open(dir, pipeline string) (*Store, error) {
 	if err := mkdirDurable(dir); err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
-	s := &Store{dir: dir, pipeline: pipeline}
+	s := &Store{dir: dir, where: dir, pipeline: pipeline}
 	if err := s.open(); err != nil {
 		s.closeFiles()
 		return nil, err
@@ -163,7 +165,7 @@ func (s *Store) open() error {
 	if err != nil {
 		return err
 	}
-	if s.st, err = parseState(s.path(offsetsName), off, s.path(commitsName), com); err != nil {
+	if s.st, err = parseState(s.path(offsetsName), off, com); err != nil {
 		return err
 	}
 
@@ -205,7 +207,7 @@ func Inspect(dir, pipeline string) (*Store, error) {
 }
 
 func inspect(dir, pipeline string) (*Store, error) {
-	s := &Store{dir: dir, pipeline: pipeline, readOnly: true}
+	s := &Store{dir: dir, where: dir, pipeline: pipeline, readOnly: true}
 	m, exists, err := readMeta(s.path(metaName), pipeline)
 	if err != nil {
 		return nil, err
@@ -236,7 +238,7 @@ func inspect(dir, pipeline string) (*Store, error) {
 			return nil, err
 		}
 	}
-	if s.st, err = parseState(s.path(offsetsName), logs[0], s.path(commitsName), logs[1]); err != nil {
+	if s.st, err = parseState(s.path(offsetsName), logs[0], logs[1]); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -276,8 +278,12 @@ func readLog(f *os.File, path string, cut bool) ([]logLine, error) {
 	return lines, nil
 }
 
-// Dir returns the checkpoint directory.
+// Dir returns the checkpoint directory; "" for a Store over a Medium.
 func (s *Store) Dir() string { return s.dir }
+
+// Where names the checkpoint for people: its directory, or where a Medium
+// keeps it (never with a password).
+func (s *Store) Where() string { return s.where }
 
 // Last returns the newest planned entry (ok=false if none) and the id of the
 // newest committed batch (0 if none). The pipeline replays planned when
@@ -315,15 +321,15 @@ func (s *Store) Plan(e Entry) error {
 	switch {
 	case ok && e.Batch == last.Batch:
 		if s.isCommitted(last.Batch) {
-			return fmt.Errorf("checkpoint %s: cannot plan batch %d again: it is committed; the next batch is %d", s.dir, e.Batch, e.Batch+1)
+			return fmt.Errorf("checkpoint %s: cannot plan batch %d again: it is committed; the next batch is %d", s.where, e.Batch, e.Batch+1)
 		}
 		replan = true
 	case e.Batch == last.Batch+1:
 		if ok && !s.isCommitted(last.Batch) {
-			return fmt.Errorf("checkpoint %s: cannot plan batch %d: batch %d is planned but not committed; replay it (plan it again) or reset offsets", s.dir, e.Batch, last.Batch)
+			return fmt.Errorf("checkpoint %s: cannot plan batch %d: batch %d is planned but not committed; replay it (plan it again) or reset offsets", s.where, e.Batch, last.Batch)
 		}
 	default:
-		return fmt.Errorf("checkpoint %s: cannot plan batch %d: the next batch is %d", s.dir, e.Batch, last.Batch+1)
+		return fmt.Errorf("checkpoint %s: cannot plan batch %d: the next batch is %d", s.where, e.Batch, last.Batch+1)
 	}
 	if e.Time.IsZero() {
 		e.Time = time.Now()
@@ -348,11 +354,11 @@ func (s *Store) Commit(batch int64) error {
 	last, ok := s.last()
 	switch {
 	case !ok:
-		return fmt.Errorf("checkpoint %s: cannot commit batch %d: no batch is planned", s.dir, batch)
+		return fmt.Errorf("checkpoint %s: cannot commit batch %d: no batch is planned", s.where, batch)
 	case batch != last.Batch:
-		return fmt.Errorf("checkpoint %s: cannot commit batch %d: the last planned batch is %d", s.dir, batch, last.Batch)
+		return fmt.Errorf("checkpoint %s: cannot commit batch %d: the last planned batch is %d", s.where, batch, last.Batch)
 	case s.isCommitted(batch):
-		return fmt.Errorf("checkpoint %s: cannot commit batch %d: it is already committed", s.dir, batch)
+		return fmt.Errorf("checkpoint %s: cannot commit batch %d: it is already committed", s.where, batch)
 	}
 	return s.appendCommit(batch)
 }
@@ -427,6 +433,9 @@ func (s *Store) Close() error {
 
 func (s *Store) closeFiles() error {
 	var errs []error
+	if s.ext != nil {
+		errs = append(errs, s.ext.Close())
+	}
 	for _, f := range []*os.File{s.offsets, s.commits} {
 		if f != nil {
 			errs = append(errs, f.Close())
@@ -440,7 +449,7 @@ func (s *Store) closeFiles() error {
 	}
 	s.offsets, s.commits, s.lock = nil, nil, nil
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("checkpoint %s: close: %w", s.dir, err)
+		return fmt.Errorf("checkpoint %s: close: %w", s.where, err)
 	}
 	return nil
 }
@@ -452,11 +461,11 @@ func (s *Store) path(name string) string { return filepath.Join(s.dir, name) }
 func (s *Store) writable(op string) error {
 	switch {
 	case s.readOnly:
-		return fmt.Errorf("checkpoint %s: cannot %s: the checkpoint was opened read-only (Inspect)", s.dir, op)
+		return fmt.Errorf("checkpoint %s: cannot %s: the checkpoint was opened read-only (Inspect)", s.where, op)
 	case s.closed:
-		return fmt.Errorf("checkpoint %s: cannot %s: the checkpoint is closed", s.dir, op)
+		return fmt.Errorf("checkpoint %s: cannot %s: the checkpoint is closed", s.where, op)
 	case s.broken != nil:
-		return fmt.Errorf("checkpoint %s: cannot %s: an earlier write failed, reopen the checkpoint: %w", s.dir, op, s.broken)
+		return fmt.Errorf("checkpoint %s: cannot %s: an earlier write failed, reopen the checkpoint: %w", s.where, op, s.broken)
 	}
 	return nil
 }
@@ -513,22 +522,22 @@ func (s *Store) appendEntry(e Entry, replan bool) error {
 	}
 	e.Time = e.Time.UTC().Round(0)
 	if e.Kind != KindBatch && e.Kind != KindReset {
-		return fmt.Errorf("checkpoint %s: batch %d: kind %q is neither %q nor %q", s.dir, e.Batch, e.Kind, KindBatch, KindReset)
+		return fmt.Errorf("checkpoint %s: batch %d: kind %q is neither %q nor %q", s.where, e.Batch, e.Kind, KindBatch, KindReset)
 	}
 	if e.Records < 0 {
-		return fmt.Errorf("checkpoint %s: batch %d: negative record count %d", s.dir, e.Batch, e.Records)
+		return fmt.Errorf("checkpoint %s: batch %d: negative record count %d", s.where, e.Batch, e.Records)
 	}
 	for _, o := range []struct {
 		name string
 		offs sdk.Offsets
 	}{{"from", e.From}, {"until", e.Until}} {
 		if err := checkOffsets(o.offs); err != nil {
-			return fmt.Errorf("checkpoint %s: batch %d: %s offsets %s: %w", s.dir, e.Batch, o.name, o.offs, err)
+			return fmt.Errorf("checkpoint %s: batch %d: %s offsets %s: %w", s.where, e.Batch, o.name, o.offs, err)
 		}
 	}
 	line, err := encodeEntry(e)
 	if err != nil {
-		return fmt.Errorf("checkpoint %s: batch %d: %w", s.dir, e.Batch, err)
+		return fmt.Errorf("checkpoint %s: batch %d: %w", s.where, e.Batch, err)
 	}
 	if err := s.write(s.offsets, offsetsName, line); err != nil {
 		return err
@@ -560,7 +569,7 @@ func (s *Store) appendCommit(batch int64) error {
 	t := time.Now().UTC().Round(0)
 	line, err := encodeCommit(batch, t)
 	if err != nil {
-		return fmt.Errorf("checkpoint %s: commit batch %d: %w", s.dir, batch, err)
+		return fmt.Errorf("checkpoint %s: commit batch %d: %w", s.where, batch, err)
 	}
 	if err := s.write(s.commits, commitsName, line); err != nil {
 		return err
@@ -574,13 +583,24 @@ func (s *Store) appendCommit(batch int64) error {
 // file in an unknown state (maybe a partial line), so the Store refuses
 // further writes; the next Open cuts the partial line away.
 func (s *Store) write(f *os.File, name string, line []byte) error {
+	if s.ext != nil {
+		log := OffsetLog
+		if name == commitsName {
+			log = CommitLog
+		}
+		if err := s.ext.Append(log, line); err != nil {
+			s.broken = fmt.Errorf("append to the %s log: %w", log, err)
+			return fmt.Errorf("checkpoint %s: %w", s.where, s.broken)
+		}
+		return nil
+	}
 	if _, err := f.Write(line); err != nil {
 		s.broken = fmt.Errorf("append to %s: %w", s.path(name), err)
-		return fmt.Errorf("checkpoint %s: %w", s.dir, s.broken)
+		return fmt.Errorf("checkpoint %s: %w", s.where, s.broken)
 	}
 	if err := f.Sync(); err != nil {
 		s.broken = fmt.Errorf("fsync %s: %w", s.path(name), err)
-		return fmt.Errorf("checkpoint %s: %w", s.dir, s.broken)
+		return fmt.Errorf("checkpoint %s: %w", s.where, s.broken)
 	}
 	return nil
 }
@@ -598,7 +618,7 @@ func (s *Store) maybeCompact() error {
 			s.broken = err
 		}
 		last, _ := s.last()
-		return fmt.Errorf("checkpoint %s: batch %d is durable, but compacting the logs failed (reopen the checkpoint): %w", s.dir, last.Batch, err)
+		return fmt.Errorf("checkpoint %s: batch %d is durable, but compacting the logs failed (reopen the checkpoint): %w", s.where, last.Batch, err)
 	}
 	return nil
 }
@@ -613,18 +633,26 @@ func (s *Store) compact() error {
 	kept := s.st.entries[i:]
 
 	var offs, coms []byte
+	var offLines, comLines [][]byte
 	for _, e := range kept {
 		line, err := encodeEntry(e)
 		if err != nil {
 			return err
 		}
 		offs = append(offs, line...)
+		offLines = append(offLines, line)
 		if t, ok := s.st.commits[e.Batch]; ok {
 			line, err := encodeCommit(e.Batch, t)
 			if err != nil {
 				return err
 			}
 			coms = append(coms, line...)
+			comLines = append(comLines, line)
+		}
+	}
+	if s.ext != nil {
+		if err := s.ext.Rewrite(offLines, comLines); err != nil {
+			return err
 		}
 	}
 	for _, step := range []struct {
@@ -632,6 +660,9 @@ func (s *Store) compact() error {
 		data []byte
 		f    **os.File
 	}{{commitsName, coms, &s.commits}, {offsetsName, offs, &s.offsets}} {
+		if s.ext != nil {
+			break
+		}
 		if err := s.replaceFile(step.name, step.data); err != nil {
 			return err
 		}

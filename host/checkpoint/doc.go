@@ -50,4 +50,11 @@
 // The kernel drops the lock when its holder dies, even by kill -9. Inspect
 // reads a checkpoint without the lock, for tools that show it while the
 // pipeline runs.
+//
+// # Other media
+//
+// New opens the same Store over a Medium that keeps the two logs elsewhere,
+// such as PostgreSQL tables (package pgstore): the lines, checks, rules,
+// history and compaction are the same; the Medium stores lines in order and
+// holds the lock.
 package checkpoint

@@ -43,25 +43,35 @@ var ErrCorrupt = errors.New("checkpoint is corrupt")
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// corruptError names the file and line of a damaged checkpoint.
+// corruptError names the file and line (or the table and row) of a damaged
+// checkpoint.
 type corruptError struct {
-	path    string
-	line    int // 0: the whole file
+	where   string // "<path> line <n>", "<path>", or a Line.Where
 	problem string
 }
 
 func (e *corruptError) Error() string {
-	where := e.path
-	if e.line > 0 {
-		where += " line " + strconv.Itoa(e.line)
-	}
-	return fmt.Sprintf("checkpoint %s: %s: the checkpoint is corrupt; restore it or reset offsets", where, e.problem)
+	return fmt.Sprintf("checkpoint %s: %s: the checkpoint is corrupt; restore it or reset offsets", e.where, e.problem)
 }
 
 func (e *corruptError) Is(target error) bool { return target == ErrCorrupt }
 
+// corrupt reports a damaged file (line 0) or line of a file.
 func corrupt(path string, line int, format string, args ...any) error {
-	return &corruptError{path: path, line: line, problem: fmt.Sprintf(format, args...)}
+	return corruptAt(lineWhere(path, line), format, args...)
+}
+
+// corruptAt reports damage at where, which names the file and line or the
+// table and row.
+func corruptAt(where, format string, args ...any) error {
+	return &corruptError{where: where, problem: fmt.Sprintf(format, args...)}
+}
+
+func lineWhere(path string, line int) string {
+	if line > 0 {
+		return path + " line " + strconv.Itoa(line)
+	}
+	return path
 }
 
 // offsetJSON is an offset log entry on disk.
@@ -110,10 +120,11 @@ func encodeCommit(batch int64, t time.Time) ([]byte, error) {
 	return encodeLine(commitJSON{Batch: batch, Time: t})
 }
 
-// logLine is one complete line of a log: its 1-based number and its JSON.
+// logLine is one complete, checked line of a log: where it is (for errors)
+// and its JSON.
 type logLine struct {
-	n    int
-	json []byte
+	where string // "<path> line <n>", or the Line.Where a Medium gave
+	json  []byte
 }
 
 // splitLog splits a log file's content into checked lines. valid is the
@@ -129,7 +140,7 @@ func splitLog(path string, data []byte) (lines []logLine, valid int, err error) 
 		if problem != "" {
 			return nil, 0, corrupt(path, n, "%s", problem)
 		}
-		lines = append(lines, logLine{n: n, json: j})
+		lines = append(lines, logLine{where: lineWhere(path, n), json: j})
 		valid += i + 1
 	}
 }
@@ -189,18 +200,18 @@ func truncate(s string, n int) string {
 }
 
 // decodeEntry parses an offset log line's JSON.
-func decodeEntry(path string, l logLine) (Entry, error) {
+func decodeEntry(l logLine) (Entry, error) {
 	var o offsetJSON
 	if err := json.Unmarshal(l.json, &o); err != nil {
-		return Entry{}, corrupt(path, l.n, "bad JSON: %v", err)
+		return Entry{}, corruptAt(l.where, "bad JSON: %v", err)
 	}
 	switch {
 	case o.Batch < 1:
-		return Entry{}, corrupt(path, l.n, "batch id %d is not positive", o.Batch)
+		return Entry{}, corruptAt(l.where, "batch id %d is not positive", o.Batch)
 	case o.Kind != KindBatch && o.Kind != KindReset:
-		return Entry{}, corrupt(path, l.n, "kind %q is neither %q nor %q", o.Kind, KindBatch, KindReset)
+		return Entry{}, corruptAt(l.where, "kind %q is neither %q nor %q", o.Kind, KindBatch, KindReset)
 	case o.Records < 0:
-		return Entry{}, corrupt(path, l.n, "negative record count %d", o.Records)
+		return Entry{}, corruptAt(l.where, "negative record count %d", o.Records)
 	}
 	if o.From == nil {
 		o.From = sdk.Offsets{}
@@ -213,13 +224,13 @@ func decodeEntry(path string, l logLine) (Entry, error) {
 }
 
 // decodeCommit parses a commit log line's JSON.
-func decodeCommit(path string, l logLine) (commitJSON, error) {
+func decodeCommit(l logLine) (commitJSON, error) {
 	var c commitJSON
 	if err := json.Unmarshal(l.json, &c); err != nil {
-		return c, corrupt(path, l.n, "bad JSON: %v", err)
+		return c, corruptAt(l.where, "bad JSON: %v", err)
 	}
 	if c.Batch < 1 {
-		return c, corrupt(path, l.n, "batch id %d is not positive", c.Batch)
+		return c, corruptAt(l.where, "batch id %d is not positive", c.Batch)
 	}
 	return c, nil
 }
@@ -232,11 +243,12 @@ type state struct {
 	lines     int   // lines in the offset log (re-plans count)
 }
 
-// parseState checks both logs' complete lines and their consistency.
-func parseState(offPath string, off []logLine, comPath string, com []logLine) (*state, error) {
+// parseState checks both logs' complete lines and their consistency; offName
+// names the offset log in messages.
+func parseState(offName string, off []logLine, com []logLine) (*state, error) {
 	st := &state{commits: map[int64]time.Time{}, lines: len(off)}
 	for _, l := range off {
-		e, err := decodeEntry(offPath, l)
+		e, err := decodeEntry(l)
 		if err != nil {
 			return nil, err
 		}
@@ -247,26 +259,26 @@ func parseState(offPath string, off []logLine, comPath string, com []logLine) (*
 				st.entries[n-1] = e
 				continue
 			case e.Batch < prev:
-				return nil, corrupt(offPath, l.n, "batch id %d goes backwards (after batch %d)", e.Batch, prev)
+				return nil, corruptAt(l.where, "batch id %d goes backwards (after batch %d)", e.Batch, prev)
 			case e.Batch > prev+1:
-				return nil, corrupt(offPath, l.n, "batch id %d skips ahead (after batch %d, want %d)", e.Batch, prev, prev+1)
+				return nil, corruptAt(l.where, "batch id %d skips ahead (after batch %d, want %d)", e.Batch, prev, prev+1)
 			}
 		}
 		st.entries = append(st.entries, e)
 	}
 	for _, l := range com {
-		c, err := decodeCommit(comPath, l)
+		c, err := decodeCommit(l)
 		if err != nil {
 			return nil, err
 		}
 		if c.Batch <= st.committed {
 			if c.Batch == st.committed {
-				return nil, corrupt(comPath, l.n, "batch %d is committed twice", c.Batch)
+				return nil, corruptAt(l.where, "batch %d is committed twice", c.Batch)
 			}
-			return nil, corrupt(comPath, l.n, "commits out of order: batch %d after batch %d", c.Batch, st.committed)
+			return nil, corruptAt(l.where, "commits out of order: batch %d after batch %d", c.Batch, st.committed)
 		}
 		if st.index(c.Batch) < 0 {
-			return nil, corrupt(comPath, l.n, "commit of batch %d, which the offset log %s does not have", c.Batch, offPath)
+			return nil, corruptAt(l.where, "commit of batch %d, which the offset log %s does not have", c.Batch, offName)
 		}
 		st.commits[c.Batch] = c.Time
 		st.committed = c.Batch

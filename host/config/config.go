@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -20,6 +21,10 @@ const (
 	DefaultMaxBytes   = 0 // no limit
 	DefaultMaxWait    = time.Second
 	DefaultStore      = "dir"
+	// StorePostgres is the checkpoint store kept in PostgreSQL tables.
+	StorePostgres = "postgres"
+	// DefaultSchema is the schema of a "postgres" store when none is given.
+	DefaultSchema = "public"
 )
 
 // Lookup returns the spec of the plugin of the given kind and name. Its error
@@ -67,11 +72,51 @@ type Batch struct {
 // Checkpoint is where the host keeps the pipeline's offset and commit logs.
 // Defaults are filled in.
 type Checkpoint struct {
-	// Store is the kind of store; "dir" is the only one so far.
+	// Store is the kind of store: "dir" (a local directory) or "postgres"
+	// (tables in a PostgreSQL database).
 	Store string
 	// Dir is the directory of a "dir" store, as written (default
-	// ".connectd/<pipeline name>").
+	// ".connectd/<pipeline name>"); "" for other stores.
 	Dir string
+	// URL is the connection URL (or key=value DSN) of a "postgres" store. It
+	// may hold a password: print Where, never URL.
+	URL string
+	// Schema is the PostgreSQL schema that holds a "postgres" store's tables
+	// (default "public"); "" for other stores.
+	Schema string
+}
+
+// Where describes the checkpoint for people, without any password: the
+// directory, or the database and schema.
+func (c Checkpoint) Where() string {
+	if c.Store == StorePostgres {
+		u := RedactURL(c.URL)
+		if !strings.Contains(u, "://") {
+			u = fmt.Sprintf("postgres %q", u) // a key=value DSN
+		}
+		return fmt.Sprintf("%s (schema %q)", u, c.Schema)
+	}
+	return c.Dir
+}
+
+// passwordParam matches password=... in a key=value DSN (quoted or not).
+var passwordParam = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]*)`)
+
+// RedactURL returns a database URL or key=value DSN with its password
+// replaced by "xxxxx", for messages and logs.
+func RedactURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Host != "" {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+		return u.String()
+	}
+	return passwordParam.ReplaceAllString(s, "${1}xxxxx")
 }
 
 // Pipeline returns the pipeline named name; the error lists the names the file
@@ -181,7 +226,8 @@ var (
 	// checkpointSchemas has the attributes of a checkpoint block per store; a
 	// new store (postgres) adds an entry here and its fields to Checkpoint.
 	checkpointSchemas = map[string]*hcl.BodySchema{
-		"dir": {Attributes: []hcl.AttributeSchema{{Name: "store"}, {Name: "dir"}}},
+		"dir":         {Attributes: []hcl.AttributeSchema{{Name: "store"}, {Name: "dir"}}},
+		StorePostgres: {Attributes: []hcl.AttributeSchema{{Name: "store"}, {Name: "url", Required: true}, {Name: "schema"}}},
 	}
 	validName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 )
@@ -403,6 +449,21 @@ func parseCheckpoint(b *hcl.Block, out *Checkpoint) hcl.Diagnostics {
 		diags = append(diags, d...)
 		if !d.HasErrors() {
 			out.Dir = s
+		}
+	}
+	if out.Store == StorePostgres {
+		out.Dir, out.Schema = "", DefaultSchema
+		for _, f := range []struct {
+			name string
+			dst  *string
+		}{{"url", &out.URL}, {"schema", &out.Schema}} {
+			if a := content.Attributes[f.name]; a != nil {
+				s, d := evalString(a, true)
+				diags = append(diags, d...)
+				if !d.HasErrors() {
+					*f.dst = s
+				}
+			}
 		}
 	}
 	return diags

@@ -23,7 +23,7 @@
 //	    max_wait    = "1s"                 # > 0, default "1s"
 //	  }
 //	  checkpoint {                         # optional
-//	    store = "dir"                      # default "dir" (the only store so far)
+//	    store = "dir"                      # default "dir"; or "postgres" with url and schema
 //	    dir   = "state/demo"               # default ".connectd/<pipeline name>"
 //	  }
 //	}

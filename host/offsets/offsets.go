@@ -40,7 +40,7 @@ type State struct {
 // Show reads the state of the checkpoint, keeping the last n batches.
 func Show(cp *checkpoint.Store, pipeline string, n int) State {
 	planned, ok, committed := cp.Last()
-	st := State{Pipeline: pipeline, Checkpoint: cp.Dir(), Committed: cp.Committed(), LastBatch: committed, Batches: []Batch{}}
+	st := State{Pipeline: pipeline, Checkpoint: cp.Where(), Committed: cp.Committed(), LastBatch: committed, Batches: []Batch{}}
 	hist := cp.History()
 	if n < 0 {
 		n = 0 // --last -1 must not slice past the end

@@ -68,8 +68,7 @@ func Run(ctx context.Context, o Options) error {
 		o.Restarts = 5
 	}
 	d := &driver{Options: o, p: o.Pipeline}
-	dir := d.p.Checkpoint.Dir
-	cp, err := checkpoint.Open(dir, d.p.Name)
+	cp, err := OpenCheckpoint(ctx, d.p)
 	if err != nil {
 		return d.errorf("%w", err)
 	}
@@ -273,7 +272,7 @@ func (d *driver) recover(ctx context.Context) error {
 			}
 			committed = c.Batch
 		default:
-			return d.errorf("sink %q says it committed batch %d, but the checkpoint in %s has planned only up to batch %d: was the checkpoint deleted or restored from a backup? Reset the sink's offsets or restore the checkpoint", d.p.Sink.Name, c.Batch, d.cp.Dir(), planned.Batch)
+			return d.errorf("sink %q says it committed batch %d, but the checkpoint in %s has planned only up to batch %d: was the checkpoint deleted or restored from a backup? Reset the sink's offsets or restore the checkpoint", d.p.Sink.Name, c.Batch, d.cp.Where(), planned.Batch)
 		}
 	}
 	if !ok || planned.Batch <= committed {

@@ -1,0 +1,63 @@
+// Package postgres owns the "postgres" sink: records as rows of a PostgreSQL
+// table, each batch in one transaction with the pipeline's offsets
+// (transactional), by COPY or INSERT.
+package postgres
+
+import (
+	"github.com/connectd/connectd/sdk"
+)
+
+// The sink's modes and write methods.
+const (
+	ModeInsert = "insert"
+	ModeUpsert = "upsert"
+
+	MethodAuto   = "auto"
+	MethodCopy   = "copy"
+	MethodInsert = "insert"
+)
+
+// DefaultOffsetsTable is where the sink keeps each pipeline's committed
+// offsets, in the schema of the table it writes.
+const DefaultOffsetsTable = "connectd_offsets"
+
+// copyMin is the smallest batch that method "auto" writes with COPY: below
+// it, one INSERT of unnest()ed arrays is as fast (see BenchmarkSink).
+const copyMin = 32
+
+// Plugin is the postgres plugin: a sink.
+var Plugin = sdk.Plugin{
+	Sink: &sdk.SinkPlugin{Spec: SinkSpec, New: func() sdk.Sink { return &Sink{} }},
+}
+
+// SinkSpec is the postgres sink's spec.
+var SinkSpec = sdk.Spec{
+	Name:    "postgres",
+	Version: "0.1.0",
+	Kind:    sdk.KindSink,
+	Summary: "Writes records as rows of a PostgreSQL table; each batch is one transaction that also stores the pipeline's offsets (exactly-once even for plain inserts).",
+	Capabilities: []sdk.Capability{
+		sdk.CapTransactional,
+	},
+	When: []sdk.Conditional{
+		{Capability: sdk.CapIdempotent, Param: "mode", Values: []string{ModeUpsert}},
+	},
+	Params: []sdk.Param{
+		{Name: "url", Type: sdk.TypeString, Required: true,
+			Doc: `Connection URL ("postgres://user@host:5432/db?sslmode=disable") or key=value DSN; PG* environment variables and ~/.pgpass apply as in libpq. Give a password with env("PG_URL") or PGPASSWORD; it is never logged.`},
+		{Name: "table", Type: sdk.TypeString, Required: true,
+			Doc: `Table to write: "name" or "schema.name", used exactly as written (case-sensitive).`},
+		{Name: "mode", Type: sdk.TypeString, Default: ModeInsert,
+			Doc: `"insert": plain inserts, exactly-once through the transaction alone (no unique key needed). "upsert": INSERT ... ON CONFLICT (key) DO UPDATE, idempotent as well; the last record of a key in a batch wins.`},
+		{Name: "key", Type: sdk.TypeStrings, Default: []string{},
+			Doc: `Columns of the upsert key; upsert mode needs them and a unique index on exactly them (create = true makes them the primary key).`},
+		{Name: "columns", Type: sdk.TypeStrings, Default: []string{},
+			Doc: `Mapping from records to columns, one "<column> [<type>] = <source>" each: source is value (the whole value), value.<field>[.<field>…] (a field of a JSON object value), key, header.<name>, partition, offset or timestamp; the type is used by create (default text, jsonb for value, bigint for offset, timestamptz for timestamp). Empty: every top-level field of a JSON object value goes to the column of the same name (fields without a column are ignored; a column no record of the batch has keeps its default).`},
+		{Name: "create", Type: sdk.TypeBool, Default: false,
+			Doc: `Create the table (and its schema) from columns when it does not exist, with key as primary key.`},
+		{Name: "method", Type: sdk.TypeString, Default: MethodAuto,
+			Doc: `How insert mode sends rows: "copy" (COPY FROM STDIN), "insert" (one INSERT of unnest()ed arrays), "auto" (COPY for batches of 32 records or more). Upsert mode always uses INSERT.`},
+		{Name: "offsets_table", Type: sdk.TypeString, Default: DefaultOffsetsTable,
+			Doc: `Table of committed offsets, one row per pipeline (pipeline, batch, until, updated); created when missing. Unqualified, it lives in the schema of table.`},
+	},
+}
