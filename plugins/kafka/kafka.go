@@ -86,6 +86,7 @@ type conn struct {
 	timeout   time.Duration
 	log       *slog.Logger
 	role      string // "kafka source" or "kafka sink", the prefix of every error
+	secured   bool   // TLS or SASL is configured
 }
 
 // dial reads the connection parameters and builds the client. It does not
@@ -135,6 +136,7 @@ func dial(cfg sdk.Config, role string, topics []string, metadataTTL time.Duratio
 		timeout:   timeout,
 		log:       log,
 		role:      role,
+		secured:   t.TLS != nil || t.SASL != nil,
 	}, nil
 }
 
@@ -192,7 +194,16 @@ func (c *conn) brokerErr(what string, err error) error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return c.errorf("%s: no answer from brokers %s within request_timeout %v: %w", what, strings.Join(c.brokers, ","), c.timeout, err)
 	}
-	return c.errorf("%s (brokers %s): %w", what, strings.Join(c.brokers, ","), err)
+	hint := ""
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+		hint = "; the brokers closed the connection: "
+		if c.secured {
+			hint += "check the SASL mechanism, user name and password, and whether they expect TLS"
+		} else {
+			hint += "do they expect TLS or SASL?"
+		}
+	}
+	return c.errorf("%s (brokers %s): %w%s", what, strings.Join(c.brokers, ","), err, hint)
 }
 
 // tp is one topic partition.

@@ -37,6 +37,8 @@ var (
 	adminClient *kafkago.Client
 	// adminTransport is adminClient's transport, for requests kafka-go has no call for.
 	adminTransport = &kafkago.Transport{MetadataTTL: 250 * time.Millisecond}
+	// brokerPid is the pid of the broker TestMain started (0: KAFKA_BROKERS).
+	brokerPid int
 	// replication is the replication factor of test topics (KAFKA_REPLICATION, default 1).
 	replication = 1
 )
@@ -95,6 +97,7 @@ func testMain(m *testing.M) int {
 		}
 		defer stop()
 		brokers = b
+		brokerPid = lastBrokerPid
 	}
 	adminClient = &kafkago.Client{Addr: kafkago.TCP(brokers...), Timeout: 30 * time.Second, Transport: adminTransport}
 	return m.Run()
@@ -112,6 +115,7 @@ func startBroker(dir string, flags ...string) ([]string, func(), error) {
 	if err := cmd.Start(); err != nil {
 		return nil, nil, err
 	}
+	lastBrokerPid = cmd.Process.Pid
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
 	stop := func() {
@@ -140,6 +144,16 @@ func startBroker(dir string, flags ...string) ([]string, func(), error) {
 			return nil, nil, fmt.Errorf("testenv kafka did not start in 30s: %s", stderr.String())
 		}
 	}
+}
+
+// lastBrokerPid is the pid of the broker startBroker started last.
+var lastBrokerPid int
+
+// execConnectd prepares the connectd binary to run in dir.
+func execConnectd(dir string, args ...string) *exec.Cmd {
+	cmd := exec.Command(connectdBin, args...)
+	cmd.Dir = dir
+	return cmd
 }
 
 var nameChars = regexp.MustCompile(`[^a-zA-Z0-9._-]+`)
