@@ -204,7 +204,7 @@ type listed struct {
 
 // listChild reads back the ids the pipeline's sink holds, through sdk.Lister.
 func listChild(ctx context.Context, p *config.Pipeline, l *plugin.Loader) (listed, error) {
-	snk, err := openSink(ctx, l, p)
+	snk, err := open(ctx, l, p, sdk.KindSink)
 	if err != nil {
 		return listed{}, err
 	}
@@ -223,25 +223,23 @@ func list(ctx context.Context, snk *plugin.Process, p *config.Pipeline) ([][]byt
 	return snk.Sink.List(ctx)
 }
 
-func openSource(ctx context.Context, l *plugin.Loader, p *config.Pipeline) (*plugin.Process, error) {
-	proc, err := l.Start(ctx, sdk.KindSource, p.Source.Name, plugin.Env(true))
+// open starts the pipeline's source or sink process and opens it with the
+// pipeline's settings.
+func open(ctx context.Context, l *plugin.Loader, p *config.Pipeline, kind sdk.Kind) (*plugin.Process, error) {
+	pl := &p.Source
+	if kind == sdk.KindSink {
+		pl = &p.Sink
+	}
+	proc, err := l.Start(ctx, kind, pl.Name, plugin.Env(true))
+	if err == nil && kind == sdk.KindSource {
+		err = proc.Source.Open(ctx, p.Name, pl.Values)
+	} else if err == nil {
+		err = proc.Sink.Open(ctx, p.Name, pl.Values)
+	}
 	if err != nil {
-		return nil, err
-	}
-	if err := proc.Source.Open(ctx, p.Name, p.Source.Values); err != nil {
-		proc.Kill()
-		return nil, err
-	}
-	return proc, nil
-}
-
-func openSink(ctx context.Context, l *plugin.Loader, p *config.Pipeline) (*plugin.Process, error) {
-	proc, err := l.Start(ctx, sdk.KindSink, p.Sink.Name, plugin.Env(true))
-	if err != nil {
-		return nil, err
-	}
-	if err := proc.Sink.Open(ctx, p.Name, p.Sink.Values); err != nil {
-		proc.Kill()
+		if proc != nil {
+			proc.Kill()
+		}
 		return nil, err
 	}
 	return proc, nil
@@ -291,12 +289,12 @@ type probed struct {
 // guarantees they claim with their settings.
 func probeChild(ctx context.Context, p *config.Pipeline, l *plugin.Loader) (probed, error) {
 	var out probed
-	src, err := openSource(ctx, l, p)
+	src, err := open(ctx, l, p, sdk.KindSource)
 	if err != nil {
 		return out, err
 	}
 	stop(ctx, src)
-	snk, err := openSink(ctx, l, p)
+	snk, err := open(ctx, l, p, sdk.KindSink)
 	if err != nil {
 		return out, err
 	}

@@ -109,6 +109,7 @@ func claims(t *testing.T, rep *Report, want ...string) {
 
 // TestGeneratorToFile is CI's generator → file (batch mode, idempotent) pair.
 func TestGeneratorToFile(t *testing.T) {
+	t.Parallel()
 	o := options(t)
 	o.Level = LevelFromEnv()
 	o.Source = Plugin{Name: "generator"}
@@ -128,6 +129,7 @@ func TestGeneratorToFile(t *testing.T) {
 // TestFileToFile is CI's file → file pair: the file source's input is put in
 // place by the file sink.
 func TestFileToFile(t *testing.T) {
+	t.Parallel()
 	o := options(t)
 	o.Level = LevelFromEnv()
 	o.Source = Plugin{Name: "file", HCL: `paths = ["in/*.txt"]`}
@@ -143,6 +145,7 @@ func TestFileToFile(t *testing.T) {
 // TestGeneratorToFileAppend is CI's at-least-once pair: the append sink
 // cannot be exactly-once, duplicates are counted, nothing is lost.
 func TestGeneratorToFileAppend(t *testing.T) {
+	t.Parallel()
 	o := options(t)
 	o.Level = LevelFromEnv()
 	o.Sink = Plugin{Name: "file", Config: map[string]any{"dir": "out", "mode": "append"}}
@@ -177,6 +180,7 @@ func TestGeneratorToFileAppend(t *testing.T) {
 // TestTransactionalSink runs the file sink's transactional mode: its
 // exactly-once comes from LastCommitted, which the contract check verifies.
 func TestTransactionalSink(t *testing.T) {
+	t.Parallel()
 	o := options(t)
 	o.Sink = Plugin{Name: "file", Config: map[string]any{"dir": "out", "mode": "transactional"}}
 	o.Points = []string{PointNone, fault.HostWriteAfter, fault.HostCommitAfter, fault.SinkWriteAfter, PointContract}
@@ -216,6 +220,7 @@ func passes(t *testing.T, rep *Report, point, guarantee string) {
 // TestCatchesAckBeforeWrite: a sink that acknowledges a batch before it is
 // written loses it when the host dies after committing.
 func TestCatchesAckBeforeWrite(t *testing.T) {
+	t.Parallel()
 	o := options(t)
 	o.Sink = Plugin{Name: liars["ackfirst"], Config: map[string]any{"dir": "out"}}
 	o.Points = []string{PointNone, fault.HostWriteBefore, fault.HostCommitAfter, fault.HostAckAfter, PointContract}
@@ -237,6 +242,7 @@ func TestCatchesAckBeforeWrite(t *testing.T) {
 // TestCatchesAppendingIdempotentSink: a sink that claims idempotence but
 // appends stores a rewritten batch twice.
 func TestCatchesAppendingIdempotentSink(t *testing.T) {
+	t.Parallel()
 	o := options(t)
 	o.Sink = Plugin{Name: liars["appender"], Config: map[string]any{"dir": "out"}}
 	o.Points = []string{PointNone, fault.HostWriteAfter, fault.SinkWriteAfter, PointContract}
@@ -270,6 +276,7 @@ func spread(dir string, values [][]byte, n int) error {
 // TestCatchesReplayThatDiffers: a source whose replay returns other records
 // breaks exactly-once (and at-least-once) after a crash that needs a replay.
 func TestCatchesReplayThatDiffers(t *testing.T) {
+	t.Parallel()
 	o := options(t)
 	o.Source = Plugin{Name: liars["badreplay"], Config: map[string]any{"paths": []string{"in/*.txt"}}}
 	o.InputFunc = func(dir string, values [][]byte) error { return spread(dir, values, 2) }
@@ -290,6 +297,7 @@ func TestCatchesReplayThatDiffers(t *testing.T) {
 // TestCatchesDropOnAck: a source that deletes more than was acknowledged
 // loses records when it crashes after an ack.
 func TestCatchesDropOnAck(t *testing.T) {
+	t.Parallel()
 	o := options(t)
 	o.Source = Plugin{Name: liars["dropack"], Config: map[string]any{"path": "in/spool.txt"}}
 	o.InputFunc = func(dir string, values [][]byte) error {
@@ -313,6 +321,7 @@ func TestCatchesDropOnAck(t *testing.T) {
 // bundled plugins' server. (Under -race every child is race-instrumented and
 // slow, so the matrix here is small.)
 func TestTestBinaryAsHost(t *testing.T) {
+	t.Parallel()
 	o := options(t)
 	o.Exe = ""
 	o.Sink = Plugin{Name: liars["appender"], Config: map[string]any{"dir": "out"}}
@@ -339,6 +348,7 @@ func connectd(t *testing.T, dir string, args ...string) (int, string, string) {
 
 // TestCLI runs `connectd conformance` as CI and scripts do.
 func TestCLI(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	write := func(name, content string) string {
 		p := filepath.Join(dir, name)

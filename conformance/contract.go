@@ -68,23 +68,18 @@ func (c *contract) close(ctx context.Context) {
 	}
 }
 
-func (c *contract) startSource(ctx context.Context) error {
-	p, err := openSource(ctx, c.l, c.p)
+// start starts and opens the pipeline's source or sink.
+func (c *contract) start(ctx context.Context, kind sdk.Kind) error {
+	p, err := open(ctx, c.l, c.p, kind)
 	if err != nil {
 		return err
 	}
 	c.procs = append(c.procs, p)
-	c.src = p
-	return nil
-}
-
-func (c *contract) startSink(ctx context.Context) error {
-	p, err := openSink(ctx, c.l, c.p)
-	if err != nil {
-		return err
+	if kind == sdk.KindSource {
+		c.src = p
+	} else {
+		c.snk = p
 	}
-	c.procs = append(c.procs, p)
-	c.snk = p
 	return nil
 }
 
@@ -92,9 +87,9 @@ func (c *contract) startSink(ctx context.Context) error {
 func (c *contract) restart(ctx context.Context, proc *plugin.Process) error {
 	proc.Kill()
 	if proc == c.src {
-		return c.startSource(ctx)
+		return c.start(ctx, sdk.KindSource)
 	}
-	return c.startSink(ctx)
+	return c.start(ctx, sdk.KindSink)
 }
 
 // readTwo reads the first two batches of the pipeline's source, as the host
@@ -129,6 +124,19 @@ func (c *contract) readTwo(ctx context.Context) (*plugin.Data, *plugin.Data, err
 	}
 	c.step("read batch 1 (%d records, %s → %s) and batch 2 (%d records)", d1.Records, d1.From, d1.Until, d2.Records)
 	return d1, d2, nil
+}
+
+// sinkWithInput starts the source and reads two batches from it, then
+// starts the sink they are for.
+func (c *contract) sinkWithInput(ctx context.Context) (*plugin.Data, *plugin.Data, error) {
+	if err := c.start(ctx, sdk.KindSource); err != nil {
+		return nil, nil, err
+	}
+	d1, d2, err := c.readTwo(ctx)
+	if err == nil {
+		err = c.start(ctx, sdk.KindSink)
+	}
+	return d1, d2, err
 }
 
 // moving keeps the partitions whose range is not empty, as the host's
@@ -242,7 +250,7 @@ func sameHeaders(a, b []*pb.Header) bool {
 // an Ack of the batch before and a restart of the source, as after a crash.
 func (c *contract) replay(ctx context.Context) error {
 	defer c.close(ctx)
-	if err := c.startSource(ctx); err != nil {
+	if err := c.start(ctx, sdk.KindSource); err != nil {
 		return err
 	}
 	d1, d2, err := c.readTwo(ctx)
@@ -310,14 +318,8 @@ func (c *contract) listIDs(ctx context.Context, written []rec, when string) (map
 // what Write acknowledged is there to read back.
 func (c *contract) idempotent(ctx context.Context) error {
 	defer c.close(ctx)
-	if err := c.startSource(ctx); err != nil {
-		return err
-	}
-	d1, d2, err := c.readTwo(ctx)
+	d1, d2, err := c.sinkWithInput(ctx)
 	if err != nil {
-		return err
-	}
-	if err := c.startSink(ctx); err != nil {
 		return err
 	}
 	written, err := both(d1, d2)
@@ -352,14 +354,8 @@ func (c *contract) idempotent(ctx context.Context) error {
 // with the until offsets Write received, also after a restart.
 func (c *contract) transactional(ctx context.Context) error {
 	defer c.close(ctx)
-	if err := c.startSource(ctx); err != nil {
-		return err
-	}
-	d1, d2, err := c.readTwo(ctx)
+	d1, d2, err := c.sinkWithInput(ctx)
 	if err != nil {
-		return err
-	}
-	if err := c.startSink(ctx); err != nil {
 		return err
 	}
 	if !c.snk.Has("transactional") {

@@ -277,12 +277,8 @@ func (s *suite) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	switch r.code {
-	case 0:
-	case 2:
-		return usagef("conformance: the plugins' settings are wrong (lines are those of the pipeline file the suite wrote around them):\n%s", strings.TrimSpace(r.stderr))
-	default:
-		return fmt.Errorf("conformance: the plugins cannot run with these settings:\n%s", strings.TrimSpace(r.stderr))
+	if err := r.failed("conformance: the plugins' settings are wrong", "conformance: the plugins cannot run with these settings"); err != nil {
+		return err
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &s.probe); err != nil {
 		return fmt.Errorf("conformance: probe: %w (output %q)", err, r.stdout)
@@ -389,12 +385,8 @@ func (s *suite) putInput(ctx context.Context, dir, name string, in input) error 
 		if err != nil {
 			return err
 		}
-		switch r.code {
-		case 0:
-		case 2:
-			return usagef("the input sink's settings are wrong (lines are those of the input pipeline file the suite wrote around them):\n%s", strings.TrimSpace(r.stderr))
-		default:
-			return fmt.Errorf("putting the input in place through sink %q failed (exit %d): %s", s.inp.plugin.Name, r.code, r.tail())
+		if err := r.failed("the input sink's settings are wrong", fmt.Sprintf("putting the input in place through sink %q failed", s.inp.plugin.Name)); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -407,6 +399,20 @@ type ran struct {
 	stdout string
 	stderr string
 	status runStatus
+}
+
+// failed returns nil for a child that exited 0, a *UsageError saying
+// usage for one that exited 2 (its stderr holds the configuration's
+// diagnostics, with the lines of the pipeline file the suite wrote around
+// the settings), and an error saying runtime for any other end.
+func (r ran) failed(usage, runtime string) error {
+	switch r.code {
+	case 0:
+		return nil
+	case 2:
+		return usagef("%s:\n%s", usage, strings.TrimSpace(r.stderr))
+	}
+	return fmt.Errorf("%s (exit %d):\n%s", runtime, r.code, r.tail())
 }
 
 // tail is the end of the child's stderr, for error messages.
