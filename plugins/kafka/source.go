@@ -66,9 +66,12 @@ type Source struct {
 	pins map[tp]pin
 	// jumps keeps the on_data_loss = "earliest" decisions: wanted → earliest.
 	jumps map[tp]jump
-	rr    int     // rotates which partitions get the records a quota cannot split evenly
-	avg   float64 // average bytes per record on the wire, to size fetches
-	warn  warner
+	// groupFound is set once starting_offsets = "group" found offsets: a
+	// partition added later without one is no error.
+	groupFound bool
+	rr         int     // rotates which partitions get the records a quota cannot split evenly
+	avg        float64 // average bytes per record on the wire, to size fetches
+	warn       warner
 }
 
 type pin struct{ want, got int64 }
@@ -208,7 +211,7 @@ func (s *Source) starts(ctx context.Context, from sdk.Offsets, parts []tp) (map[
 	}
 	if len(initial) > 0 {
 		if fresh {
-			init, err := s.initial(ctx, initial)
+			init, err := s.initial(ctx, initial, parts)
 			if err != nil {
 				return nil, err
 			}
@@ -255,9 +258,9 @@ func (s *Source) starts(ctx context.Context, from sdk.Offsets, parts []tp) (map[
 	return out, nil
 }
 
-// initial returns the starting_offsets of partitions of a fresh pipeline,
-// possibly -2 or -1.
-func (s *Source) initial(ctx context.Context, ps []tp) (map[tp]int64, error) {
+// initial returns the starting_offsets of partitions ps of a fresh pipeline
+// whose topics have the partitions all, possibly -2 or -1.
+func (s *Source) initial(ctx context.Context, ps, all []tp) (map[tp]int64, error) {
 	out := make(map[tp]int64, len(ps))
 	switch s.starting {
 	case "earliest", "latest":
@@ -270,8 +273,10 @@ func (s *Source) initial(ctx context.Context, ps []tp) (map[tp]int64, error) {
 		}
 	case "json":
 		known := map[string]bool{}
-		for _, p := range ps {
+		for _, p := range all {
 			known[p.name()] = true
+		}
+		for _, p := range ps {
 			out[p] = sdk.Earliest
 			if v, ok := s.startJSON[p.name()]; ok {
 				out[p] = v
@@ -321,10 +326,11 @@ func (s *Source) initial(ctx context.Context, ps []tp) (map[tp]int64, error) {
 				if po.CommittedOffset >= 0 {
 					out[p] = po.CommittedOffset
 					found++
+					s.groupFound = true
 				}
 			}
 		}
-		if found == 0 {
+		if found == 0 && !s.groupFound {
 			return nil, s.c.errorf(`starting_offsets = "group": consumer group %q has no committed offset for any partition of %q; check group_id, or start with "earliest" or "latest"`, s.group, s.topics)
 		}
 	}
@@ -628,8 +634,9 @@ func (s *Source) End(ctx context.Context) (sdk.Offsets, error) {
 // Ack commits until (the partitions of the topics) to the consumer group
 // group_id with a standalone offset commit (generation -1, no member id), so
 // Kafka's tools show the pipeline's lag. Without group_id it does nothing.
-// A failed commit is logged as a warning (at most once a minute) and not
-// returned: nothing depends on it, and the next Ack commits again.
+// A failed commit (one attempt, at most 5s) is logged as a warning (at most
+// once a minute) and not returned: nothing depends on it, and the next Ack
+// commits again.
 func (s *Source) Ack(ctx context.Context, until sdk.Offsets) error {
 	if s.c == nil || s.group == "" {
 		return nil
@@ -645,22 +652,24 @@ func (s *Source) Ack(ctx context.Context, until sdk.Offsets) error {
 	if len(topics) == 0 {
 		return nil
 	}
-	err := s.c.retry(ctx, "offset commit", func(cctx context.Context) (bool, error) {
-		resp, err := s.c.client.OffsetCommit(cctx, &kafkago.OffsetCommitRequest{
-			GroupID: s.group, GenerationID: -1, MemberID: "", Topics: topics,
-		})
-		if err != nil {
-			return retriable(err), err
-		}
+	// One attempt, bounded: a lag commit must not hold the pipeline up,
+	// and the next Ack commits again.
+	cctx, cancel := context.WithTimeout(ctx, min(s.c.timeout, 5*time.Second))
+	defer cancel()
+	resp, err := s.c.client.OffsetCommit(cctx, &kafkago.OffsetCommitRequest{
+		GroupID: s.group, GenerationID: -1, MemberID: "", Topics: topics,
+	})
+	if err == nil {
+	check:
 		for topic, parts := range resp.Topics {
 			for _, p := range parts {
 				if p.Error != nil {
-					return retriable(p.Error), fmt.Errorf("partition %s/%d: %w", topic, p.Partition, p.Error)
+					err = fmt.Errorf("partition %s/%d: %w", topic, p.Partition, p.Error)
+					break check
 				}
 			}
 		}
-		return false, nil
-	})
+	}
 	if err != nil && ctx.Err() == nil {
 		s.warn.warn(s.c.log, "ack", "committing offsets to the consumer group failed; lag tools show old offsets (the pipeline is not affected)",
 			"group_id", s.group, "error", err.Error())

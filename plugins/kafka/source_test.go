@@ -547,4 +547,51 @@ func TestSourceUnreachable(t *testing.T) {
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("took %v", d)
 	}
+	// A commit for lag tools that cannot be made is not an error of Ack.
+	lag := openSource(t, "p", map[string]any{"brokers": []string{addr}, "topics": []string{"t"}, "request_timeout": "1s", "group_id": "g"})
+	start = time.Now()
+	if err := lag.Ack(ctx, sdk.Offsets{"t/0": 5}); err != nil {
+		t.Errorf("Ack: %v; a failed group commit must only be logged", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Ack took %v", d)
+	}
+}
+
+// TestSourceFreshPipelineGainsPartition: a partition added before a new
+// pipeline's first batch starts at earliest, whatever starting_offsets says
+// about the others, and is no error.
+func TestSourceFreshPipelineGainsPartition(t *testing.T) {
+	topic := newTopic(t, 1)
+	produce(t, topic, 0, values("a0", "a1")...)
+	group := topic + "-g"
+	resp, err := adminClient.OffsetCommit(ctx, &kafkago.OffsetCommitRequest{GroupID: group, GenerationID: -1,
+		Topics: map[string][]kafkago.OffsetCommit{topic: {{Partition: 0, Offset: 2}}}})
+	if err != nil || resp.Topics[topic][0].Error != nil {
+		t.Fatalf("commit: %v %+v", err, resp)
+	}
+	srcs := map[string]sdk.Source{
+		"json":  openSource(t, "p", sourceConfig([]string{topic}, map[string]any{"starting_offsets": fmt.Sprintf(`{%q:{"0":2}}`, topic)})),
+		"group": openSource(t, "p", sourceConfig([]string{topic}, map[string]any{"starting_offsets": "group", "group_id": group})),
+	}
+	for name, src := range srcs {
+		if rd, err := src.Read(ctx, sdk.Offsets{}, lim(10)); err != nil || len(rd.Records) != 0 {
+			t.Fatalf("%s: first read %v, %v; want nothing", name, valuesOf(rd.Records), err)
+		}
+	}
+	addPartitions(t, topic, 2)
+	produce(t, topic, 1, values("b0")...)
+	for name, src := range srcs {
+		var got []string
+		for deadline := time.Now().Add(10 * time.Second); len(got) == 0 && time.Now().Before(deadline); {
+			rd, err := src.Read(ctx, sdk.Offsets{}, lim(10))
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			got = valuesOf(rd.Records)
+		}
+		if strings.Join(got, ",") != "b0" {
+			t.Errorf("%s: got %v, want [b0]", name, got)
+		}
+	}
 }
