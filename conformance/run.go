@@ -32,6 +32,7 @@ const (
 // are wrong: nothing was tested. The CLI exits 2 for it.
 type UsageError struct{ Msg string }
 
+// Error returns what is wrong, with the plugins' diagnostics when they gave any.
 func (e *UsageError) Error() string { return e.Msg }
 
 func usagef(format string, args ...any) error {
@@ -75,7 +76,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	if o.WorkDir == "" {
-		defer os.RemoveAll(s.work)
+		defer func() { os.RemoveAll(s.work) }() // s.work is made by setup
 	}
 	if err := s.setup(ctx); err != nil {
 		return nil, err
@@ -92,11 +93,20 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		Level:      s.o.Level,
 		Seed:       s.o.Seed,
 	}
-	s.logf("conformance: %s → %s, %s level, %d cells, claimed %s, soak seed %d\n", rep.Source, rep.Sink, s.o.Level, len(cells), strings.Join(rep.Claimed, ", "), s.o.Seed)
 	results := make([][]Result, len(cells))
-	for _, c := range cells {
+	var order []int // the soaks, the longest, first: the pool ends together
+	for i, c := range cells {
 		s.total += len(c.guarantees)
+		if c.kind == PointSoak {
+			order = append(order, i)
+		}
 	}
+	for i, c := range cells {
+		if c.kind != PointSoak {
+			order = append(order, i)
+		}
+	}
+	s.logf("conformance: %s → %s, %s level, %d cells in %d pipelines, claimed %s, soak seed %d\n", rep.Source, rep.Sink, s.o.Level, s.total, len(cells), strings.Join(rep.Claimed, ", "), s.o.Seed)
 	work := make(chan int)
 	var wg sync.WaitGroup
 	for w := 0; w < s.o.Parallel; w++ {
@@ -114,7 +124,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			}
 		}()
 	}
-	for i := range cells {
+	for _, i := range order {
 		if ctx.Err() != nil {
 			break
 		}
@@ -236,9 +246,12 @@ func (s *suite) setup(ctx context.Context) error {
 		if st, err := os.Stat(path); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
 			return usagef("conformance: plugin %s is not an executable file", sd.plugin.Name)
 		}
-		s.plugins = filepath.Join(s.work, "plugins")
-		if err := os.MkdirAll(s.plugins, 0o755); err != nil {
-			return err
+		if s.plugins == "" {
+			s.plugins = filepath.Join(s.work, "plugins")
+			_ = os.RemoveAll(s.plugins) // a kept WorkDir's last run
+			if err := os.MkdirAll(s.plugins, 0o755); err != nil {
+				return err
+			}
 		}
 		base := sd.label
 		for n := 2; ; n++ {
@@ -313,9 +326,10 @@ func (s *suite) progress(r Result) {
 	s.logf("[%d/%d] %s %s: %s (%.1fs)\n", n, s.total, r.FaultPoint, r.Guarantee, r.Cell(), r.Seconds)
 }
 
-// writeFiles writes a pipeline's files into dir: the pipeline under test
+// writeFiles makes dir afresh and writes a pipeline's files into it: the pipeline under test
 // with delivery and input in, and the input pipeline when the source needs one.
 func (s *suite) writeFiles(dir, name, delivery string, in input, rate int) error {
+	_ = os.RemoveAll(dir) // a kept WorkDir's last run
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("conformance: %w", err)
 	}
@@ -440,6 +454,7 @@ func (s *suite) env(name string, extra []string) []string {
 // command prepares a child process in dir.
 func (s *suite) command(dir, name string, extra []string, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
 	cmd := exec.Command(s.exe, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // no host outlives the suite
 	cmd.Dir = dir
 	cmd.Env = s.env(name, extra)
 	var out, errb bytes.Buffer
