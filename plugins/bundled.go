@@ -4,6 +4,7 @@ package plugins
 
 import (
 	"github.com/connectd/connectd/plugins/discard"
+	"github.com/connectd/connectd/plugins/elasticsearch"
 	"github.com/connectd/connectd/plugins/file"
 	"github.com/connectd/connectd/plugins/generator"
 	"github.com/connectd/connectd/plugins/kafka"
@@ -13,7 +14,7 @@ import (
 
 // Bundled returns the bundled plugins by name.
 func Bundled() map[string]sdk.Plugin {
-	ps := []sdk.Plugin{generator.Plugin, file.Plugin, discard.Plugin, kafka.Plugin, postgres.Plugin}
+	ps := []sdk.Plugin{generator.Plugin, file.Plugin, discard.Plugin, kafka.Plugin, postgres.Plugin, elasticsearch.Plugin}
 	m := make(map[string]sdk.Plugin, len(ps))
 	for _, p := range ps {
 		m[p.Name()] = p
