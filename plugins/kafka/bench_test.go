@@ -249,6 +249,7 @@ pipeline "bench" {
 			c0 := selfCPU()
 			w := &kafkago.Writer{
 				Addr: kafkago.TCP(brokers...), Topic: topic, Balancer: &kafkago.Murmur2Balancer{},
+				Transport:    &kafkago.Transport{}, // a fresh metadata cache, as a new producer process has
 				RequiredAcks: kafkago.RequireAll, BatchSize: benchBatch, BatchBytes: 900 << 10, BatchTimeout: time.Millisecond,
 			}
 			for i := 0; i < len(msgs); i += benchBatch {

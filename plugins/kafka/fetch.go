@@ -134,7 +134,7 @@ func (c *conn) fetchSpans(ctx context.Context, spans []span, budget int64, partB
 				if stalls[o.s.tp] > 8 {
 					return nil, c.errorf("partition %s: fetching offset %d returns no record at or after it (tried up to %d bytes)", o.s.name(), g.next, limit[o.s.tp])
 				}
-				limit[o.s.tp] = min(limit[o.s.tp]*2, 1<<30)
+				limit[o.s.tp] = int32(min(int64(limit[o.s.tp])*2, 1<<30))
 			}
 			if g.next < o.s.until {
 				next = append(next, o.s)
