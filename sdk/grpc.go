@@ -305,6 +305,7 @@ type sinkServer struct {
 	def  *SinkPlugin
 	mu   sync.Mutex
 	sink Sink
+	tx   bool // transactional with the configuration it was opened with
 }
 
 func registerSink(s *grpc.Server, def *SinkPlugin) {
@@ -341,8 +342,12 @@ func (s *sinkServer) Open(ctx context.Context, req *pb.OpenRequest) (*pb.Empty, 
 	if err := sk.Open(ctx, cfg); err != nil {
 		return nil, rpcError("open", err)
 	}
+	tx := false
+	for _, c := range s.def.Spec.CapabilitiesFor(cfg.Raw()) {
+		tx = tx || c == CapTransactional
+	}
 	s.mu.Lock()
-	s.sink = sk
+	s.sink, s.tx = sk, tx
 	s.mu.Unlock()
 	return &pb.Empty{}, nil
 }
@@ -376,7 +381,9 @@ func (s *sinkServer) Write(stream pb.Sink_WriteServer) error {
 		return status.Error(codes.InvalidArgument, "write stream carried no batch")
 	}
 	fault.Hit(fault.SinkWriteBefore, b.ID)
-	_, transactional := sk.(Transactional)
+	s.mu.Lock()
+	transactional := s.tx
+	s.mu.Unlock()
 	if k, ok := fault.K(fault.SinkWritePartial, b.ID, len(b.Records)); ok {
 		if !transactional {
 			part := b
