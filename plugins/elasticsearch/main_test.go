@@ -414,3 +414,15 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// ServerForTest returns the Elasticsearch server the tests use: its URL,
+// user, password and CA file ("" when none), for the external test package.
+func ServerForTest() (url, user, pass, caFile string) {
+	return env.url, env.user, env.pass, env.caFile
+}
+
+// ConnectdForTest returns the connectd binary TestMain built.
+func ConnectdForTest() string { return env.connectd }
+
+// DeleteIndexesForTest deletes the indexes matching pattern.
+func DeleteIndexesForTest(t *testing.T, pattern string) { deleteIndexes(t, pattern) }

@@ -1,0 +1,110 @@
+package elasticsearch_test
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/connectd/connectd/conformance"
+	"github.com/connectd/connectd/plugins/elasticsearch"
+)
+
+// The conformance suite (quick level; full with CONNECTD_CONFORMANCE_FULL=1)
+// with the elasticsearch sink under test: generator → elasticsearch and
+// kafka → elasticsearch, every fault point, the random-SIGKILL soak and the
+// idempotence contract. Each pipeline of the suite writes an index of its
+// own, named after its cell; List reads it back, and an id stored twice is a
+// duplicate.
+
+func TestConformance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	url, user, pass, ca := elasticsearch.ServerForTest()
+	// The suite's processes read these through env().
+	for k, v := range map[string]string{"ES_URL": url, "ES_USERNAME": user, "ES_PASSWORD": pass, "ES_CA_CERT": ca} {
+		t.Setenv(k, v)
+	}
+	prefix := fmt.Sprintf("cf%d-", time.Now().UnixNano()%1e6)
+	sink := conformance.Plugin{Name: "elasticsearch", HCL: fmt.Sprintf(`addresses = [env("ES_URL")]
+index    = "%s${env("%s")}"
+username = env("ES_USERNAME")
+password = env("ES_PASSWORD")
+%s
+retry_backoff = "20ms"
+`, prefix, conformance.CellEnv, map[bool]string{true: `tls_ca_file = env("ES_CA_CERT")`, false: ""}[ca != ""])}
+	t.Cleanup(func() { elasticsearch.DeleteIndexesForTest(t, prefix+"*") })
+	cases := []struct {
+		name string
+		o    func(t *testing.T) conformance.Options
+	}{
+		{"generator-to-elasticsearch", func(t *testing.T) conformance.Options {
+			return conformance.Options{Sink: sink}
+		}},
+		{"kafka-to-elasticsearch", func(t *testing.T) conformance.Options {
+			q := `"` + strings.Join(kafkaBrokers(t), `", "`) + `"`
+			cell := `env("` + conformance.CellEnv + `")`
+			return conformance.Options{
+				Source: conformance.Plugin{Name: "kafka", HCL: "brokers = [" + q + "]\ntopics = [" + cell + "]\nstarting_offsets = \"earliest\"\n"},
+				Input:  conformance.Plugin{Name: "kafka", HCL: "brokers = [" + q + "]\ntopic = " + cell + "\ncreate_topics = true\ntopic_partitions = 2\n"},
+				Sink:   sink,
+			}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			o := c.o(t)
+			o.Exe, o.Seed, o.Parallel = elasticsearch.ConnectdForTest(), 5, 2
+			rep := conformance.Test(t, o)
+			if !slices.Contains(rep.Claimed, conformance.ExactlyOnce) {
+				t.Errorf("claimed %v: the sink is idempotent and the source replayable, so exactly-once must be claimed and checked", rep.Claimed)
+			}
+		})
+	}
+}
+
+// kafkaBrokers returns KAFKA_BROKERS, or starts the test broker
+// (testenv/kafka, built here) for the test.
+func kafkaBrokers(t *testing.T) []string {
+	if env := os.Getenv("KAFKA_BROKERS"); env != "" {
+		return strings.Split(env, ",")
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "kafka-testenv")
+	build := exec.Command("go", "build", "-o", exe, "./kafka")
+	build.Dir = filepath.Join(root, "testenv")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building testenv/kafka: %v\n%s", err, out)
+	}
+	addr := filepath.Join(dir, "kafka.addr")
+	cmd := exec.Command(exe, "-exit-with-parent", "-addr-file", addr, "-default-partitions", "2")
+	cmd.Stdout = io.Discard
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if b, err := os.ReadFile(addr); err == nil {
+			return strings.Split(strings.TrimPrefix(strings.TrimSpace(string(b)), "KAFKA_BROKERS="), ",")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("the test broker did not start in 30s: %s", stderr.String())
+	return nil
+}
