@@ -173,6 +173,25 @@ pipeline "bench" {
 `, brokersHCL(), topic, benchBatch))
 		})
 	})
+	// The framework's own ceiling on this machine: the same number of
+	// records of the same size from the generator into discard.
+	b.Run("connectd-generator-reference", func(b *testing.B) {
+		measure(b, func() time.Duration {
+			return runConnectd(b, fmt.Sprintf(`
+pipeline "bench" {
+  delivery = "exactly-once"
+  source "generator" {
+    count      = %d
+    partitions = %d
+    size       = %d
+  }
+  sink "discard" {}
+  batch { max_records = %d }
+  checkpoint { dir = "state" }
+}
+`, benchRecords, benchPartitions, benchSize, benchBatch))
+		})
+	})
 	b.Run("kafka-go-reader", func(b *testing.B) {
 		measure(b, func() time.Duration {
 			c0 := selfCPU()

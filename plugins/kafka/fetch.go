@@ -57,7 +57,7 @@ func (c *conn) fetchSpans(ctx context.Context, spans []span, budget int64, partB
 	limit := map[tp]int32{}
 	var active []span
 	for _, s := range spans {
-		res[s.tp] = &got{next: s.from}
+		res[s.tp] = &got{next: s.from, recs: make([]sdk.Record, 0, min(max(s.until-s.from, 0), 1<<16))}
 		if s.from < s.until {
 			active = append(active, s)
 			limit[s.tp] = partBytes
