@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/connectd/connectd/internal/pg/pgtest"
@@ -21,6 +22,11 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	for _, a := range os.Args[1:] {
+		if strings.HasPrefix(a, "-test.fuzz") {
+			return m.Run() // fuzzing needs neither a server nor the binary
+		}
+	}
 	root, err := pgtest.Root()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/connectd/connectd/sdk"
 )
@@ -128,107 +130,254 @@ type column struct {
 	kind colKind
 }
 
-// record is one record being turned into a row, with its value's JSON
-// decoded at most once.
+// record is one record being turned into a row, with its value's top-level
+// JSON members found at most once.
 type record struct {
-	r      *sdk.Record
-	obj    map[string]json.RawMessage
-	objErr error
-	parsed bool
+	r       *sdk.Record
+	members []member
+	objErr  error
+	parsed  bool
 }
 
-func (rc *record) object() (map[string]json.RawMessage, error) {
+// member is one top-level member of a JSON object: its name and raw value.
+type member struct {
+	name string
+	raw  []byte
+}
+
+func (rc *record) object() ([]member, error) {
 	if !rc.parsed {
 		rc.parsed = true
-		v := bytes.TrimSpace(rc.r.Value)
-		if len(v) == 0 || v[0] != '{' {
-			rc.objErr = fmt.Errorf("its value is not a JSON object")
-		} else if err := json.Unmarshal(v, &rc.obj); err != nil {
-			rc.objErr = fmt.Errorf("its value is not a JSON object: %v", err)
+		rc.objErr = scanObject(rc.r.Value, func(name string, raw []byte) {
+			rc.members = append(rc.members, member{name, raw})
+		})
+	}
+	return rc.members, rc.objErr
+}
+
+func lookup(ms []member, name string) ([]byte, bool) {
+	for i := len(ms) - 1; i >= 0; i-- { // the last of duplicate names wins, as in encoding/json
+		if ms[i].name == name {
+			return ms[i].raw, true
 		}
 	}
-	return rc.obj, rc.objErr
+	return nil, false
 }
 
 // field returns the raw JSON at path, and false when it is missing.
-func (rc *record) field(path []string) (json.RawMessage, bool, error) {
-	obj, err := rc.object()
+func (rc *record) field(path []string) ([]byte, bool, error) {
+	ms, err := rc.object()
 	if err != nil {
 		return nil, false, err
 	}
-	raw, ok := obj[path[0]]
+	raw, ok := lookup(ms, path[0])
 	for _, p := range path[1:] {
 		if !ok {
 			break
 		}
-		var sub map[string]json.RawMessage
-		if json.Unmarshal(raw, &sub) != nil {
+		var sub []member
+		if scanObject(raw, func(name string, r []byte) { sub = append(sub, member{name, r}) }) != nil {
 			return nil, false, nil // not an object: the nested field is missing
 		}
-		raw, ok = sub[p]
+		raw, ok = lookup(sub, p)
 	}
 	return raw, ok, nil
 }
 
-// text returns the text PostgreSQL parses for column c from src of rc; null
-// is true for SQL NULL.
-func (rc *record) text(src source, c column) (s string, null bool, err error) {
-	var b []byte
+// text returns the bytes PostgreSQL parses for column c from src of rc (valid
+// until the next call; do not keep them); null is true for SQL NULL.
+func (rc *record) text(src source, c column, scratch []byte) (b []byte, null bool, err error) {
 	switch src.kind {
 	case srcValue:
 		b = rc.r.Value
 		if len(b) == 0 {
-			return "", true, nil
+			return nil, true, nil
 		}
 	case srcKey:
 		b = rc.r.Key
 		if len(b) == 0 {
-			return "", true, nil
+			return nil, true, nil
 		}
 	case srcHeader:
 		b = rc.r.Header(src.header)
 		if b == nil {
-			return "", true, nil
+			return nil, true, nil
 		}
 	case srcPartition:
 		b = []byte(rc.r.Position.Partition)
 	case srcOffset:
-		b = strconv.AppendInt(nil, rc.r.Position.Offset, 10)
+		b = strconv.AppendInt(scratch[:0], rc.r.Position.Offset, 10)
 	case srcTimestamp:
 		if rc.r.Timestamp.IsZero() {
-			return "", true, nil
+			return nil, true, nil
 		}
-		b = []byte(rc.r.Timestamp.UTC().Format(time.RFC3339Nano))
+		b = rc.r.Timestamp.UTC().AppendFormat(scratch[:0], time.RFC3339Nano)
 	case srcField:
 		raw, ok, err := rc.field(src.path)
 		if err != nil {
-			return "", false, err
+			return nil, false, err
 		}
-		raw = bytes.TrimSpace(raw)
 		if !ok || len(raw) == 0 || string(raw) == "null" {
-			return "", true, nil
+			return nil, true, nil
 		}
+		b = raw
 		if raw[0] == '"' && c.kind != kindJSON {
-			var str string
-			if err := json.Unmarshal(raw, &str); err != nil {
-				return "", false, fmt.Errorf("field %s: %v", src.text, err)
+			if b, err = unquote(raw, scratch); err != nil {
+				return nil, false, fmt.Errorf("field %s: %v", src.text, err)
 			}
-			b = []byte(str)
-		} else {
-			b = raw
 		}
 	}
 	if c.kind == kindBytea {
-		return `\x` + hex.EncodeToString(b), false, nil
+		out := append(scratch[:0], `\x`...)
+		return hex.AppendEncode(out, b), false, nil
 	}
 	if bytes.IndexByte(b, 0) >= 0 {
-		return "", false, fmt.Errorf("%s holds a NUL byte, which a %s column cannot store (map it to a bytea column)", src.text, c.typ)
+		return nil, false, fmt.Errorf("%s holds a NUL byte, which a %s column cannot store (map it to a bytea column)", src.text, c.typ)
 	}
-	return string(b), false, nil
+	return b, false, nil
+}
+
+// unquote returns the content of the JSON string raw.
+func unquote(raw, scratch []byte) ([]byte, error) {
+	inner := raw[1 : len(raw)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return inner, nil
+	}
+	var str string
+	if err := json.Unmarshal(raw, &str); err != nil {
+		return nil, err
+	}
+	return append(scratch[:0], str...), nil
+}
+
+// scanObject calls f with the name and raw value of every top-level member
+// of the JSON object v, in order. It checks the object's structure (strings,
+// nesting, separators), not every literal inside it: PostgreSQL parses each
+// value with its column's type.
+func scanObject(v []byte, f func(name string, raw []byte)) error {
+	i := skipSpace(v, 0)
+	if i >= len(v) || v[i] != '{' {
+		return errors.New("its value is not a JSON object")
+	}
+	i = skipSpace(v, i+1)
+	if i < len(v) && v[i] == '}' {
+		return trailing(v, i+1)
+	}
+	for {
+		if i >= len(v) || v[i] != '"' {
+			return bad(v, i, "a member name")
+		}
+		end, err := skipString(v, i)
+		if err != nil {
+			return err
+		}
+		name := string(v[i+1 : end-1])
+		if bytes.IndexByte(v[i:end], '\\') >= 0 || !utf8.Valid(v[i+1:end-1]) {
+			if err := json.Unmarshal(v[i:end], &name); err != nil {
+				return fmt.Errorf("its value is not valid JSON: member name at byte %d: %v", i, err)
+			}
+		}
+		i = skipSpace(v, end)
+		if i >= len(v) || v[i] != ':' {
+			return bad(v, i, "':'")
+		}
+		start := skipSpace(v, i+1)
+		end, err = skipValue(v, start)
+		if err != nil {
+			return err
+		}
+		f(name, v[start:end])
+		i = skipSpace(v, end)
+		switch {
+		case i < len(v) && v[i] == ',':
+			i = skipSpace(v, i+1)
+		case i < len(v) && v[i] == '}':
+			return trailing(v, i+1)
+		default:
+			return bad(v, i, "',' or '}'")
+		}
+	}
+}
+
+func skipSpace(v []byte, i int) int {
+	for i < len(v) && (v[i] == ' ' || v[i] == '\t' || v[i] == '\n' || v[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+func trailing(v []byte, i int) error {
+	if i = skipSpace(v, i); i < len(v) {
+		return bad(v, i, "nothing after the object")
+	}
+	return nil
+}
+
+func bad(v []byte, i int, want string) error {
+	if i >= len(v) {
+		return fmt.Errorf("its value is not valid JSON: it ends where %s should be", want)
+	}
+	return fmt.Errorf("its value is not valid JSON: %q at byte %d where %s should be", v[i], i, want)
+}
+
+// skipString returns the index after the JSON string that starts at v[i].
+func skipString(v []byte, i int) (int, error) {
+	for j := i + 1; j < len(v); j++ {
+		switch v[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1, nil
+		}
+	}
+	return 0, fmt.Errorf("its value is not valid JSON: the string at byte %d does not end", i)
+}
+
+// skipValue returns the index after the JSON value that starts at v[i].
+func skipValue(v []byte, i int) (int, error) {
+	if i >= len(v) {
+		return 0, bad(v, i, "a value")
+	}
+	switch v[i] {
+	case '"':
+		return skipString(v, i)
+	case '{', '[':
+		var open []byte // the closers still expected, innermost last
+		for j := i; j < len(v); j++ {
+			switch c := v[j]; c {
+			case '"':
+				end, err := skipString(v, j)
+				if err != nil {
+					return 0, err
+				}
+				j = end - 1
+			case '{':
+				open = append(open, '}')
+			case '[':
+				open = append(open, ']')
+			case '}', ']':
+				if open[len(open)-1] != c {
+					return 0, fmt.Errorf("its value is not valid JSON: %q at byte %d where %q should be", c, j, open[len(open)-1])
+				}
+				if open = open[:len(open)-1]; len(open) == 0 {
+					return j + 1, nil
+				}
+			}
+		}
+		return 0, fmt.Errorf("its value is not valid JSON: the %c at byte %d is not closed", v[i], i)
+	}
+	j := i
+	for j < len(v) && v[j] != ',' && v[j] != '}' && v[j] != ']' && v[j] != ' ' && v[j] != '\t' && v[j] != '\n' && v[j] != '\r' {
+		j++
+	}
+	if j == i {
+		return 0, bad(v, i, "a value")
+	}
+	return j, nil
 }
 
 // appendCopyText appends s as one field of COPY's text format.
-func appendCopyText(buf []byte, s string, null bool) []byte {
+func appendCopyText(buf []byte, s []byte, null bool) []byte {
 	if null {
 		return append(buf, `\N`...)
 	}

@@ -311,14 +311,17 @@ func quoteAll(names []string) string {
 	return strings.Join(q, ", ")
 }
 
-// cell is one value of a row, as text.
-type cell struct {
-	s    string
-	null bool
+// prepared is a batch turned into what one write method sends.
+type prepared struct {
+	cols []column
+	copy []byte          // COPY text format, when copying
+	arrs [][]pgtype.Text // one array per column, when inserting
+	n    int             // records
 }
 
-// rows turns a batch into the columns it writes and one row of cells per record.
-func (s *Sink) rows(b sdk.Batch) ([]column, [][]cell, error) {
+// prepare turns a batch into rows for COPY (useCopy) or for the INSERT of
+// unnest()ed arrays. Mapping errors name the batch, record and column.
+func (s *Sink) prepare(b sdk.Batch, useCopy bool) (*prepared, error) {
 	recs := make([]record, len(b.Records))
 	for i := range b.Records {
 		recs[i].r = &b.Records[i]
@@ -327,26 +330,40 @@ func (s *Sink) rows(b sdk.Batch) ([]column, [][]cell, error) {
 	if maps == nil {
 		var err error
 		if maps, err = s.defaultMapping(b, recs); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
-	cols := make([]column, len(maps))
+	p := &prepared{cols: make([]column, len(maps)), n: len(recs)}
 	for j, m := range maps {
-		cols[j] = s.byName[m.column]
+		p.cols[j] = s.byName[m.column]
 	}
-	out := make([][]cell, len(recs))
-	for i := range recs {
-		row := make([]cell, len(maps))
-		for j, m := range maps {
-			t, null, err := recs[i].text(m.src, cols[j])
-			if err != nil {
-				return nil, nil, s.errorf("batch %d: record %d (%s): column %q: %v", b.ID, i, recs[i].r.Position, m.column, err)
-			}
-			row[j] = cell{t, null}
+	if !useCopy {
+		p.arrs = make([][]pgtype.Text, len(maps))
+		for j := range p.arrs {
+			p.arrs[j] = make([]pgtype.Text, len(recs))
 		}
-		out[i] = row
 	}
-	return cols, out, nil
+	scratch := make([]byte, 0, 64)
+	for i := range recs {
+		for j, m := range maps {
+			t, null, err := recs[i].text(m.src, p.cols[j], scratch)
+			if err != nil {
+				return nil, s.errorf("batch %d: record %d (%s): column %q: %v", b.ID, i, recs[i].r.Position, m.column, err)
+			}
+			if !useCopy {
+				p.arrs[j][i] = pgtype.Text{String: string(t), Valid: !null}
+				continue
+			}
+			if j > 0 {
+				p.copy = append(p.copy, '\t')
+			}
+			p.copy = appendCopyText(p.copy, t, null)
+		}
+		if useCopy {
+			p.copy = append(p.copy, '\n')
+		}
+	}
+	return p, nil
 }
 
 // defaultMapping maps every top-level field that some record of the batch
@@ -355,11 +372,12 @@ func (s *Sink) rows(b sdk.Batch) ([]column, [][]cell, error) {
 func (s *Sink) defaultMapping(b sdk.Batch, recs []record) ([]mapping, error) {
 	used := map[string]string{} // column → field
 	for i := range recs {
-		obj, err := recs[i].object()
+		ms, err := recs[i].object()
 		if err != nil {
 			return nil, s.errorf("batch %d: record %d (%s): %v; map it with columns, such as [\"payload jsonb = value\"]", b.ID, i, recs[i].r.Position, err)
 		}
-		for f := range obj {
+		for _, m := range ms {
+			f := m.name
 			col := f
 			if _, ok := s.byName[col]; !ok {
 				col = strings.ToLower(f)
@@ -394,7 +412,8 @@ func (s *Sink) Write(ctx context.Context, b sdk.Batch) error {
 	if s.conf == nil {
 		return fmt.Errorf("postgres sink: not open")
 	}
-	cols, rows, err := s.rows(b)
+	useCopy := s.mode == ModeInsert && (s.method == MethodCopy || (s.method == MethodAuto && len(b.Records) >= copyMin))
+	rows, err := s.prepare(b, useCopy)
 	if err != nil {
 		return err
 	}
@@ -425,14 +444,11 @@ func (s *Sink) Write(ctx context.Context, b sdk.Batch) error {
 		return s.errorf("batch %d: pipeline %q already committed batch %d (until %s) in %s; the host must not write batch %d now",
 			b.ID, s.pipeline, last, lastUntil, s.offsets, b.ID)
 	}
-	if len(rows) > 0 {
-		switch {
-		case s.mode == ModeUpsert:
-			err = s.insert(ctx, tx, cols, rows, true)
-		case s.method == MethodCopy || (s.method == MethodAuto && len(rows) >= copyMin):
-			err = s.copy(ctx, tx, cols, rows)
-		default:
-			err = s.insert(ctx, tx, cols, rows, false)
+	if rows.n > 0 {
+		if useCopy {
+			err = s.copy(ctx, tx, rows)
+		} else {
+			err = s.insert(ctx, tx, rows)
 		}
 		if err != nil {
 			return s.errorf("batch %d: %w", b.ID, err)
@@ -450,7 +466,8 @@ func (s *Sink) Write(ctx context.Context, b sdk.Batch) error {
 // insert writes rows with one INSERT of unnest()ed text arrays, cast to the
 // columns' types; upsert adds ON CONFLICT on the key, keeping the last
 // record of each key.
-func (s *Sink) insert(ctx context.Context, tx pgx.Tx, cols []column, rows [][]cell, upsert bool) error {
+func (s *Sink) insert(ctx context.Context, tx pgx.Tx, p *prepared) error {
+	cols, upsert := p.cols, s.mode == ModeUpsert
 	names := make([]string, len(cols))
 	alias := make([]string, len(cols))
 	casts := make([]string, len(cols))
@@ -461,18 +478,14 @@ func (s *Sink) insert(ctx context.Context, tx pgx.Tx, cols []column, rows [][]ce
 		alias[j] = "c" + strconv.Itoa(j)
 		casts[j] = "(u.c" + strconv.Itoa(j) + ")::" + c.typ
 		types[j] = "$" + strconv.Itoa(j+1) + "::text[]"
-		arr := make([]pgtype.Text, len(rows))
-		for i, row := range rows {
-			arr[i] = pgtype.Text{String: row[j].s, Valid: !row[j].null}
-		}
-		args[j] = arr
+		args[j] = p.arrs[j]
 	}
 	var sql strings.Builder
 	sql.WriteString("INSERT INTO " + s.table + " (" + strings.Join(names, ", ") + ") SELECT ")
 	if !upsert {
 		sql.WriteString(strings.Join(casts, ", ") + " FROM unnest(" + strings.Join(types, ", ") + ") AS u(" + strings.Join(alias, ", ") + ")")
 		_, err := tx.Exec(ctx, sql.String(), args...)
-		return explain(err, nil)
+		return explain(err, false)
 	}
 	var keyCasts, sets []string
 	for _, k := range s.key {
@@ -496,35 +509,25 @@ func (s *Sink) insert(ctx context.Context, tx pgx.Tx, cols []column, rows [][]ce
 		sql.WriteString("UPDATE SET " + strings.Join(sets, ", "))
 	}
 	_, err := tx.Exec(ctx, sql.String(), args...)
-	return explain(err, nil)
+	return explain(err, false)
 }
 
 // copy writes rows with COPY FROM STDIN in text format; PostgreSQL parses
 // every field with its column's type.
-func (s *Sink) copy(ctx context.Context, tx pgx.Tx, cols []column, rows [][]cell) error {
-	names := make([]string, len(cols))
-	for j, c := range cols {
+func (s *Sink) copy(ctx context.Context, tx pgx.Tx, p *prepared) error {
+	names := make([]string, len(p.cols))
+	for j, c := range p.cols {
 		names[j] = pgx.Identifier{c.name}.Sanitize()
 	}
-	var buf []byte
-	for _, row := range rows {
-		for j, c := range row {
-			if j > 0 {
-				buf = append(buf, '\t')
-			}
-			buf = appendCopyText(buf, c.s, c.null)
-		}
-		buf = append(buf, '\n')
-	}
-	_, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf), "COPY "+s.table+" ("+strings.Join(names, ", ")+") FROM STDIN")
-	return explain(err, rows)
+	_, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(p.copy), "COPY "+s.table+" ("+strings.Join(names, ", ")+") FROM STDIN")
+	return explain(err, true)
 }
 
 var copyLine = regexp.MustCompile(`line (\d+)`)
 
 // explain adds PostgreSQL's detail to err and, for COPY, which record of the
 // batch the failing line holds.
-func explain(err error, rows [][]cell) error {
+func explain(err error, copied bool) error {
 	if err == nil {
 		return nil
 	}
@@ -536,7 +539,7 @@ func explain(err error, rows [][]cell) error {
 	if pe.Detail != "" {
 		msg += " (" + pe.Detail + ")"
 	}
-	if rows != nil {
+	if copied {
 		if m := copyLine.FindStringSubmatch(pe.Where); m != nil {
 			n, _ := strconv.Atoi(m[1])
 			return fmt.Errorf("record %d: %s [SQLSTATE %s, %s]", n-1, msg, pe.Code, pe.Where)

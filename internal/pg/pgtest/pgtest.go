@@ -24,8 +24,9 @@ import (
 const Env = "PG_URL"
 
 // Main runs the tests of a package that needs PostgreSQL: it sets *url to
-// PG_URL or to a server it starts, runs m, stops what it started and returns
-// the exit code. Use it as os.Exit(pgtest.Main(m, &url)).
+// PG_URL or to a server it starts (and then sets PG_URL in the environment,
+// for the processes the tests start), runs m, stops what it started and
+// returns the exit code. Use it as os.Exit(pgtest.Main(m, &url)).
 func Main(m *testing.M, url *string) int {
 	if u := os.Getenv(Env); u != "" {
 		*url = u
@@ -38,6 +39,7 @@ func Main(m *testing.M, url *string) int {
 	}
 	defer stop()
 	*url = u
+	os.Setenv(Env, u)
 	return m.Run()
 }
 
