@@ -89,6 +89,15 @@ func newTarget(url, schema, pipeline string) (*target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres checkpoint: %w", err)
 	}
+	// The server probes the session, so that the lock of a host that vanished
+	// (a dead machine, a network partition) is released within about a
+	// minute instead of the operating system's two hours. The URL may say
+	// otherwise.
+	for k, v := range map[string]string{"tcp_keepalives_idle": "30", "tcp_keepalives_interval": "10", "tcp_keepalives_count": "3"} {
+		if _, ok := cfg.RuntimeParams[k]; !ok {
+			cfg.RuntimeParams[k] = v
+		}
+	}
 	t := &target{cfg: cfg, schema: schema, pipeline: pipeline,
 		meta: pgx.Identifier{schema, MetaTable}.Sanitize(),
 		log:  pgx.Identifier{schema, LogTable}.Sanitize()}
