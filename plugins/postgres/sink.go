@@ -334,8 +334,21 @@ func (s *Sink) prepare(b sdk.Batch, useCopy bool) (*prepared, error) {
 		}
 	}
 	p := &prepared{cols: make([]column, len(maps)), n: len(recs)}
+	isKey := make([]bool, len(maps))
 	for j, m := range maps {
 		p.cols[j] = s.byName[m.column]
+		isKey[j] = s.mode == ModeUpsert && contains(s.key, m.column)
+	}
+	if s.mode == ModeUpsert && len(recs) > 0 {
+		for _, k := range s.key {
+			found := false
+			for _, m := range maps {
+				found = found || m.column == k
+			}
+			if !found {
+				return nil, s.errorf("batch %d: no record of the batch has the upsert key field %q", b.ID, k)
+			}
+		}
 	}
 	if !useCopy {
 		p.arrs = make([][]pgtype.Text, len(maps))
@@ -349,6 +362,9 @@ func (s *Sink) prepare(b sdk.Batch, useCopy bool) (*prepared, error) {
 			t, null, err := recs[i].text(m.src, p.cols[j], scratch)
 			if err != nil {
 				return nil, s.errorf("batch %d: record %d (%s): column %q: %v", b.ID, i, recs[i].r.Position, m.column, err)
+			}
+			if null && isKey[j] {
+				return nil, s.errorf("batch %d: record %d (%s): upsert key column %q would be NULL (source %s)", b.ID, i, recs[i].r.Position, m.column, m.src.text)
 			}
 			if !useCopy {
 				p.arrs[j][i] = pgtype.Text{String: string(t), Valid: !null}

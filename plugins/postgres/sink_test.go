@@ -214,6 +214,23 @@ func TestUpsert(t *testing.T) {
 	if pk := query(t, "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'p'", table); len(pk) != 1 || pk[0] != "PRIMARY KEY (k)" {
 		t.Errorf("primary key %v", pk)
 	}
+	// A record without a key is refused, naming it; nothing of its batch is written.
+	err := s.Write(ctx, batch(3, 5, `{"k":"d","v":4}`, `{"v":5}`))
+	if err == nil || !strings.Contains(err.Error(), `batch 3: record 1 (t/0@6): upsert key column "k" would be NULL`) {
+		t.Errorf("record without a key: %v", err)
+	}
+	if got := strings.Join(query(t, "SELECT k, v, seen FROM "+table+" ORDER BY k"), ","); got != want {
+		t.Errorf("after a refused batch: rows %s, want %s", got, want)
+	}
+	// Default mapping: a batch without the key field is refused too.
+	dm := sdktest.Sink(t, Plugin, "dm", map[string]any{"url": pgURL, "table": table, "mode": ModeUpsert, "key": []string{"k"}})
+	if err := dm.Write(ctx, batch(1, 0, `{"v":1}`)); err == nil || !strings.Contains(err.Error(), `no record of the batch has the upsert key field "k"`) {
+		t.Errorf("default mapping without the key field: %v", err)
+	}
+	write(t, dm, batch(1, 0, `{"k":"a","v":100}`))
+	if got := query(t, "SELECT v FROM "+table+" WHERE k = 'a'"); len(got) != 1 || got[0] != "100" {
+		t.Errorf("default-mapping upsert: %v", got)
+	}
 	// Only key columns: ON CONFLICT DO NOTHING.
 	keys := q("keys")
 	s2 := sdktest.Sink(t, Plugin, "p2", map[string]any{"url": pgURL, "table": keys, "mode": ModeUpsert, "key": []string{"k"}, "create": true, "columns": []string{"k = value.k"}})
