@@ -13,7 +13,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -65,9 +67,20 @@ func Start() (url string, stop func(), err error) {
 		err := cmd.Run()
 		return out.String(), err
 	}
+	// A watchdog stops the server if this process dies without stopping it
+	// (a test binary killed by its timeout), so no cluster is left running.
+	watch := exec.Command("sh", "-c", `while kill -0 "$1" 2>/dev/null; do sleep 1; done; TESTENV_DIR="$2" "$3" stop >/dev/null 2>&1; rm -rf "$2"`,
+		"pgtest-watchdog", strconv.Itoa(os.Getpid()), state, script)
+	watch.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := watch.Start(); err != nil {
+		os.RemoveAll(state)
+		return "", nil, err
+	}
+	go watch.Wait()
 	stop = func() {
 		_, _ = run("stop")
 		os.RemoveAll(state)
+		_ = watch.Process.Kill()
 	}
 	out, err := run("start")
 	if err != nil {
