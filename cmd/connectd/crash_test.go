@@ -129,7 +129,10 @@ func TestGracefulStop(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(400 * time.Millisecond)
+	// Stop it once it has delivered something (start-up is slow on a loaded machine).
+	for i := 0; i < 300 && len(idsQuiet(dir)) == 0; i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
 	kids := children(cmd.Process.Pid)
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {

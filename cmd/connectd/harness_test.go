@@ -229,3 +229,9 @@ func alive(pid int) bool {
 	f := strings.Fields(string(b))
 	return len(f) > 2 && f[2] != "Z"
 }
+
+// idsQuiet lists the batch files the file sink finished under dir/out, for polling.
+func idsQuiet(dir string) []string {
+	files, _ := filepath.Glob(filepath.Join(dir, "out", "batch-*"))
+	return files
+}

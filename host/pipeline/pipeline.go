@@ -101,7 +101,10 @@ func (d *driver) supervise(ctx context.Context) error {
 	for {
 		before := d.batches
 		err := d.session(ctx)
-		if err == nil || errors.Is(err, errStopped) || ctx.Err() != nil {
+		if ctx.Err() != nil {
+			return errStopped // a stop asked for while starting or recovering is clean too
+		}
+		if err == nil || errors.Is(err, errStopped) {
 			return err
 		}
 		var perr *plugin.Error
