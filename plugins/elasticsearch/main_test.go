@@ -37,6 +37,7 @@ var env struct {
 	server                          string // the test server's executable, when built
 	connectd                        string // the connectd binary, for end-to-end tests
 	scratch                         string
+	root                            string // the repository
 }
 
 func TestMain(m *testing.M) {
@@ -53,6 +54,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
+		env.root = root
 		env.url = os.Getenv("ES_URL")
 		// Build connectd (end-to-end tests) and, without ES_URL, the test
 		// server, at the same time: the server's first build takes minutes.
@@ -118,9 +120,9 @@ func goBuild(dir, out, pkg string) error {
 // testServer is one running test server process.
 type testServer struct {
 	cmd             *exec.Cmd
+	exited          chan error // gets Wait's result
 	url, user, pass string
-	caFile          string
-	log             *bytes.Buffer
+	log             *syncBuffer
 }
 
 // startServer starts the test server with extra flags and waits until it
@@ -128,14 +130,17 @@ type testServer struct {
 func startServer(dir, name string, flags ...string) (*testServer, error) {
 	addr := filepath.Join(dir, name+".addr")
 	args := append([]string{"-addr-file", addr, "-exit-with-parent"}, flags...)
-	cmd := exec.Command(env.server, args...)
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
+	serverMu.Lock()
+	exe := env.server
+	serverMu.Unlock()
+	cmd := exec.Command(exe, args...)
+	log := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &testServer{cmd: cmd, log: &log}
 	exited := make(chan error, 1)
+	s := &testServer{cmd: cmd, log: log, exited: exited}
 	go func() { exited <- cmd.Wait() }()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -168,19 +173,31 @@ func startServer(dir, name string, flags ...string) (*testServer, error) {
 
 func (s *testServer) stop() {
 	_ = s.cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() {
-		for s.cmd.ProcessState == nil {
-			time.Sleep(20 * time.Millisecond)
-		}
-		close(done)
-	}()
 	select {
-	case <-done:
+	case <-s.exited:
 	case <-time.After(15 * time.Second):
 		_ = s.cmd.Process.Kill()
+		<-s.exited
 	}
 }
+
+// serverBinary returns the test server's executable, building it when
+// TestMain did not (ES_URL given); serverMu guards the lazy build.
+func serverBinary(t *testing.T) string {
+	t.Helper()
+	serverMu.Lock()
+	defer serverMu.Unlock()
+	if env.server == "" {
+		exe := filepath.Join(env.scratch, "es-testenv")
+		if err := goBuild(filepath.Join(env.root, "testenv", "elasticsearch"), exe, "."); err != nil {
+			t.Fatal(err)
+		}
+		env.server = exe
+	}
+	return env.server
+}
+
+var serverMu sync.Mutex
 
 // ---- helpers
 
@@ -206,7 +223,17 @@ func openSink(t *testing.T, index string, extra map[string]any) *Sink {
 	for k, v := range extra {
 		cfg[k] = v
 	}
-	return sdktest.Sink(t, Plugin, "test", cfg).(*Sink)
+	s := sdktest.Sink(t, Plugin, "test", cfg).(*Sink)
+	s.log = newTextLogger(testWriter{t}).With("sink", "elasticsearch")
+	return s
+}
+
+// testWriter sends log lines to the test's log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }
 
 var nameClean = regexp.MustCompile(`[^a-z0-9]+`)

@@ -541,3 +541,73 @@ func TestBadConfig(t *testing.T) {
 		}
 	}
 }
+
+// HTTPS with a private CA and an API key, as Elasticsearch 8 runs by
+// default: against the test server (a second instance, with -tls-dir and
+// -api-key), or against ES_URL when ES_API_KEY is given.
+func TestTLSAndAPIKey(t *testing.T) {
+	t.Parallel()
+	url, ca, key := env.url, env.caFile, env.apiKey
+	if key == "" {
+		if st, _ := esDo(t, "GET", "/_testenv/stats", nil); st != 200 {
+			t.Skip("ES_URL is a real Elasticsearch and ES_API_KEY is not set")
+		}
+		serverBinary(t)
+		dir := t.TempDir()
+		key = fmt.Sprintf("a2V5LWlkOnNlY3JldA-%d", time.Now().UnixNano())
+		srv, err := startServer(dir, "tls", "-tls-dir", dir, "-api-key", key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.stop)
+		if !strings.HasPrefix(srv.url, "https://") {
+			t.Fatalf("the server with -tls-dir serves %s", srv.url)
+		}
+		url, ca = srv.url, dir+"/ca.pem"
+	}
+	idx := indexName(t)
+	open := func(extra map[string]any) (*Sink, error) {
+		cfg := map[string]any{"addresses": []string{url}, "index": idx, "api_key": key, "tls_ca_file": ca}
+		for k, v := range extra {
+			cfg[k] = v
+		}
+		c, err := sdk.NewConfig(Spec, "test", cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := Plugin.Sink.New().(*Sink)
+		err = s.Open(context.Background(), c)
+		if err == nil {
+			t.Cleanup(func() { s.Close(context.Background()) })
+		}
+		return s, err
+	}
+
+	s, err := open(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, s, sdk.Batch{ID: 1, Records: []sdk.Record{rec("p/0", 0, "", `{"n":0}`), rec("p/0", 1, "", `{"n":1}`)}})
+	if vals, err := s.List(context.Background()); err != nil || len(vals) != 2 {
+		t.Errorf("List over HTTPS with an API key: %d values, %v; want 2", len(vals), err)
+	}
+
+	wrong := key + "x"
+	if _, err := open(map[string]any{"api_key": wrong}); err == nil || !strings.Contains(err.Error(), "API key") || strings.Contains(err.Error(), wrong) {
+		t.Errorf("a wrong API key: %v; want an error that names the API key without showing it", err)
+	}
+
+	// Without the CA the server's certificate is not trusted: Open only
+	// warns (the cluster may be down), Write fails once it gives up.
+	s, err = open(map[string]any{"tls_ca_file": "", "retry_backoff": "10ms", "retry_timeout": "200ms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logTo(s)
+	if ca != "" {
+		err = s.Write(context.Background(), sdk.Batch{ID: 2, Records: []sdk.Record{rec("p/0", 2, "", `{"n":2}`)}})
+		if err == nil || !strings.Contains(err.Error(), "certificate") {
+			t.Errorf("Write to a server whose CA is not trusted: %v; want a certificate error", err)
+		}
+	}
+}

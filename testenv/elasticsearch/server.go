@@ -128,7 +128,9 @@ func (s *server) authenticated(r *http.Request) bool {
 		return subtle.ConstantTimeCompare([]byte(u), []byte(s.user)) == 1 &&
 			subtle.ConstantTimeCompare([]byte(p), []byte(s.pass)) == 1
 	}
-	if key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "ApiKey "); ok && s.apiKey != "" {
+	// The scheme is case-insensitive: the Go client sends "APIKey".
+	scheme, key, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if ok && strings.EqualFold(scheme, "ApiKey") && s.apiKey != "" {
 		return subtle.ConstantTimeCompare([]byte(key), []byte(s.apiKey)) == 1
 	}
 	return false
