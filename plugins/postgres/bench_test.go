@@ -22,8 +22,9 @@ import (
 //	           processes, gRPC, the checkpoint fsync'ed per batch, one
 //	           transaction per batch with the offsets (process start-up included)
 //	sink       the sink in-process (Sink.Write), batches made beforehand
-//	pgx        a plain pgx loop: one transaction per batch, rows as Go values,
-//	           CopyFrom for "copy", a pgx.Batch of one INSERT per row for "insert"
+//	pgx        a plain pgx loop: one transaction per batch, rows as Go values
+//	           made beforehand, CopyFrom (binary) for "copy", a pgx.Batch of one
+//	           INSERT per row for "insert"
 //
 // One iteration moves benchRecords records of benchSize bytes
 // ({"id":"<p>-<o>","partition":p,"offset":o,"pad":"…"}, 4 partitions) in
@@ -154,17 +155,21 @@ func benchPgx(b *testing.B, method string) {
 	table, empty := benchTable(b)
 	conn := pgtest.Conn(b, pgURL)
 	ident := pgx.Identifier(strings.Split(table, "."))
+	var batches [][][]any // made beforehand, as the sink's batches are
+	for from := 0; from < benchRecords; from += benchBatch {
+		rows := make([][]any, 0, benchBatch)
+		for j := from; j < min(from+benchBatch, benchRecords); j++ {
+			id, p, o, v := benchValue(j)
+			pad := string(v[strings.LastIndex(string(v), `"pad":"`)+7 : len(v)-2])
+			rows = append(rows, []any{id, int32(p), int64(o), pad})
+		}
+		batches = append(batches, rows)
+	}
 	var elapsed time.Duration
 	for i := 0; i < b.N; i++ {
 		empty()
 		start := time.Now()
-		for from := 0; from < benchRecords; from += benchBatch {
-			rows := make([][]any, 0, benchBatch)
-			for j := from; j < min(from+benchBatch, benchRecords); j++ {
-				id, p, o, v := benchValue(j)
-				pad := string(v[strings.LastIndex(string(v), `"pad":"`)+7 : len(v)-2])
-				rows = append(rows, []any{id, int32(p), int64(o), pad})
-			}
+		for _, rows := range batches {
 			err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 				if method == MethodCopy {
 					_, err := tx.CopyFrom(ctx, ident, []string{"id", "partition", "offset", "pad"}, pgx.CopyFromRows(rows))

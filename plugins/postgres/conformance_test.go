@@ -50,7 +50,8 @@ func TestConformance(t *testing.T) {
 		{"kafka-to-postgres", func(t *testing.T) conformance.Options {
 			brokers := kafkaBrokers(t)
 			q := `"` + strings.Join(brokers, `", "`) + `"`
-			cell := `env("` + conformance.CellEnv + `")`
+			// Topics of their own on a shared broker: "pg-<cell>".
+			cell := `"pg-${env("` + conformance.CellEnv + `")}"`
 			return conformance.Options{
 				Source: conformance.Plugin{Name: "kafka", HCL: "brokers = [" + q + "]\ntopics = [" + cell + "]\nstarting_offsets = \"earliest\"\n"},
 				Input:  conformance.Plugin{Name: "kafka", HCL: "brokers = [" + q + "]\ntopic = " + cell + "\ncreate_topics = true\ntopic_partitions = 2\n"},

@@ -139,16 +139,17 @@ type record struct {
 	parsed  bool
 }
 
-// member is one top-level member of a JSON object: its name and raw value.
+// member is one top-level member of a JSON object: its name (unescaped) and
+// raw value.
 type member struct {
-	name string
+	name []byte
 	raw  []byte
 }
 
 func (rc *record) object() ([]member, error) {
 	if !rc.parsed {
 		rc.parsed = true
-		rc.objErr = scanObject(rc.r.Value, func(name string, raw []byte) {
+		rc.objErr = scanObject(rc.r.Value, func(name, raw []byte) {
 			rc.members = append(rc.members, member{name, raw})
 		})
 	}
@@ -157,7 +158,7 @@ func (rc *record) object() ([]member, error) {
 
 func lookup(ms []member, name string) ([]byte, bool) {
 	for i := len(ms) - 1; i >= 0; i-- { // the last of duplicate names wins, as in encoding/json
-		if ms[i].name == name {
+		if string(ms[i].name) == name {
 			return ms[i].raw, true
 		}
 	}
@@ -176,7 +177,7 @@ func (rc *record) field(path []string) ([]byte, bool, error) {
 			break
 		}
 		var sub []member
-		if scanObject(raw, func(name string, r []byte) { sub = append(sub, member{name, r}) }) != nil {
+		if scanObject(raw, func(name, r []byte) { sub = append(sub, member{name, r}) }) != nil {
 			return nil, false, nil // not an object: the nested field is missing
 		}
 		raw, ok = lookup(sub, p)
@@ -250,11 +251,11 @@ func unquote(raw, scratch []byte) ([]byte, error) {
 	return append(scratch[:0], str...), nil
 }
 
-// scanObject calls f with the name and raw value of every top-level member
-// of the JSON object v, in order. It checks the object's structure (strings,
-// nesting, separators), not every literal inside it: PostgreSQL parses each
-// value with its column's type.
-func scanObject(v []byte, f func(name string, raw []byte)) error {
+// scanObject calls f with the name (unescaped; it may share v's memory) and
+// raw value of every top-level member of the JSON object v, in order. It
+// checks the object's structure (strings, nesting, separators), not every
+// literal inside it: PostgreSQL parses each value with its column's type.
+func scanObject(v []byte, f func(name, raw []byte)) error {
 	i := skipSpace(v, 0)
 	if i >= len(v) || v[i] != '{' {
 		return errors.New("its value is not a JSON object")
@@ -271,11 +272,13 @@ func scanObject(v []byte, f func(name string, raw []byte)) error {
 		if err != nil {
 			return err
 		}
-		name := string(v[i+1 : end-1])
-		if bytes.IndexByte(v[i:end], '\\') >= 0 || !utf8.Valid(v[i+1:end-1]) {
-			if err := json.Unmarshal(v[i:end], &name); err != nil {
+		name := v[i+1 : end-1]
+		if bytes.IndexByte(name, '\\') >= 0 || !utf8.Valid(name) {
+			var str string
+			if err := json.Unmarshal(v[i:end], &str); err != nil {
 				return fmt.Errorf("its value is not valid JSON: member name at byte %d: %v", i, err)
 			}
+			name = []byte(str)
 		}
 		i = skipSpace(v, end)
 		if i >= len(v) || v[i] != ':' {

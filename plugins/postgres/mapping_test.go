@@ -12,7 +12,7 @@ import (
 // members scans v with scanObject into a map (the last duplicate wins).
 func members(v []byte) (map[string]string, error) {
 	out := map[string]string{}
-	err := scanObject(v, func(name string, raw []byte) { out[name] = string(raw) })
+	err := scanObject(v, func(name, raw []byte) { out[string(name)] = string(raw) })
 	return out, err
 }
 

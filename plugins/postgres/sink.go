@@ -323,8 +323,13 @@ type prepared struct {
 // unnest()ed arrays. Mapping errors name the batch, record and column.
 func (s *Sink) prepare(b sdk.Batch, useCopy bool) (*prepared, error) {
 	recs := make([]record, len(b.Records))
+	const perRecord = 8 // members a record's slab holds before it grows
+	slab := make([]member, len(recs)*perRecord)
+	size := 0
 	for i := range b.Records {
 		recs[i].r = &b.Records[i]
+		recs[i].members = slab[i*perRecord : i*perRecord : (i+1)*perRecord]
+		size += len(b.Records[i].Value) + len(b.Records[i].Key)
 	}
 	maps := s.maps
 	if maps == nil {
@@ -350,7 +355,9 @@ func (s *Sink) prepare(b sdk.Batch, useCopy bool) (*prepared, error) {
 			}
 		}
 	}
-	if !useCopy {
+	if useCopy {
+		p.copy = make([]byte, 0, size+size/8+len(recs)*len(maps)*2)
+	} else {
 		p.arrs = make([][]pgtype.Text, len(maps))
 		for j := range p.arrs {
 			p.arrs[j] = make([]pgtype.Text, len(recs))
@@ -393,18 +400,20 @@ func (s *Sink) defaultMapping(b sdk.Batch, recs []record) ([]mapping, error) {
 			return nil, s.errorf("batch %d: record %d (%s): %v; map it with columns, such as [\"payload jsonb = value\"]", b.ID, i, recs[i].r.Position, err)
 		}
 		for _, m := range ms {
-			f := m.name
-			col := f
-			if _, ok := s.byName[col]; !ok {
-				col = strings.ToLower(f)
-				if _, ok := s.byName[col]; !ok {
+			c, ok := s.byName[string(m.name)] // a lookup: no allocation
+			if !ok {
+				if c, ok = s.byName[strings.ToLower(string(m.name))]; !ok {
 					continue
 				}
 			}
-			if prev, ok := used[col]; ok && prev != f {
-				return nil, s.errorf("batch %d: record %d (%s): fields %q and %q both map to column %q", b.ID, i, recs[i].r.Position, prev, f, col)
+			col := c.name
+			prev, ok := used[col]
+			switch {
+			case !ok:
+				used[col] = string(m.name)
+			case prev != string(m.name):
+				return nil, s.errorf("batch %d: record %d (%s): fields %q and %q both map to column %q", b.ID, i, recs[i].r.Position, prev, m.name, col)
 			}
-			used[col] = f
 		}
 	}
 	var maps []mapping
