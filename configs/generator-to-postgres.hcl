@@ -35,7 +35,7 @@ pipeline "generator-to-postgres" {
   }
 
   batch {
-    max_records = 5000 # one transaction per batch; COPY from 32 records on
+    max_records = 5000 # one transaction per batch; COPY from 16 records on
     max_wait    = "1s"
   }
 

@@ -120,13 +120,27 @@ pipeline "bench" {
 	report(b, elapsed, func() int { return count(b, table) })
 }
 
-func benchSink(b *testing.B, method string) {
+func benchSink(b *testing.B, method string) { benchSinkBatches(b, method, benchRecords, benchBatch) }
+
+// BenchmarkSmallBatches is where method "auto" switches from INSERT to COPY
+// (copyMin): the sink in-process, 20,000 records in batches of n.
+//
+//	go test -run '^$' -bench BenchmarkSmallBatches -benchtime 3x ./plugins/postgres
+func BenchmarkSmallBatches(b *testing.B) {
+	for _, n := range []int{4, 16, 32, 64, 256} {
+		for _, method := range []string{MethodInsert, MethodCopy} {
+			b.Run(fmt.Sprintf("batch=%d/%s", n, method), func(b *testing.B) { benchSinkBatches(b, method, 20_000, n) })
+		}
+	}
+}
+
+func benchSinkBatches(b *testing.B, method string, records, size int) {
 	table, empty := benchTable(b)
 	var batches []sdk.Batch
 	until := sdk.Offsets{}
-	for i := 0; i < benchRecords; i += benchBatch {
+	for i := 0; i < records; i += size {
 		bt := sdk.Batch{ID: int64(len(batches) + 1), From: until.Clone()}
-		for j := i; j < min(i+benchBatch, benchRecords); j++ {
+		for j := i; j < min(i+size, records); j++ {
 			_, p, o, v := benchValue(j)
 			part := fmt.Sprintf("generator/%d", p)
 			bt.Records = append(bt.Records, sdk.Record{Key: v[7:12], Value: v, Position: sdk.Position{Partition: part, Offset: int64(o)}, Timestamp: time.UnixMilli(int64(j))})
@@ -148,7 +162,11 @@ func benchSink(b *testing.B, method string) {
 		elapsed += time.Since(start)
 		s.Close(ctx)
 	}
-	report(b, elapsed, func() int { return count(b, table) })
+	if n := count(b, table); n != records {
+		b.Fatalf("the table holds %d rows, want %d", n, records)
+	}
+	b.ReportMetric(float64(records*b.N)/elapsed.Seconds(), "records/s")
+	b.ReportMetric(float64(records*benchSize*b.N)/elapsed.Seconds()/1e6, "MB/s")
 }
 
 func benchPgx(b *testing.B, method string) {
