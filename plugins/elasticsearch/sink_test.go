@@ -611,3 +611,37 @@ func TestTLSAndAPIKey(t *testing.T) {
 		}
 	}
 }
+
+// compress = true sends gzip bodies; a record whose index template cannot
+// be filled is skipped like a rejected document.
+func TestCompressedAndSkippedTemplate(t *testing.T) {
+	t.Parallel()
+	idx := indexName(t)
+	s := openSink(t, idx+"-{header:t}", map[string]any{"compress": true, "on_record_error": "skip"})
+	logs := logTo(s)
+	st, _ := esDo(t, "GET", "/_testenv/stats", nil)
+	gz := func() int {
+		var v struct {
+			Gzip int `json:"gzip_bodies"`
+		}
+		_ = json.Unmarshal(mustDo(t, "GET", "/_testenv/stats", nil), &v)
+		return v.Gzip
+	}
+	var gz0 int
+	if st == 200 {
+		gz0 = gz()
+	}
+	ok := rec("p/0", 0, "", `{"n":0}`)
+	ok.Headers = []sdk.Header{{Key: "t", Value: []byte("a")}}
+	write(t, s, sdk.Batch{ID: 1, Records: []sdk.Record{ok, rec("p/0", 1, "", `{"n":1}`)}})
+	got := byID(t, docs(t, idx+"-*"))
+	if _, found := got[idx+"-a/p/0@0"]; !found || len(got) != 1 {
+		t.Errorf("documents %v, want only %s-a/p/0@0", keysOf(got), idx)
+	}
+	if n := s.skipped.Load(); n != 1 || !strings.Contains(logs.String(), "position=p/0@1") {
+		t.Errorf("skipped %d, log:\n%s\nwant p/0@1 skipped and logged", n, logs.String())
+	}
+	if st == 200 && gz() == gz0 {
+		t.Error("the test server received no gzip-encoded body with compress = true")
+	}
+}
