@@ -27,11 +27,12 @@ import (
 // bulk loop that generates the same records in-process and sends the same
 // bulk bodies (same ids, same documents, one request per batch, the same
 // filter_path) on the same server. Documents are 1 KiB generator values.
-// Each iteration writes a fresh index and, outside the clock, waits until
-// the server has indexed it, checks the document count and deletes it, so
-// that runs do not slow each other down. Reported: records/s, and CPU
-// seconds used by connectd's processes (or the loop) and by the server
-// (when it is the test server, which says its pid).
+// Each iteration runs the legs one after the other, each into a fresh index
+// that, outside the clock, the server finishes indexing, is counted and is
+// deleted, so that legs do not slow each other down. Reported per leg:
+// records/s, CPU seconds used by connectd's processes (or the loop) and by
+// the server (when it is the test server, which says its pid); and the ratio
+// connectd / loop.
 //
 //	go test -run '^$' -bench GeneratorToElasticsearch -benchtime 1x ./plugins/elasticsearch
 //
@@ -52,33 +53,65 @@ func benchRecords() int {
 
 func BenchmarkGeneratorToElasticsearch(b *testing.B) {
 	n := benchRecords()
-	b.Run("connectd", func(b *testing.B) { benchConnectd(b, n, "") })
-	b.Run("loop", func(b *testing.B) {
-		benchmark(b, n, func(index string) time.Duration {
+	legs := []struct {
+		name  string
+		write func(b *testing.B, index string) (ownCPU time.Duration)
+	}{
+		{"connectd", func(b *testing.B, index string) time.Duration { return runConnectd(b, n, index, "") }},
+		{"loop", func(b *testing.B, index string) time.Duration {
 			before := selfCPU()
 			bulkLoop(b, index, n)
 			return selfCPU() - before
-		})
-	})
-	// Not a like-for-like comparison with the loop: each batch goes out as
-	// two bulk requests at once, which lets a server with spare cores hide
-	// the framework's own time per batch.
-	b.Run("connectd-concurrency-2", func(b *testing.B) {
-		benchConnectd(b, n, "bulk_concurrency = 2\n    bulk_max_bytes = 3000000")
-	})
+		}},
+		// Not like for like with the loop: each batch goes out as two bulk
+		// requests at once, which lets a server with a spare core hide the
+		// framework's own time per batch.
+		{"connectd-concurrency-2", func(b *testing.B, index string) time.Duration {
+			return runConnectd(b, n, index, "bulk_concurrency = 2\n    bulk_max_bytes = 3000000")
+		}},
+	}
+	// The legs alternate within each iteration, so that a change in the
+	// load of a shared machine hits them alike.
+	elapsed := make([]time.Duration, len(legs))
+	own := make([]time.Duration, len(legs))
+	server := make([]time.Duration, len(legs))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for j, leg := range legs {
+			index := fmt.Sprintf("bench-%s-%d-%d", leg.name, time.Now().UnixNano()%1e9, i)
+			s0 := serverCPU(b)
+			start := time.Now()
+			own[j] += leg.write(b, index)
+			elapsed[j] += time.Since(start)
+			server[j] += serverCPU(b) - s0
+			b.StopTimer()
+			settle(b, index, n)
+			b.StartTimer()
+		}
+	}
+	runs := float64(b.N)
+	rate := func(j int) float64 { return float64(n) * runs / elapsed[j].Seconds() }
+	for j, leg := range legs {
+		b.ReportMetric(rate(j), leg.name+"-records/s")
+		b.ReportMetric(own[j].Seconds()/runs, leg.name+"-cpu-s/run")
+		if server[j] > 0 {
+			b.ReportMetric(server[j].Seconds()/runs, leg.name+"-server-cpu-s/run")
+		}
+	}
+	b.ReportMetric(rate(0)/rate(1), "ratio")
 }
 
-// benchConnectd runs the pipeline with the connectd binary; extra goes into
-// the sink block.
-func benchConnectd(b *testing.B, n int, extra string) {
-	benchmark(b, n, func(index string) time.Duration {
-		dir := b.TempDir()
-		cfg := filepath.Join(dir, "p.hcl")
-		tls := ""
-		if env.caFile != "" {
-			tls = `tls_ca_file = env("ES_CA_CERT")`
-		}
-		hcl := fmt.Sprintf(`pipeline "bench" {
+// runConnectd runs the pipeline with the connectd binary and returns the
+// CPU time connectd and its plugin processes used; extra goes into the sink
+// block.
+func runConnectd(b *testing.B, n int, index, extra string) time.Duration {
+	dir := b.TempDir()
+	cfg := filepath.Join(dir, "p.hcl")
+	tls := ""
+	if env.caFile != "" {
+		tls = `tls_ca_file = env("ES_CA_CERT")`
+	}
+	hcl := fmt.Sprintf(`pipeline "bench" {
   delivery = "exactly-once"
   source "generator" {
     count      = %d
@@ -100,20 +133,19 @@ func benchConnectd(b *testing.B, n int, extra string) {
   checkpoint { dir = "state" }
 }
 `, n, benchPartitions, benchSize, index, tls, extra, benchBatch)
-		if err := os.WriteFile(cfg, []byte(hcl), 0o644); err != nil {
-			b.Fatal(err)
-		}
-		cmd := exec.Command(env.connectd, "run", "--drain", cfg)
-		cmd.Dir = dir
-		cmd.Env = connectdEnv()
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		before := childrenCPU()
-		if err := cmd.Run(); err != nil {
-			b.Fatalf("connectd run: %v\n%s", err, stderr.String())
-		}
-		return childrenCPU() - before
-	})
+	if err := os.WriteFile(cfg, []byte(hcl), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(env.connectd, "run", "--drain", cfg)
+	cmd.Dir = dir
+	cmd.Env = connectdEnv()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	before := childrenCPU()
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("connectd run: %v\n%s", err, stderr.String())
+	}
+	return childrenCPU() - before
 }
 
 // bulkLoop is the plain client: generate a batch, render it, send it with
@@ -169,34 +201,15 @@ func bulkLoop(b *testing.B, index string, n int) {
 	}
 }
 
-// benchmark runs write b.N times into fresh indexes and reports records/s
-// and CPU seconds per run.
-func benchmark(b *testing.B, n int, write func(index string) (ownCPU time.Duration)) {
-	var elapsed, own, server time.Duration
-	for i := 0; i < b.N; i++ {
-		index := fmt.Sprintf("bench-%s-%d-%d", strings.ToLower(filepath.Base(b.Name())), time.Now().UnixNano()%1e9, i)
-		s0 := serverCPU(b)
-		start := time.Now()
-		own += write(index)
-		elapsed += time.Since(start)
-		server += serverCPU(b) - s0
-		b.StopTimer()
-		// Let the server index what it acknowledged, check it, clean up.
-		mustDo(b, "POST", "/"+index+"/_refresh", nil)
-		var c struct{ Count int }
-		if err := json.Unmarshal(mustDo(b, "GET", "/"+index+"/_count", nil), &c); err != nil || c.Count != n {
-			b.Fatalf("index %s holds %d documents after the run, want %d (%v)", index, c.Count, n, err)
-		}
-		esDo(b, "DELETE", "/"+index, nil)
-		b.StartTimer()
+// settle lets the server index what it acknowledged, checks the count and
+// deletes the index, so that the next leg starts on an idle server.
+func settle(b *testing.B, index string, n int) {
+	mustDo(b, "POST", "/"+index+"/_refresh", nil)
+	var c struct{ Count int }
+	if err := json.Unmarshal(mustDo(b, "GET", "/"+index+"/_count", nil), &c); err != nil || c.Count != n {
+		b.Fatalf("index %s holds %d documents after the run, want %d (%v)", index, c.Count, n, err)
 	}
-	runs := float64(b.N)
-	b.ReportMetric(float64(n)*runs/elapsed.Seconds(), "records/s")
-	b.ReportMetric(own.Seconds()/runs, "own-cpu-s/run")
-	if server > 0 {
-		b.ReportMetric(server.Seconds()/runs, "server-cpu-s/run")
-	}
-	b.ReportMetric(elapsed.Seconds()/runs, "s/run")
+	esDo(b, "DELETE", "/"+index, nil)
 }
 
 // serverCPU returns the CPU time the test server used so far, when the
