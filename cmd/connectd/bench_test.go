@@ -70,8 +70,8 @@ pipeline "bench" {
 		start := time.Now()
 		r := connectd(b, dir, nil, "run", "--drain", cfg)
 		elapsed += time.Since(start)
-		if r.code != 0 {
-			b.Fatalf("exit %d:\n%s", r.code, r.stderr)
+		if r.Code != 0 {
+			b.Fatalf("exit %d:\n%s", r.Code, r.Stderr)
 		}
 		records += count
 	}

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connectd/connectd/internal/e2e"
+	"github.com/connectd/connectd/internal/tally"
+
 	"github.com/connectd/connectd/internal/fault"
 )
 
@@ -47,16 +50,16 @@ func TestBadInput(t *testing.T) {
 				args = append(args, a)
 			}
 			r := connectd(t, dir, env, args...)
-			if r.code != c.code {
-				t.Fatalf("exit %d, want %d; stderr:\n%s", r.code, c.code, r.stderr)
+			if r.Code != c.code {
+				t.Fatalf("exit %d, want %d; stderr:\n%s", r.Code, c.code, r.Stderr)
 			}
 			for _, w := range c.want {
-				if !strings.Contains(r.stderr, w) {
-					t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
+				if !strings.Contains(r.Stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, r.Stderr)
 				}
 			}
-			if strings.Contains(r.stderr, "panic") || strings.Contains(r.stderr, "goroutine ") {
-				t.Errorf("stderr shows a panic:\n%s", r.stderr)
+			if strings.Contains(r.Stderr, "panic") || strings.Contains(r.Stderr, "goroutine ") {
+				t.Errorf("stderr shows a panic:\n%s", r.Stderr)
 			}
 		})
 	}
@@ -67,11 +70,11 @@ func TestSecretsNotLogged(t *testing.T) {
 	dir := t.TempDir()
 	cfg := write(t, dir, "p.hcl", strings.Replace(genPipeline("exactly-once", "batch", 10, 1, 5, ""), `dir  = "out"`, `dir = env("CONNECTD_TEST_SECRET_DIR")`, 1))
 	r := connectd(t, dir, []string{"CONNECTD_TEST_SECRET_DIR=s3cr3t-out"}, "run", "--drain", cfg)
-	if r.code != 0 {
-		t.Fatalf("exit %d:\n%s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("exit %d:\n%s", r.Code, r.Stderr)
 	}
-	if strings.Contains(r.stderr+r.stdout, "s3cr3t") {
-		t.Errorf("secret value appears in output:\n%s%s", r.stdout, r.stderr)
+	if strings.Contains(r.Stderr+r.Stdout, "s3cr3t") {
+		t.Errorf("secret value appears in output:\n%s%s", r.Stdout, r.Stderr)
 	}
 }
 
@@ -80,8 +83,8 @@ func TestSecretsNotLogged(t *testing.T) {
 func TestCorruptCheckpoint(t *testing.T) {
 	dir := t.TempDir()
 	cfg := write(t, dir, "p.hcl", genPipeline("exactly-once", "batch", 100, 1, 10, ""))
-	if r := connectd(t, dir, nil, "run", "--drain", cfg); r.code != 0 {
-		t.Fatalf("exit %d:\n%s", r.code, r.stderr)
+	if r := connectd(t, dir, nil, "run", "--drain", cfg); r.Code != 0 {
+		t.Fatalf("exit %d:\n%s", r.Code, r.Stderr)
 	}
 	log := filepath.Join(dir, "state", "p", "offsets.log")
 	b, err := os.ReadFile(log)
@@ -95,11 +98,11 @@ func TestCorruptCheckpoint(t *testing.T) {
 	}
 	before := ids(t, dir)
 	r := connectd(t, dir, nil, "run", "--drain", cfg)
-	if r.code != 1 {
-		t.Fatalf("exit %d, want 1:\n%s", r.code, r.stderr)
+	if r.Code != 1 {
+		t.Fatalf("exit %d, want 1:\n%s", r.Code, r.Stderr)
 	}
-	if !strings.Contains(r.stderr, "offsets.log") || !strings.Contains(r.stderr, "line 3") {
-		t.Errorf("error does not name the file and line:\n%s", r.stderr)
+	if !strings.Contains(r.Stderr, "offsets.log") || !strings.Contains(r.Stderr, "line 3") {
+		t.Errorf("error does not name the file and line:\n%s", r.Stderr)
 	}
 	if after := ids(t, dir); len(after) != len(before) {
 		t.Errorf("the sink's output changed after a corrupt checkpoint: %d → %d ids", len(before), len(after))
@@ -119,11 +122,11 @@ func TestPluginCrashingAtStart(t *testing.T) {
     mode = "append"
   }`, `sink "broken" {}`, 1))
 	r := connectd(t, dir, nil, "run", "--drain", cfg)
-	if r.code == 0 {
-		t.Fatalf("exit 0 with a plugin that cannot start:\n%s", r.stderr)
+	if r.Code == 0 {
+		t.Fatalf("exit 0 with a plugin that cannot start:\n%s", r.Stderr)
 	}
-	if !strings.Contains(r.stderr, "cannot find libfoo.so") {
-		t.Errorf("error does not quote the plugin's stderr:\n%s", r.stderr)
+	if !strings.Contains(r.Stderr, "cannot find libfoo.so") {
+		t.Errorf("error does not quote the plugin's stderr:\n%s", r.Stderr)
 	}
 }
 
@@ -132,12 +135,12 @@ func TestPluginCrashingAtStart(t *testing.T) {
 func TestOffsetsShowAndReset(t *testing.T) {
 	dir := t.TempDir()
 	cfg := write(t, dir, "p.hcl", genPipeline("exactly-once", "batch", 100, 2, 10, ""))
-	if r := connectd(t, dir, nil, "run", "--drain", cfg); r.code != 0 {
-		t.Fatalf("exit %d:\n%s", r.code, r.stderr)
+	if r := connectd(t, dir, nil, "run", "--drain", cfg); r.Code != 0 {
+		t.Fatalf("exit %d:\n%s", r.Code, r.Stderr)
 	}
 	r := connectd(t, dir, nil, "offsets", "show", cfg, "--json")
-	if r.code != 0 {
-		t.Fatalf("show: exit %d:\n%s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("show: exit %d:\n%s", r.Code, r.Stderr)
 	}
 	var st struct {
 		Committed map[string]map[string]int64 `json:"committed"`
@@ -146,14 +149,14 @@ func TestOffsetsShowAndReset(t *testing.T) {
 			Batch int64 `json:"batch"`
 		} `json:"batches"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
-		t.Fatalf("show --json: %v\n%s", err, r.stdout)
+	if err := json.Unmarshal([]byte(r.Stdout), &st); err != nil {
+		t.Fatalf("show --json: %v\n%s", err, r.Stdout)
 	}
 	if st.Committed["generator"]["0"] != 50 || st.Committed["generator"]["1"] != 50 || st.LastBatch != 10 {
 		t.Errorf("committed %v at batch %d, want generator 0 and 1 at 50 after batch 10", st.Committed, st.LastBatch)
 	}
-	if text := connectd(t, dir, nil, "offsets", "show", cfg); !strings.Contains(text.stdout, `{"generator":{"0":50,"1":50}}`) {
-		t.Errorf("text show lacks Spark-form offsets:\n%s", text.stdout)
+	if text := connectd(t, dir, nil, "offsets", "show", cfg); !strings.Contains(text.Stdout, `{"generator":{"0":50,"1":50}}`) {
+		t.Errorf("text show lacks Spark-form offsets:\n%s", text.Stdout)
 	}
 
 	// Refused while running: hold the lock with a running pipeline.
@@ -165,26 +168,26 @@ func TestOffsetsShowAndReset(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = run.Process.Kill(); _ = run.Wait() }()
-	var refused result
+	var refused e2e.Result
 	for i := 0; i < 50; i++ {
 		time.Sleep(100 * time.Millisecond)
 		refused = connectd(t, dir, nil, "offsets", "reset", cfg2, "--pipeline", "p", "--to", "earliest")
-		if strings.Contains(refused.stderr, "already running") {
+		if strings.Contains(refused.Stderr, "already running") {
 			break
 		}
 	}
-	if refused.code != 1 || !strings.Contains(refused.stderr, "already running") {
-		t.Errorf("reset while running: exit %d, want 1 and 'already running':\n%s", refused.code, refused.stderr)
+	if refused.Code != 1 || !strings.Contains(refused.Stderr, "already running") {
+		t.Errorf("reset while running: exit %d, want 1 and 'already running':\n%s", refused.Code, refused.Stderr)
 	}
 
 	// Rewind to batch 6: batches 6..10 (50 records) run again.
-	if r := connectd(t, dir, nil, "offsets", "reset", cfg, "--pipeline", "p", "--to", "batch:6"); r.code != 0 {
-		t.Fatalf("reset: exit %d:\n%s", r.code, r.stderr)
+	if r := connectd(t, dir, nil, "offsets", "reset", cfg, "--pipeline", "p", "--to", "batch:6"); r.Code != 0 {
+		t.Fatalf("reset: exit %d:\n%s", r.Code, r.Stderr)
 	}
-	if r := connectd(t, dir, nil, "run", "--drain", cfg); r.code != 0 {
-		t.Fatalf("run after reset: exit %d:\n%s", r.code, r.stderr)
+	if r := connectd(t, dir, nil, "run", "--drain", cfg); r.Code != 0 {
+		t.Fatalf("run after reset: exit %d:\n%s", r.Code, r.Stderr)
 	}
-	_, dup, _ := tally(genIDs(100, 2), ids(t, dir))
+	_, dup, _ := tally.Tally(e2e.GenIDs(100, 2), ids(t, dir))
 	if dup != 50 {
 		t.Errorf("after reset to batch:6, %d records delivered twice, want 50", dup)
 	}
@@ -193,15 +196,15 @@ func TestOffsetsShowAndReset(t *testing.T) {
 // TestPluginsCommand lists the bundled specs, as text and JSON.
 func TestPluginsCommand(t *testing.T) {
 	r := connectd(t, t.TempDir(), nil, "plugins", "--json")
-	if r.code != 0 {
-		t.Fatalf("exit %d:\n%s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("exit %d:\n%s", r.Code, r.Stderr)
 	}
 	var specs []struct {
 		Name, Kind   string
 		Capabilities []string
 		Params       []struct{ Name string }
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &specs); err != nil {
+	if err := json.Unmarshal([]byte(r.Stdout), &specs); err != nil {
 		t.Fatal(err)
 	}
 	found := map[string]bool{}
@@ -213,8 +216,8 @@ func TestPluginsCommand(t *testing.T) {
 			t.Errorf("plugins --json lacks %s: %v", w, found)
 		}
 	}
-	if text := connectd(t, t.TempDir(), nil, "plugins"); !strings.Contains(text.stdout, "replayable") {
-		t.Errorf("plugins text output lacks capabilities:\n%s", text.stdout)
+	if text := connectd(t, t.TempDir(), nil, "plugins"); !strings.Contains(text.Stdout, "replayable") {
+		t.Errorf("plugins text output lacks capabilities:\n%s", text.Stdout)
 	}
 }
 
@@ -228,8 +231,8 @@ func TestConfigsValidate(t *testing.T) {
 		abs, _ := filepath.Abs(f)
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			r := connectd(t, t.TempDir(), nil, "validate", abs)
-			if r.code != 0 {
-				t.Errorf("validate %s: exit %d:\n%s", f, r.code, r.stderr)
+			if r.Code != 0 {
+				t.Errorf("validate %s: exit %d:\n%s", f, r.Code, r.Stderr)
 			}
 		})
 	}
@@ -247,11 +250,11 @@ func readFile(t *testing.T, path string) string {
 // TestPluginsDoc keeps docs/plugins.md's copy of `connectd plugins` exact.
 func TestPluginsDoc(t *testing.T) {
 	r := connectd(t, t.TempDir(), nil, "plugins")
-	if r.code != 0 {
-		t.Fatalf("exit %d:\n%s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("exit %d:\n%s", r.Code, r.Stderr)
 	}
 	doc := readFile(t, "../../docs/plugins.md")
-	if !strings.Contains(doc, "```text\n"+r.stdout+"```") {
-		t.Errorf("docs/plugins.md does not hold the current output of `connectd plugins`; paste it in:\n%s", r.stdout)
+	if !strings.Contains(doc, "```text\n"+r.Stdout+"```") {
+		t.Errorf("docs/plugins.md does not hold the current output of `connectd plugins`; paste it in:\n%s", r.Stdout)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connectd/connectd/internal/e2e"
+
 	"github.com/connectd/connectd/internal/fault"
 )
 
@@ -19,12 +21,12 @@ func TestDrainDeliversEverything(t *testing.T) {
 	dir := t.TempDir()
 	cfg := write(t, dir, "p.hcl", genPipeline("exactly-once", "batch", 1000, 3, 64, ""))
 	r := connectd(t, dir, nil, "run", "--drain", cfg)
-	if r.code != 0 {
-		t.Fatalf("exit %d:\n%s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("exit %d:\n%s", r.Code, r.Stderr)
 	}
-	checkDelivery(t, "exactly-once", genIDs(1000, 3), ids(t, dir))
-	if !strings.Contains(r.stderr, "stopped after") {
-		t.Errorf("no final progress summary in stderr:\n%s", r.stderr)
+	checkDelivery(t, "exactly-once", e2e.GenIDs(1000, 3), ids(t, dir))
+	if !strings.Contains(r.Stderr, "stopped after") {
+		t.Errorf("no final progress summary in stderr:\n%s", r.Stderr)
 	}
 }
 
@@ -47,17 +49,17 @@ func TestFaultPoints(t *testing.T) {
 				first := connectd(t, dir, []string{fault.Env + "=" + p.Name + "@3"}, "run", "--drain", cfg)
 				host := strings.HasPrefix(p.Name, "host.")
 				switch {
-				case host && !first.killed:
-					t.Fatalf("host fault point %s did not kill the host (exit %d):\n%s", p.Name, first.code, first.stderr)
-				case !host && first.code != 0:
+				case host && !first.Killed:
+					t.Fatalf("host fault point %s did not kill the host (exit %d):\n%s", p.Name, first.Code, first.Stderr)
+				case !host && first.Code != 0:
 					// A plugin died; the host must have restarted it and finished.
-					t.Fatalf("plugin fault point %s: host exit %d, want 0 after restarting the plugin:\n%s", p.Name, first.code, first.stderr)
+					t.Fatalf("plugin fault point %s: host exit %d, want 0 after restarting the plugin:\n%s", p.Name, first.Code, first.Stderr)
 				}
 				second := connectd(t, dir, nil, "run", "--drain", cfg)
-				if second.code != 0 {
-					t.Fatalf("recovery run: exit %d:\n%s", second.code, second.stderr)
+				if second.Code != 0 {
+					t.Fatalf("recovery run: exit %d:\n%s", second.Code, second.Stderr)
 				}
-				lost, dup := checkDelivery(t, c.delivery, genIDs(count, parts), ids(t, dir))
+				lost, dup := checkDelivery(t, c.delivery, e2e.GenIDs(count, parts), ids(t, dir))
 				t.Logf("%s %s at %s: %d lost, %d duplicated", c.delivery, c.mode, p.Name, lost, dup)
 			})
 		}
@@ -91,7 +93,7 @@ func TestRandomKills(t *testing.T) {
 					time.Sleep(time.Duration(150+rng.Intn(250)) * time.Millisecond)
 					victim := cmd.Process.Pid
 					what := "host"
-					if kids := children(victim); len(kids) > 0 && rng.Intn(2) == 0 {
+					if kids := e2e.Children(victim); len(kids) > 0 && rng.Intn(2) == 0 {
 						victim, what = kids[rng.Intn(len(kids))], "plugin"
 					}
 					_ = syscall.Kill(victim, syscall.SIGKILL)
@@ -104,10 +106,10 @@ func TestRandomKills(t *testing.T) {
 					t.Logf("seed %d round %d: killed the %s", seed, round, what)
 				}
 				r := connectd(t, dir, nil, "run", "--drain", cfg)
-				if r.code != 0 {
-					t.Fatalf("drain after kills: exit %d:\n%s", r.code, r.stderr)
+				if r.Code != 0 {
+					t.Fatalf("drain after kills: exit %d:\n%s", r.Code, r.Stderr)
 				}
-				lost, dup := checkDelivery(t, c.delivery, genIDs(count, parts), ids(t, dir))
+				lost, dup := checkDelivery(t, c.delivery, e2e.GenIDs(count, parts), ids(t, dir))
 				t.Logf("seed %d: %d lost, %d duplicated", seed, lost, dup)
 			})
 		}
@@ -133,13 +135,13 @@ func TestGracefulStop(t *testing.T) {
 	for i := 0; i < 300 && len(idsQuiet(dir)) == 0; i++ {
 		time.Sleep(100 * time.Millisecond)
 	}
-	kids := children(cmd.Process.Pid)
+	kids := e2e.Children(cmd.Process.Pid)
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("after SIGTERM: %v, want exit 0:\n%s", err, stderr.String())
 	}
 	for _, k := range kids {
-		if alive(k) {
+		if e2e.Alive(k) {
 			t.Errorf("plugin process %d outlived its host's clean stop", k)
 		}
 	}
@@ -147,10 +149,10 @@ func TestGracefulStop(t *testing.T) {
 		t.Fatalf("stopped after %d of %d records; want a stop in the middle", got, count)
 	}
 	r := connectd(t, dir, nil, "run", "--drain", cfg)
-	if r.code != 0 {
-		t.Fatalf("drain: exit %d:\n%s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("drain: exit %d:\n%s", r.Code, r.Stderr)
 	}
-	checkDelivery(t, "exactly-once", genIDs(count, 2), ids(t, dir))
+	checkDelivery(t, "exactly-once", e2e.GenIDs(count, 2), ids(t, dir))
 }
 
 // TestNoOrphans kills the host with SIGKILL and expects its plugin processes
@@ -166,7 +168,7 @@ func TestNoOrphans(t *testing.T) {
 	var kids []int
 	for i := 0; i < 50 && len(kids) < 2; i++ {
 		time.Sleep(100 * time.Millisecond)
-		kids = children(cmd.Process.Pid)
+		kids = e2e.Children(cmd.Process.Pid)
 	}
 	if len(kids) < 2 {
 		t.Fatalf("want 2 plugin processes, found %v", kids)
@@ -175,10 +177,10 @@ func TestNoOrphans(t *testing.T) {
 	_ = cmd.Wait()
 	deadline := time.Now().Add(1500 * time.Millisecond)
 	for _, k := range kids {
-		for alive(k) && time.Now().Before(deadline) {
+		for e2e.Alive(k) && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
-		if alive(k) {
+		if e2e.Alive(k) {
 			t.Errorf("plugin %d still alive 1.5s after its host was killed", k)
 			_ = syscall.Kill(k, syscall.SIGKILL)
 		}
@@ -208,12 +210,12 @@ pipeline "files" {
 }
 `)
 	first := connectd(t, dir, []string{fault.Env + "=" + fault.HostWriteAfter + "@4"}, "run", "--drain", cfg)
-	if !first.killed {
-		t.Fatalf("fault did not fire: exit %d\n%s", first.code, first.stderr)
+	if !first.Killed {
+		t.Fatalf("fault did not fire: exit %d\n%s", first.Code, first.Stderr)
 	}
 	r := connectd(t, dir, nil, "run", "--drain", cfg)
-	if r.code != 0 {
-		t.Fatalf("exit %d:\n%s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("exit %d:\n%s", r.Code, r.Stderr)
 	}
 	checkDelivery(t, "exactly-once", want, ids(t, dir))
 	if _, err := os.Stat(filepath.Join(dir, "state", "files", "offsets.log")); err != nil {

@@ -8,12 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/connectd/connectd/internal/e2e"
+	"github.com/connectd/connectd/internal/tally"
 )
 
 // These tests start the real connectd binary, which starts real plugin
@@ -39,39 +38,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// result is what one connectd invocation did.
-type result struct {
-	code   int
-	killed bool // died of SIGKILL (a fault point or the test)
-	stdout string
-	stderr string
-}
-
-// connectd runs the binary in dir with extra environment and waits up to a minute.
-func connectd(t testing.TB, dir string, env []string, args ...string) result {
+// connectd runs the binary in dir with extra environment.
+func connectd(t testing.TB, dir string, env []string, args ...string) e2e.Result {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(90 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-		t.Fatalf("connectd %v did not finish in 90s; stderr:\n%s", args, errb.String())
-	}
-	r := result{code: cmd.ProcessState.ExitCode(), stdout: out.String(), stderr: errb.String()}
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
-		r.killed = true
-	}
-	return r
+	return e2e.Run(t, bin, dir, env, args...)
 }
 
 // write creates a file under dir.
@@ -127,40 +97,10 @@ func tailOf(b []byte) []byte {
 	return b
 }
 
-// genIDs lists the ids the generator makes for count records in p partitions.
-func genIDs(count, parts int) []string {
-	out := make([]string, 0, count)
-	for i := 0; i < count; i++ {
-		out = append(out, strconv.Itoa(i%parts)+"-"+strconv.Itoa(i/parts))
-	}
-	return out
-}
-
-// tally counts lost and duplicated ids against want.
-func tally(want []string, seen map[string]int) (lost, dup int, extra []string) {
-	w := map[string]bool{}
-	for _, id := range want {
-		w[id] = true
-		switch n := seen[id]; {
-		case n == 0:
-			lost++
-		case n > 1:
-			dup += n - 1
-		}
-	}
-	for id := range seen {
-		if !w[id] {
-			extra = append(extra, id)
-		}
-	}
-	sort.Strings(extra)
-	return lost, dup, extra
-}
-
 // checkDelivery asserts what a delivery guarantee promises about what the sink holds.
 func checkDelivery(t *testing.T, delivery string, want []string, seen map[string]int) (lost, dup int) {
 	t.Helper()
-	lost, dup, extra := tally(want, seen)
+	lost, dup, extra := tally.Tally(want, seen)
 	if len(extra) > 0 {
 		t.Errorf("sink holds %d records that were never produced, e.g. %q", len(extra), extra[0])
 	}
@@ -203,31 +143,6 @@ pipeline "p" {
   checkpoint { dir = "state/p" }
 }
 `, delivery, count, parts, extra, mode, maxRecords)
-}
-
-// children returns the pids of the direct children of pid.
-func children(pid int) []int {
-	var out []int
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	for _, f := range tasks {
-		b, _ := os.ReadFile(f)
-		for _, s := range strings.Fields(string(b)) {
-			if n, err := strconv.Atoi(s); err == nil {
-				out = append(out, n)
-			}
-		}
-	}
-	return out
-}
-
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// A zombie (state Z) has exited.
-	f := strings.Fields(string(b))
-	return len(f) > 2 && f[2] != "Z"
 }
 
 // idsQuiet lists the batch files the file sink finished under dir/out, for polling.

@@ -138,7 +138,7 @@ func runConnectd(b *testing.B, n int, index, extra string) time.Duration {
 	}
 	cmd := exec.Command(env.connectd, "run", "--drain", cfg)
 	cmd.Dir = dir
-	cmd.Env = connectdEnv()
+	cmd.Env = append(os.Environ(), connectdEnv()...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	before := childrenCPU()

@@ -1,7 +1,6 @@
 package elasticsearch
 
 import (
-	"bytes"
 	"fmt"
 	"math/rand"
 	"os"
@@ -12,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/connectd/connectd/internal/e2e"
 
 	"github.com/connectd/connectd/plugins/generator"
 	"github.com/connectd/connectd/sdk"
@@ -66,45 +67,19 @@ func e2eDir(t *testing.T, hcl string) (dir, cfg string) {
 	return dir, cfg
 }
 
+// connectdEnv is the environment that points a pipeline at the test server, plus extra.
 func connectdEnv(extra ...string) []string {
-	e := append(os.Environ(), "ES_URL="+env.url, "ES_USERNAME="+env.user, "ES_PASSWORD="+env.pass)
+	e := []string{"ES_URL=" + env.url, "ES_USERNAME=" + env.user, "ES_PASSWORD=" + env.pass}
 	if env.caFile != "" {
 		e = append(e, "ES_CA_CERT="+env.caFile)
 	}
 	return append(e, extra...)
 }
 
-type runResult struct {
-	code   int
-	killed bool
-	stderr string
-}
-
-// connectd runs the binary in dir and waits up to two minutes.
-func connectd(t *testing.T, dir string, extraEnv []string, args ...string) runResult {
+// connectd runs the binary in dir with the test server's environment.
+func connectd(t *testing.T, dir string, extraEnv []string, args ...string) e2e.Result {
 	t.Helper()
-	cmd := exec.Command(env.connectd, args...)
-	cmd.Dir = dir
-	cmd.Env = connectdEnv(extraEnv...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(2 * time.Minute):
-		_ = cmd.Process.Kill()
-		<-done
-		t.Fatalf("connectd %v did not finish in 2 minutes:\n%s", args, stderr.String())
-	}
-	r := runResult{code: cmd.ProcessState.ExitCode(), stderr: stderr.String()}
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
-		r.killed = true
-	}
-	return r
+	return e2e.Run(t, env.connectd, dir, connectdEnv(extraEnv...), args...)
 }
 
 // checkExactlyOnce fails the test unless index holds one document per
@@ -134,10 +109,10 @@ func TestCrashRecoveryExactlyOnce(t *testing.T) {
 			first := connectd(t, dir, []string{"CONNECTD_FAULT=" + point + "@3"}, "run", "--drain", cfg)
 			host := strings.HasPrefix(point, "host.")
 			switch {
-			case host && !first.killed:
-				t.Fatalf("fault point %s did not kill the host (exit %d):\n%s", point, first.code, first.stderr)
-			case !host && first.code != 0:
-				t.Fatalf("plugin fault point %s: exit %d, want 0 after the host restarted the sink:\n%s", point, first.code, first.stderr)
+			case host && !first.Killed:
+				t.Fatalf("fault point %s did not kill the host (exit %d):\n%s", point, first.Code, first.Stderr)
+			case !host && first.Code != 0:
+				t.Fatalf("plugin fault point %s: exit %d, want 0 after the host restarted the sink:\n%s", point, first.Code, first.Stderr)
 			}
 			if host {
 				// The crash left batch 3 unfinished: the index holds fewer
@@ -147,8 +122,8 @@ func TestCrashRecoveryExactlyOnce(t *testing.T) {
 				}
 			}
 			second := connectd(t, dir, nil, "run", "--drain", cfg)
-			if second.code != 0 {
-				t.Fatalf("recovery run: exit %d:\n%s", second.code, second.stderr)
+			if second.Code != 0 {
+				t.Fatalf("recovery run: exit %d:\n%s", second.Code, second.Stderr)
 			}
 			checkExactlyOnce(t, idx, count, parts)
 		})
@@ -172,13 +147,13 @@ func TestRandomKills(t *testing.T) {
 			for round := 0; round < 4; round++ {
 				cmd := exec.Command(env.connectd, "run", cfg)
 				cmd.Dir = dir
-				cmd.Env = connectdEnv()
+				cmd.Env = append(os.Environ(), connectdEnv()...)
 				if err := cmd.Start(); err != nil {
 					t.Fatal(err)
 				}
 				time.Sleep(time.Duration(200+rng.Intn(400)) * time.Millisecond)
 				victim, what := cmd.Process.Pid, "host"
-				if kids := children(victim); len(kids) > 0 && rng.Intn(2) == 0 {
+				if kids := e2e.Children(victim); len(kids) > 0 && rng.Intn(2) == 0 {
 					victim, what = kids[rng.Intn(len(kids))], "plugin"
 				}
 				if syscall.Kill(victim, syscall.SIGKILL) == nil {
@@ -198,27 +173,12 @@ func TestRandomKills(t *testing.T) {
 				t.Fatalf("the pipeline finished before the kills (%d documents): nothing was tested", n)
 			}
 			r := connectd(t, dir, nil, "run", "--drain", cfg)
-			if r.code != 0 {
-				t.Fatalf("drain after kills: exit %d:\n%s", r.code, r.stderr)
+			if r.Code != 0 {
+				t.Fatalf("drain after kills: exit %d:\n%s", r.Code, r.Stderr)
 			}
 			checkExactlyOnce(t, idx, count, parts)
 		})
 	}
-}
-
-// children returns the pids of the direct children of pid.
-func children(pid int) []int {
-	var out []int
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	for _, f := range tasks {
-		b, _ := os.ReadFile(f)
-		for _, s := range strings.Fields(string(b)) {
-			if n, err := strconv.Atoi(s); err == nil {
-				out = append(out, n)
-			}
-		}
-	}
-	return out
 }
 
 // A rejected document stops the pipeline with an error that names it; the
@@ -229,15 +189,15 @@ func TestRejectedDocumentStopsPipeline(t *testing.T) {
 	// The generator's values have no field "nope" to name the index with.
 	dir, cfg := e2eDir(t, pipelineHCL(idx+"-{field:nope}", 10, 1, 5, ""))
 	r := connectd(t, dir, nil, "run", "--drain", cfg)
-	if r.code == 0 {
-		t.Fatalf("a pipeline whose records cannot be indexed finished:\n%s", r.stderr)
+	if r.Code == 0 {
+		t.Fatalf("a pipeline whose records cannot be indexed finished:\n%s", r.Stderr)
 	}
 	for _, want := range []string{"generator/0@0", "nope", "rejected"} {
-		if !strings.Contains(r.stderr, want) {
-			t.Errorf("stderr does not say %q:\n%s", want, r.stderr)
+		if !strings.Contains(r.Stderr, want) {
+			t.Errorf("stderr does not say %q:\n%s", want, r.Stderr)
 		}
 	}
-	if env.pass != "" && strings.Contains(r.stderr, env.pass) {
-		t.Errorf("stderr holds the password:\n%s", r.stderr)
+	if env.pass != "" && strings.Contains(r.Stderr, env.pass) {
+		t.Errorf("stderr holds the password:\n%s", r.Stderr)
 	}
 }

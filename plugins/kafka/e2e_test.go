@@ -1,16 +1,16 @@
 package kafka
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/connectd/connectd/internal/e2e"
+	"github.com/connectd/connectd/internal/tally"
 
 	"github.com/connectd/connectd/internal/fault"
 	"github.com/connectd/connectd/sdk"
@@ -25,80 +25,10 @@ import (
 // crashPoints are the fault points the end-to-end tests crash at, in batch 3.
 var crashPoints = []string{fault.HostWriteAfter, fault.SinkWritePartial, fault.HostCommitAfter, fault.SourceReadPartial}
 
-// ran is what one connectd invocation did.
-type ran struct {
-	code   int
-	killed bool
-	stderr string
-}
-
-// connectd runs the binary in dir with extra environment, for at most 90s.
-func connectd(t *testing.T, dir string, env []string, args ...string) ran {
-	t.Helper()
-	cmd := exec.Command(connectdBin, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(90 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-		t.Fatalf("connectd %v did not finish in 90s; stderr:\n%s", args, errb.String())
-	}
-	r := ran{code: cmd.ProcessState.ExitCode(), stderr: errb.String()}
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
-		r.killed = true
-	}
-	return r
-}
-
-// crashAndDrain runs the pipeline in dir/p.hcl with a fault point, checks
-// that the fault fired (a host point kills the host; after a plugin point
-// the host restarts the plugin and finishes), then drains it.
+// crashAndDrain crashes the pipeline in dir/p.hcl at point in batch 3, then drains it.
 func crashAndDrain(t *testing.T, dir, point string) {
 	t.Helper()
-	cfg := filepath.Join(dir, "p.hcl")
-	first := connectd(t, dir, []string{fault.Env + "=" + point + "@3"}, "run", "--drain", cfg)
-	host := strings.HasPrefix(point, "host.")
-	switch {
-	case host && !first.killed:
-		t.Fatalf("fault point %s did not kill the host (exit %d):\n%s", point, first.code, first.stderr)
-	case !host && first.code != 0:
-		t.Fatalf("fault point %s: exit %d, want 0 after the host restarted the plugin:\n%s", point, first.code, first.stderr)
-	case !host && !strings.Contains(first.stderr, "restart"):
-		t.Fatalf("fault point %s did not fire (no plugin restart in the log):\n%s", point, first.stderr)
-	}
-	second := connectd(t, dir, nil, "run", "--drain", cfg)
-	if second.code != 0 {
-		t.Fatalf("recovery run: exit %d:\n%s", second.code, second.stderr)
-	}
-}
-
-// tally counts lost and duplicated ids.
-func tally(want []string, seen map[string]int) (lost, dup, extra int) {
-	w := map[string]bool{}
-	for _, id := range want {
-		w[id] = true
-		switch n := seen[id]; {
-		case n == 0:
-			lost++
-		case n > 1:
-			dup += n - 1
-		}
-	}
-	for id := range seen {
-		if !w[id] {
-			extra++
-		}
-	}
-	return lost, dup, extra
+	e2e.CrashAndDrain(t, connectdBin, dir, filepath.Join(dir, "p.hcl"), point, nil)
 }
 
 // fileIDs counts the lines the file sink wrote under dir/out.
@@ -131,14 +61,6 @@ func topicIDs(t *testing.T, topic string) map[string]int {
 		}
 	}
 	return seen
-}
-
-func genIDs(count, parts int) []string {
-	out := make([]string, count)
-	for i := range out {
-		out[i] = fmt.Sprintf("%d-%d", i%parts, i/parts)
-	}
-	return out
 }
 
 func brokersHCL() string {
@@ -201,9 +123,9 @@ pipeline "k2f" {
 }
 `, brokersHCL(), topic, topic))
 			crashAndDrain(t, dir, point)
-			lost, dup, extra := tally(want, fileIDs(t, dir))
-			if lost != 0 || dup != 0 || extra != 0 {
-				t.Fatalf("exactly-once broken at %s: %d lost, %d duplicated, %d never produced", point, lost, dup, extra)
+			lost, dup, extra := tally.Tally(want, fileIDs(t, dir))
+			if lost != 0 || dup != 0 || len(extra) != 0 {
+				t.Fatalf("exactly-once broken at %s: %d lost, %d duplicated, %d never produced", point, lost, dup, len(extra))
 			}
 			resp, err := adminClient.OffsetFetch(ctx, &kafkago.OffsetFetchRequest{GroupID: topic + "-lag", Topics: map[string][]int{topic: {0, 1, 2}}})
 			if err != nil {
@@ -245,9 +167,9 @@ pipeline "g2k" {
 }
 `, delivery, count, parts, brokersHCL(), topic, mode))
 		crashAndDrain(t, dir, point)
-		lost, dup, extra := tally(genIDs(count, parts), topicIDs(t, topic))
-		if extra != 0 {
-			t.Errorf("%d records in the topic were never generated", extra)
+		lost, dup, extra := tally.Tally(e2e.GenIDs(count, parts), topicIDs(t, topic))
+		if len(extra) != 0 {
+			t.Errorf("%d records in the topic were never generated", len(extra))
 		}
 		return lost, dup
 	}
@@ -326,8 +248,8 @@ pipeline "k2k" {
 					t.Errorf("record %q is in partition %d, murmur2 says %d", f.value, f.partition, want)
 				}
 			}
-			if lost, dup, extra := tally(want, seen); lost != 0 || dup != 0 || extra != 0 {
-				t.Fatalf("exactly-once broken at %s: %d lost, %d duplicated, %d never produced", point, lost, dup, extra)
+			if lost, dup, extra := tally.Tally(want, seen); lost != 0 || dup != 0 || len(extra) != 0 {
+				t.Fatalf("exactly-once broken at %s: %d lost, %d duplicated, %d never produced", point, lost, dup, len(extra))
 			}
 		})
 	}

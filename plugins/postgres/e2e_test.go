@@ -6,19 +6,19 @@ package postgres
 // SIGKILLs. Exactly-once then rests on the sink's transaction alone.
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/connectd/connectd/internal/e2e"
 
 	"github.com/connectd/connectd/internal/fault"
 	"github.com/connectd/connectd/internal/pg/pgtest"
@@ -31,31 +31,10 @@ type result struct {
 	stdout, stderr string
 }
 
-// connectd runs the binary in dir with PG_URL and env set, for at most 90s.
-func connectd(t testing.TB, dir string, env []string, args ...string) result {
+// connectd runs the binary in dir with PG_URL and env set.
+func connectd(t testing.TB, dir string, env []string, args ...string) e2e.Result {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
-	cmd.Env = append(append(os.Environ(), pgtest.Env+"="+pgURL), env...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(90 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-		t.Fatalf("connectd %v did not finish in 90s; stderr:\n%s", args, errb.String())
-	}
-	r := result{code: cmd.ProcessState.ExitCode(), stdout: out.String(), stderr: errb.String()}
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
-		r.killed = true
-	}
-	return r
+	return e2e.Run(t, bin, dir, append([]string{pgtest.Env + "=" + pgURL}, env...), args...)
 }
 
 // background starts the binary and returns it running; it is killed when
@@ -162,23 +141,23 @@ func TestFaultPoints(t *testing.T) {
 				if p.Name == fault.SourceReplay {
 					// Batch 3 is replayed only after a crash: plan it, die, then
 					// make the source die on its replay.
-					if r := connectd(t, s.dir, []string{fault.Env + "=" + fault.HostPlanAfter + "@3"}, "run", "--drain", cfg); !r.killed {
-						t.Fatalf("host.plan.after@3 did not kill the host (exit %d):\n%s", r.code, r.stderr)
+					if r := connectd(t, s.dir, []string{fault.Env + "=" + fault.HostPlanAfter + "@3"}, "run", "--drain", cfg); !r.Killed {
+						t.Fatalf("host.plan.after@3 did not kill the host (exit %d):\n%s", r.Code, r.Stderr)
 					}
 				}
 				first := connectd(t, s.dir, []string{fault.Env + "=" + p.Name + "@3"}, "run", "--drain", cfg)
 				host := strings.HasPrefix(p.Name, "host.")
 				switch {
-				case host && !first.killed:
-					t.Fatalf("host fault point %s did not kill the host (exit %d):\n%s", p.Name, first.code, first.stderr)
-				case !host && first.code != 0:
-					t.Fatalf("plugin fault point %s: exit %d, want 0 after restarting the plugin:\n%s", p.Name, first.code, first.stderr)
-				case !host && !strings.Contains(first.stderr, "plugin failed; restarting"):
-					t.Fatalf("plugin fault point %s was not reached (no plugin restart):\n%s", p.Name, first.stderr)
+				case host && !first.Killed:
+					t.Fatalf("host fault point %s did not kill the host (exit %d):\n%s", p.Name, first.Code, first.Stderr)
+				case !host && first.Code != 0:
+					t.Fatalf("plugin fault point %s: exit %d, want 0 after restarting the plugin:\n%s", p.Name, first.Code, first.Stderr)
+				case !host && !strings.Contains(first.Stderr, "plugin failed; restarting"):
+					t.Fatalf("plugin fault point %s was not reached (no plugin restart):\n%s", p.Name, first.Stderr)
 				}
 				second := connectd(t, s.dir, nil, "run", "--drain", cfg)
-				if second.code != 0 {
-					t.Fatalf("recovery run: exit %d:\n%s", second.code, second.stderr)
+				if second.Code != 0 {
+					t.Fatalf("recovery run: exit %d:\n%s", second.Code, second.Stderr)
 				}
 				s.check(t, count, parts)
 			}})
@@ -223,12 +202,12 @@ func TestCommitAnswerLost(t *testing.T) {
 			cfg := s.config(t, "postgres", count, parts, 20, "")
 			first := connectd(t, s.dir, []string{fault.Env + "=" + point + "@3"}, "run", "--drain", cfg)
 			second := connectd(t, s.dir, nil, "run", "--drain", cfg)
-			if second.code != 0 {
-				t.Fatalf("recovery: exit %d:\n%s", second.code, second.stderr)
+			if second.Code != 0 {
+				t.Fatalf("recovery: exit %d:\n%s", second.Code, second.Stderr)
 			}
 			const follows = "the transactional sink committed the batch; the checkpoint follows it"
-			if !strings.Contains(first.stderr+second.stderr, follows) || !strings.Contains(first.stderr+second.stderr, "batch=3") {
-				t.Errorf("no run followed the sink's commit of batch 3:\n%s\n---\n%s", first.stderr, second.stderr)
+			if !strings.Contains(first.Stderr+second.Stderr, follows) || !strings.Contains(first.Stderr+second.Stderr, "batch=3") {
+				t.Errorf("no run followed the sink's commit of batch 3:\n%s\n---\n%s", first.Stderr, second.Stderr)
 			}
 			s.check(t, count, parts)
 		})
@@ -256,7 +235,7 @@ func TestRandomKills(t *testing.T) {
 					}
 					time.Sleep(time.Duration(200+rng.Intn(300)) * time.Millisecond)
 					victim, what := cmd.Process.Pid, "host"
-					if kids := children(victim); len(kids) > 0 && rng.Intn(2) == 0 {
+					if kids := e2e.Children(victim); len(kids) > 0 && rng.Intn(2) == 0 {
 						victim, what = kids[rng.Intn(len(kids))], "plugin"
 					}
 					_ = syscall.Kill(victim, syscall.SIGKILL)
@@ -268,29 +247,14 @@ func TestRandomKills(t *testing.T) {
 					t.Logf("seed %d round %d: killed the %s", seed, round, what)
 				}
 				r := connectd(t, s.dir, nil, "run", "--drain", cfg)
-				if r.code != 0 {
-					t.Fatalf("drain after kills: exit %d:\n%s", r.code, r.stderr)
+				if r.Code != 0 {
+					t.Fatalf("drain after kills: exit %d:\n%s", r.Code, r.Stderr)
 				}
 				s.check(t, count, parts)
 			}})
 		}
 	}
 	runAll(t, 3, cases)
-}
-
-// children returns the pids of the direct children of pid.
-func children(pid int) []int {
-	var out []int
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	for _, f := range tasks {
-		b, _ := os.ReadFile(f)
-		for _, s := range strings.Fields(string(b)) {
-			if n, err := strconv.Atoi(s); err == nil {
-				out = append(out, n)
-			}
-		}
-	}
-	return out
 }
 
 // waitCommitted waits until the sink committed at least batch n.
@@ -315,11 +279,11 @@ func TestTwoHosts(t *testing.T) {
 	s.waitCommitted(t, 2)
 	other := t.TempDir() // another machine: nothing local in common
 	second := connectd(t, other, nil, "run", cfg)
-	if second.code != 1 || !strings.Contains(second.stderr, "already running") || !strings.Contains(second.stderr, fmt.Sprintf("pid %d", first.Process.Pid)) {
-		t.Fatalf("second host: exit %d, want 1 and 'already running' naming pid %d:\n%s", second.code, first.Process.Pid, second.stderr)
+	if second.Code != 1 || !strings.Contains(second.Stderr, "already running") || !strings.Contains(second.Stderr, fmt.Sprintf("pid %d", first.Process.Pid)) {
+		t.Fatalf("second host: exit %d, want 1 and 'already running' naming pid %d:\n%s", second.Code, first.Process.Pid, second.Stderr)
 	}
-	if strings.Contains(second.stderr, passwordOf(pgURL)) {
-		t.Errorf("the error shows the database password:\n%s", second.stderr)
+	if strings.Contains(second.Stderr, passwordOf(pgURL)) {
+		t.Errorf("the error shows the database password:\n%s", second.Stderr)
 	}
 	var before int64
 	pgtest.Conn(t, pgURL).QueryRow(ctx, "SELECT batch FROM "+s.schema+".connectd_offsets").Scan(&before)
@@ -345,12 +309,12 @@ func passwordOf(u string) string {
 func TestOffsetsCommands(t *testing.T) {
 	s := newSetup(t)
 	cfg := s.config(t, "postgres", 100, 2, 10, "")
-	if r := connectd(t, s.dir, nil, "run", "--drain", cfg); r.code != 0 {
-		t.Fatalf("run: exit %d:\n%s", r.code, r.stderr)
+	if r := connectd(t, s.dir, nil, "run", "--drain", cfg); r.Code != 0 {
+		t.Fatalf("run: exit %d:\n%s", r.Code, r.Stderr)
 	}
 	r := connectd(t, s.dir, nil, "offsets", "show", cfg, "--json")
-	if r.code != 0 {
-		t.Fatalf("show: exit %d:\n%s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("show: exit %d:\n%s", r.Code, r.Stderr)
 	}
 	var st struct {
 		Checkpoint string                      `json:"checkpoint"`
@@ -358,8 +322,8 @@ func TestOffsetsCommands(t *testing.T) {
 		LastBatch  int64                       `json:"last_committed_batch"`
 		Batches    []struct{ Batch int64 }     `json:"batches"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
-		t.Fatalf("show --json: %v\n%s", err, r.stdout)
+	if err := json.Unmarshal([]byte(r.Stdout), &st); err != nil {
+		t.Fatalf("show --json: %v\n%s", err, r.Stdout)
 	}
 	if st.Committed["generator"]["0"] != 50 || st.Committed["generator"]["1"] != 50 || st.LastBatch != 10 || len(st.Batches) != 10 {
 		t.Errorf("show: committed %v at batch %d with %d batches; want 50/50 at batch 10", st.Committed, st.LastBatch, len(st.Batches))
@@ -367,8 +331,8 @@ func TestOffsetsCommands(t *testing.T) {
 	if !strings.Contains(st.Checkpoint, "postgres://") || !strings.Contains(st.Checkpoint, s.schema) {
 		t.Errorf("show names the checkpoint %q", st.Checkpoint)
 	}
-	if text := connectd(t, s.dir, nil, "offsets", "show", cfg); !strings.Contains(text.stdout, `{"generator":{"0":50,"1":50}}`) || strings.Contains(text.stdout, passwordOf(pgURL)) {
-		t.Errorf("text show:\n%s", text.stdout)
+	if text := connectd(t, s.dir, nil, "offsets", "show", cfg); !strings.Contains(text.Stdout, `{"generator":{"0":50,"1":50}}`) || strings.Contains(text.Stdout, passwordOf(pgURL)) {
+		t.Errorf("text show:\n%s", text.Stdout)
 	}
 
 	// Refused while the pipeline runs, from anywhere.
@@ -376,20 +340,20 @@ func TestOffsetsCommands(t *testing.T) {
 	slowCfg := slow.config(t, "postgres", 100000, 1, 10, "rate = 100")
 	background(t, slow.dir, "run", slowCfg)
 	slow.waitCommitted(t, 1)
-	if r := connectd(t, t.TempDir(), nil, "offsets", "reset", slowCfg, "--pipeline", "p", "--to", "earliest"); r.code != 1 || !strings.Contains(r.stderr, "already running") {
-		t.Errorf("reset while running: exit %d, want 1 and 'already running':\n%s", r.code, r.stderr)
+	if r := connectd(t, t.TempDir(), nil, "offsets", "reset", slowCfg, "--pipeline", "p", "--to", "earliest"); r.Code != 1 || !strings.Contains(r.Stderr, "already running") {
+		t.Errorf("reset while running: exit %d, want 1 and 'already running':\n%s", r.Code, r.Stderr)
 	}
-	if r := connectd(t, t.TempDir(), nil, "offsets", "show", slowCfg); r.code != 0 || !strings.Contains(r.stdout, "last committed batch") {
-		t.Errorf("show while running: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
+	if r := connectd(t, t.TempDir(), nil, "offsets", "show", slowCfg); r.Code != 0 || !strings.Contains(r.Stdout, "last committed batch") {
+		t.Errorf("show while running: exit %d:\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 
 	// Rewind to batch 6: batches 6..10 (50 records) run again. A reset does
 	// not undo what the sink holds, so they are in the table twice.
-	if r := connectd(t, s.dir, nil, "offsets", "reset", cfg, "--pipeline", "p", "--to", "batch:6"); r.code != 0 {
-		t.Fatalf("reset: exit %d:\n%s", r.code, r.stderr)
+	if r := connectd(t, s.dir, nil, "offsets", "reset", cfg, "--pipeline", "p", "--to", "batch:6"); r.Code != 0 {
+		t.Fatalf("reset: exit %d:\n%s", r.Code, r.Stderr)
 	}
-	if r := connectd(t, s.dir, nil, "run", "--drain", cfg); r.code != 0 {
-		t.Fatalf("run after reset: exit %d:\n%s", r.code, r.stderr)
+	if r := connectd(t, s.dir, nil, "run", "--drain", cfg); r.Code != 0 {
+		t.Fatalf("run after reset: exit %d:\n%s", r.Code, r.Stderr)
 	}
 	var rows, distinct int
 	if err := pgtest.Conn(t, pgURL).QueryRow(ctx, "SELECT count(*), count(DISTINCT id) FROM "+s.table).Scan(&rows, &distinct); err != nil {
@@ -399,7 +363,7 @@ func TestOffsetsCommands(t *testing.T) {
 		t.Errorf("after reset to batch:6: %d rows, %d distinct; want 150 rows, 100 distinct", rows, distinct)
 	}
 	r = connectd(t, s.dir, nil, "offsets", "show", cfg, "--json", "--last", "20")
-	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.LastBatch != 16 {
+	if err := json.Unmarshal([]byte(r.Stdout), &st); err != nil || st.LastBatch != 16 {
 		t.Errorf("show after reset and rerun: last batch %d (%v), want 16 (reset 11, batches 12-16)", st.LastBatch, err)
 	}
 }
@@ -410,10 +374,10 @@ func TestConfigValidates(t *testing.T) {
 	s := setup{dir: t.TempDir(), schema: "cp", table: "public.events"}
 	cfg := s.config(t, "postgres", 10, 1, 10, "")
 	r := connectd(t, s.dir, nil, "validate", cfg)
-	if r.code != 0 || !strings.Contains(r.stdout, `checkpoint postgres://`) || !strings.Contains(r.stdout, `schema "cp"`) {
-		t.Fatalf("validate: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
+	if r.Code != 0 || !strings.Contains(r.Stdout, `checkpoint postgres://`) || !strings.Contains(r.Stdout, `schema "cp"`) {
+		t.Fatalf("validate: exit %d:\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
-	if strings.Contains(r.stdout+r.stderr, passwordOf(pgURL)) {
-		t.Errorf("validate shows the password:\n%s", r.stdout)
+	if strings.Contains(r.Stdout+r.Stderr, passwordOf(pgURL)) {
+		t.Errorf("validate shows the password:\n%s", r.Stdout)
 	}
 }
