@@ -4,7 +4,7 @@
 # it committed last: a crash anywhere ends with every record in the table
 # once, with no unique key doing the work.
 #
-#   scripts/testenv-postgres start      # prints PG_URL=postgres://connectd:<password>@127.0.0.1:<port>/connectd?...
+#   scripts/testenv start postgres      # prints PG_URL=postgres://connectd:<password>@127.0.0.1:<port>/connectd?...
 # set url below to that address (or write url = env("PG_URL")), then:
 #   connectd run --drain configs/generator-to-postgres.hcl
 #   psql "$PG_URL" -c 'SELECT count(*), count(DISTINCT id) FROM events'

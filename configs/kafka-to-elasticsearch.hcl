@@ -5,7 +5,7 @@
 # record ends up as exactly one document.
 #
 #   scripts/testenv start kafka                        # prints KAFKA_BROKERS=127.0.0.1:<port>
-#   ES_PORT=9200 scripts/testenv-elasticsearch start   # prints ES_URL, ES_USERNAME, ES_PASSWORD
+#   ES_PORT=9200 scripts/testenv start elasticsearch   # prints ES_URL, ES_USERNAME, ES_PASSWORD
 #   export ES_PASSWORD=...                             # the value it printed
 # set brokers below, uncomment the password line, produce JSON objects such
 # as {"order_id":"o-1","total":12.5} to the topic "orders", then:

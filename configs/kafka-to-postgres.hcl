@@ -9,7 +9,7 @@
 # id wins, and a replayed batch changes nothing).
 #
 #   scripts/testenv start kafka         # prints KAFKA_BROKERS=127.0.0.1:<port>
-#   scripts/testenv-postgres start      # prints PG_URL=postgres://...
+#   scripts/testenv start postgres      # prints PG_URL=postgres://...
 # set brokers and both urls below (or use env("PG_URL")), produce JSON
 # objects such as {"order_id":"o-1","customer":"c-7","total":12.5} to the
 # topic "orders", then:

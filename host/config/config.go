@@ -67,6 +67,9 @@ type Batch struct {
 	MaxRecords int           // > 0
 	MaxBytes   int64         // >= 0; 0 means no limit
 	MaxWait    time.Duration // > 0
+	// NoReadAhead turns off reading batch N+1 while batch N is written
+	// (read_ahead = false): the host then holds one batch at a time.
+	NoReadAhead bool
 }
 
 // Checkpoint is where the host keeps the pipeline's offset and commit logs.
@@ -220,7 +223,7 @@ var (
 		},
 	}
 	batchSchema = &hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{{Name: "max_records"}, {Name: "max_bytes"}, {Name: "max_wait"}},
+		Attributes: []hcl.AttributeSchema{{Name: "max_records"}, {Name: "max_bytes"}, {Name: "max_wait"}, {Name: "read_ahead"}},
 	}
 	storeSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "store"}}}
 	// checkpointSchemas has the attributes of a checkpoint block per store; a
@@ -423,6 +426,18 @@ func parseBatch(b *hcl.Block, out *Batch) hcl.Diagnostics {
 				diags = append(diags, badValue(a, fmt.Sprintf("max_wait must be > 0; got %s.", describe(v, secret))))
 			} else {
 				out.MaxWait = w
+			}
+		}
+	}
+	if a := content.Attributes["read_ahead"]; a != nil {
+		v, secret, d := evaluate(a)
+		diags = append(diags, d...)
+		if !d.HasErrors() && !v.IsNull() {
+			g, problem := toGo(sdk.TypeBool, v, secret)
+			if problem != "" {
+				diags = append(diags, badValue(a, fmt.Sprintf("read_ahead takes %s; %s.", typeDesc(sdk.TypeBool), problem)))
+			} else {
+				out.NoReadAhead = !g.(bool)
 			}
 		}
 	}

@@ -91,6 +91,7 @@ pipeline "demo" {
     max_records = 1000
     max_bytes   = 1048576
     max_wait    = "250ms"
+    read_ahead  = false
   }
   checkpoint { dir = "state/demo" }
 }
@@ -126,7 +127,7 @@ pipeline "demo" {
 	if !p.Sink.Secret["password"] || p.Sink.Secret["dir"] {
 		t.Errorf("sink secret = %v, want password only", p.Sink.Secret)
 	}
-	if want := (Batch{MaxRecords: 1000, MaxBytes: 1 << 20, MaxWait: 250 * time.Millisecond}); p.Batch != want {
+	if want := (Batch{MaxRecords: 1000, MaxBytes: 1 << 20, MaxWait: 250 * time.Millisecond, NoReadAhead: true}); p.Batch != want {
 		t.Errorf("batch = %+v, want %+v", p.Batch, want)
 	}
 	if want := (Checkpoint{Store: "dir", Dir: "state/demo"}); p.Checkpoint != want {
@@ -258,7 +259,7 @@ func TestErrors(t *testing.T) {
 		{"unknown pipeline block", "pipeline \"a\" {\n" + ok + "  batches { max_records = 1 }\n}\n", 5, 3,
 			[]string{"Unsupported block type", `Did you mean "batches"`[:14], `"batch"`}, 1},
 		{"unknown batch attribute", "pipeline \"a\" {\n" + ok + "  batch { max_record = 5 }\n}\n", 5, 11,
-			[]string{"Unsupported argument", `Did you mean "max_records"?`, "Valid here: max_records, max_bytes, max_wait"}, 1},
+			[]string{"Unsupported argument", `Did you mean "max_records"?`, "Valid here: max_records, max_bytes, max_wait, read_ahead"}, 1},
 		{"unknown checkpoint attribute", "pipeline \"a\" {\n" + ok + "  checkpoint {\n    directory = \"x\"\n  }\n}\n", 6, 5,
 			[]string{"Unsupported argument", `"directory"`, "Valid here: store, dir"}, 1},
 		{"unknown checkpoint store", "pipeline \"a\" {\n" + ok + "  checkpoint { store = \"postgress\" }\n}\n", 5, 24,
@@ -317,6 +318,8 @@ func TestErrors(t *testing.T) {
 			[]string{`max_wait takes a duration`, `got string "soon", which is not a duration`}, 1},
 		{"max_wait zero", "pipeline \"a\" {\n" + ok + "  batch { max_wait = \"0s\" }\n}\n", 5, 22,
 			[]string{`max_wait must be > 0`}, 1},
+		{"read_ahead not a bool", "pipeline \"a\" {\n" + ok + "  batch { read_ahead = \"no\" }\n}\n", 5, 24,
+			[]string{`read_ahead takes`}, 1},
 		{"env unset", "pipeline \"a\" {\n  delivery = \"at-least-once\"\n  source \"file\" { paths = [env(\"CFGTEST_UNSET\")] }\n  sink \"log\" {}\n}\n", 3, 33,
 			[]string{`environment variable "CFGTEST_UNSET" is not set`}, 1},
 		{"env unset in checkpoint dir", "pipeline \"a\" {\n" + ok + "  checkpoint { dir = env(\"CFGTEST_UNSET\") }\n}\n", 5, 27,

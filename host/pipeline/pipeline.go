@@ -50,6 +50,23 @@ type driver struct {
 	batches  int64
 	records  int64
 	started  bool
+	// ahead is the read of the next batch, running while the current one is
+	// written and committed (see readAhead); nil when none runs.
+	ahead *ahead
+}
+
+// ahead is a Read of batch id from the offsets the current batch ends at,
+// started before the current batch is committed. A read has no effect until
+// its batch is planned, so a read ahead that is never used (a crash, a stop, a
+// failed write) changes nothing: the batch is read again at the next start.
+type ahead struct {
+	id     int64
+	from   sdk.Offsets
+	data   *plugin.Data
+	err    error
+	took   time.Duration
+	done   chan struct{}
+	cancel context.CancelFunc
 }
 
 // Run runs the pipeline until ctx is cancelled (a clean stop: the batch in
@@ -227,6 +244,7 @@ func (d *driver) shutdown() {
 
 // session starts what is missing, recovers, and runs batches.
 func (d *driver) session(ctx context.Context) error {
+	defer d.dropAhead()
 	if err := d.ensure(ctx); err != nil {
 		return err
 	}
@@ -334,11 +352,16 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 		}
 	}
 	if data == nil {
-		lim := sdk.Limits{MaxRecords: d.p.Batch.MaxRecords, MaxBytes: d.p.Batch.MaxBytes, MaxWait: d.p.Batch.MaxWait, Stop: d.stop}
-		if data, err = d.src.Source.Read(ctx, id, from, lim); err != nil {
+		if a := d.takeAhead(id, from); a != nil {
+			if a.err != nil {
+				return false, stopOr(ctx, a.err)
+			}
+			data, r.Read = a.data, a.took
+		} else if data, err = d.src.Source.Read(ctx, id, from, d.limits()); err != nil {
 			return false, stopOr(ctx, err)
+		} else {
+			r.Read = time.Since(t)
 		}
-		r.Read = time.Since(t)
 		if data.Records == 0 {
 			return d.Drain, nil
 		}
@@ -350,6 +373,8 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 		r.Plan = time.Since(t)
 	}
 	fault.Hit(fault.HostPlanAfter, id)
+	d.readAhead(ctx, id+1, data.Until)
+	defer d.dropAhead() // a batch that fails leaves no read running
 
 	// From here on the batch is finished even when a stop is asked for, unless
 	// it takes longer than Grace after the stop: then it is abandoned and
@@ -403,6 +428,10 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 			return false, err
 		}
 	}
+	// A source serves one call at a time: the read ahead ends before the Ack.
+	if d.ahead != nil {
+		<-d.ahead.done
+	}
 	t = time.Now()
 	if err := d.src.Source.Ack(bctx, id, data.Until); err != nil {
 		return false, err
@@ -419,6 +448,55 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 		d.Progress.Batch(r)
 	}
 	return false, nil
+}
+
+func (d *driver) limits() sdk.Limits {
+	return sdk.Limits{MaxRecords: d.p.Batch.MaxRecords, MaxBytes: d.p.Batch.MaxBytes, MaxWait: d.p.Batch.MaxWait, Stop: d.stop}
+}
+
+// readAhead starts reading batch id from the offsets the current batch ends
+// at, so that the source and the host read it while the sink writes the
+// current batch. Only replayable sources read ahead: they read from any
+// offsets they are given, so a read ahead that is thrown away costs nothing.
+// The batch is planned, as always, only after the current one is committed.
+func (d *driver) readAhead(ctx context.Context, id int64, from sdk.Offsets) {
+	d.dropAhead()
+	if d.p.Batch.NoReadAhead || !d.src.Has("replayer") {
+		return
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	a := &ahead{id: id, from: from.Clone(), done: make(chan struct{}), cancel: cancel}
+	d.ahead = a
+	src := d.src
+	go func() {
+		defer close(a.done)
+		t := time.Now()
+		a.data, a.err = src.Source.Read(rctx, id, a.from, d.limits())
+		a.took = time.Since(t)
+	}()
+}
+
+// takeAhead waits for and returns the read ahead of batch id when it started
+// at from; otherwise it drops whatever read ahead there is and returns nil.
+func (d *driver) takeAhead(id int64, from sdk.Offsets) *ahead {
+	a := d.ahead
+	if a == nil || a.id != id || !a.from.Equal(from) {
+		d.dropAhead()
+		return nil
+	}
+	<-a.done
+	a.cancel()
+	d.ahead = nil
+	return a
+}
+
+// dropAhead cancels the read ahead, if any, and waits for it to end.
+func (d *driver) dropAhead() {
+	if a := d.ahead; a != nil {
+		a.cancel()
+		<-a.done
+		d.ahead = nil
+	}
 }
 
 // stopOr turns the error of a call cut short by a stop into a clean stop.

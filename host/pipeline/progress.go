@@ -21,7 +21,7 @@ type Report struct {
 	From      sdk.Offsets
 	Until     sdk.Offsets
 	Start     time.Time
-	Read      time.Duration // asking the source (Read or Replay)
+	Read      time.Duration // asking the source (Read or Replay); a read ahead ran while the previous batch was written
 	Plan      time.Duration // appending offsets/N to the checkpoint
 	Write     time.Duration // the sink's Write
 	Commit    time.Duration // appending commits/N
