@@ -26,30 +26,76 @@ func CheckRead(from Offsets, limits Limits, rd Read) error {
 			return fmt.Errorf("partition %q moves backwards: from %d, until %d", p, f, u)
 		}
 	}
-	last := map[string]int64{}
+	// One lookup per record: the state of its partition, found by name in a
+	// short list (records of a partition often come together) or, past a few
+	// partitions, in a map.
+	type part struct {
+		name             string
+		until, start     int64
+		hasStart         bool
+		last             int64
+		hasLast          bool
+		stop             int64
+		hasStop, inUntil bool
+	}
+	var parts []part
+	var index map[string]int
+	cur := -1
+	find := func(name string) int {
+		if cur >= 0 && parts[cur].name == name {
+			return cur
+		}
+		if index != nil {
+			if i, ok := index[name]; ok {
+				return i
+			}
+		} else {
+			for i := range parts {
+				if parts[i].name == name {
+					return i
+				}
+			}
+		}
+		st := part{name: name}
+		st.until, st.inUntil = rd.Until[name]
+		st.start, st.hasStart = start(name)
+		if limits.Stop != nil {
+			st.stop, st.hasStop = limits.Stop[name]
+		}
+		parts = append(parts, st)
+		if index == nil && len(parts) > 8 {
+			index = make(map[string]int, 2*len(parts))
+			for i := range parts {
+				index[parts[i].name] = i
+			}
+		} else if index != nil {
+			index[name] = len(parts) - 1
+		}
+		return len(parts) - 1
+	}
 	for i := range rd.Records {
 		pos := rd.Records[i].Position
-		u, ok := rd.Until[pos.Partition]
-		if !ok {
+		cur = find(pos.Partition)
+		st := &parts[cur]
+		if !st.inUntil {
 			return fmt.Errorf("record %d (%s) is in a partition missing from until", i, pos)
 		}
-		if pos.Offset >= u {
-			return fmt.Errorf("record %d (%s) is at or past until %d", i, pos, u)
+		if pos.Offset >= st.until {
+			return fmt.Errorf("record %d (%s) is at or past until %d", i, pos, st.until)
 		}
-		if f, ok := start(pos.Partition); ok && pos.Offset < f {
-			return fmt.Errorf("record %d (%s) is before the partition's start %d", i, pos, f)
+		if st.hasStart && pos.Offset < st.start {
+			return fmt.Errorf("record %d (%s) is before the partition's start %d", i, pos, st.start)
 		}
-		if l, ok := last[pos.Partition]; ok && pos.Offset <= l {
-			return fmt.Errorf("record %d (%s) does not come after the previous record of its partition (offset %d)", i, pos, l)
+		if st.hasLast && pos.Offset <= st.last {
+			return fmt.Errorf("record %d (%s) does not come after the previous record of its partition (offset %d)", i, pos, st.last)
 		}
-		last[pos.Partition] = pos.Offset
+		st.last, st.hasLast = pos.Offset, true
 		if limits.Stop != nil {
-			s, ok := limits.Stop[pos.Partition]
-			if !ok {
+			if !st.hasStop {
 				return fmt.Errorf("record %d (%s) is in a partition that the stop offsets do not name", i, pos)
 			}
-			if pos.Offset >= s {
-				return fmt.Errorf("record %d (%s) is at or past stop offset %d", i, pos, s)
+			if pos.Offset >= st.stop {
+				return fmt.Errorf("record %d (%s) is at or past stop offset %d", i, pos, st.stop)
 			}
 		}
 	}

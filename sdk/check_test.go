@@ -178,3 +178,33 @@ func TestCheckRead(t *testing.T) {
 		})
 	}
 }
+
+// Past a few partitions CheckRead finds a record's partition in a map: the
+// same verdicts must hold there.
+func TestCheckReadManyPartitions(t *testing.T) {
+	var ps []Position
+	until := Offsets{}
+	for round := int64(0); round < 3; round++ {
+		for p := 0; p < 20; p++ {
+			name := "t/" + string(rune('a'+p))
+			ps = append(ps, at(name, round))
+			until[name] = 3
+		}
+	}
+	if err := CheckRead(Offsets{}, Limits{}, Read{Records: recs(ps...), Until: until}); err != nil {
+		t.Fatalf("valid read: %v", err)
+	}
+	bad := append(append([]Position(nil), ps...), at("t/q", 1))
+	if err := CheckRead(Offsets{}, Limits{}, Read{Records: recs(bad...), Until: until}); err == nil || !strings.Contains(err.Error(), "does not come after") {
+		t.Fatalf("a partition going back: %v", err)
+	}
+	bad = append(append([]Position(nil), ps...), at("t/zz", 0))
+	if err := CheckRead(Offsets{}, Limits{}, Read{Records: recs(bad...), Until: until}); err == nil || !strings.Contains(err.Error(), "missing from until") {
+		t.Fatalf("a partition missing from until: %v", err)
+	}
+	stop := until.Clone()
+	stop["t/c"] = 2
+	if err := CheckRead(Offsets{}, Limits{Stop: stop}, Read{Records: recs(ps...), Until: until}); err == nil || !strings.Contains(err.Error(), "stop offset 2") {
+		t.Fatalf("a record past stop: %v", err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/connectd/connectd/internal/fault"
 	"github.com/connectd/connectd/internal/protocol"
 	pb "github.com/connectd/connectd/internal/protocol/connectorv1"
+	"github.com/connectd/connectd/internal/protocol/rawv1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -72,74 +73,6 @@ func openConfig(spec Spec, req *pb.OpenRequest) (Config, error) {
 		}
 	}
 	return NewConfig(spec, req.Pipeline, raw)
-}
-
-// encoder packs records into chunks of about protocol.ChunkBytes.
-type encoder struct {
-	chunk *pb.Chunk
-	index map[string]uint32
-	size  int
-}
-
-func (e *encoder) reset() {
-	e.chunk = &pb.Chunk{}
-	e.index = map[string]uint32{}
-	e.size = 0
-}
-
-// add appends records to the current chunk, calling flush whenever it is full.
-func (e *encoder) add(recs []Record, flush func(*pb.Chunk) error) error {
-	if e.chunk == nil {
-		e.reset()
-	}
-	msgs := make([]pb.Record, len(recs))
-	for i := range recs {
-		r := &recs[i]
-		idx, ok := e.index[r.Position.Partition]
-		if !ok {
-			idx = uint32(len(e.chunk.Partitions))
-			e.index[r.Position.Partition] = idx
-			e.chunk.Partitions = append(e.chunk.Partitions, r.Position.Partition)
-		}
-		m := &msgs[i]
-		m.Partition, m.Offset, m.Key, m.Value = idx, r.Position.Offset, r.Key, r.Value
-		if !r.Timestamp.IsZero() {
-			m.TimestampUnixNano = r.Timestamp.UnixNano()
-		}
-		for _, h := range r.Headers {
-			m.Headers = append(m.Headers, &pb.Header{Key: h.Key, Value: h.Value})
-		}
-		e.chunk.Records = append(e.chunk.Records, m)
-		e.size += r.Size() + 16
-		if e.size >= protocol.ChunkBytes {
-			if err := flush(e.chunk); err != nil {
-				return err
-			}
-			e.reset()
-		}
-	}
-	return nil
-}
-
-// decode appends the records of c to dst.
-func decode(dst []Record, c *pb.Chunk) ([]Record, error) {
-	for i, m := range c.Records {
-		if int(m.Partition) >= len(c.Partitions) {
-			return dst, fmt.Errorf("record %d names partition index %d of %d", i, m.Partition, len(c.Partitions))
-		}
-		r := Record{Key: m.Key, Value: m.Value, Position: Position{Partition: c.Partitions[m.Partition], Offset: m.Offset}}
-		if m.TimestampUnixNano != 0 {
-			r.Timestamp = time.Unix(0, m.TimestampUnixNano).UTC()
-		}
-		if len(m.Headers) > 0 {
-			r.Headers = make([]Header, len(m.Headers))
-			for j, h := range m.Headers {
-				r.Headers[j] = Header{Key: h.Key, Value: h.Value}
-			}
-		}
-		dst = append(dst, r)
-	}
-	return dst, nil
 }
 
 type sourceServer struct {
@@ -212,15 +145,24 @@ func (s *sourceServer) Read(req *pb.ReadRequest, stream pb.Source_ReadServer) er
 
 // sendRecords streams records in chunks and then the range. The partial fault
 // point lets k records through, then kills the process.
-func sendRecords(stream pb.Source_ReadServer, batch int64, recs []Record, from, until Offsets, partial string) error {
-	send := func(c *pb.Chunk) error { return stream.Send(&pb.ReadReply{Chunk: c}) }
-	var e encoder
+//
+// Chunks go out as rawv1.RawReadReply, which is connector.v1 ReadReply on the
+// wire with the chunk already encoded by the encoder; serverCodec hands each
+// chunk's buffer to the transport without copying it.
+func sendRecords(stream grpc.ServerStream, batch int64, recs []Record, from, until Offsets, partial string) error {
+	reply := func(c []byte) *chunkReply {
+		buf := new([]byte)
+		*buf = c
+		return &chunkReply{RawReadReply: &rawv1.RawReadReply{Chunk: c}, buf: buf}
+	}
+	send := func(c []byte) error { return stream.SendMsg(reply(c)) }
+	e := encoder{handOff: true}
 	if k, ok := fault.K(partial, batch, len(recs)); ok {
 		if err := e.add(recs[:k], send); err != nil {
 			return err
 		}
-		if len(e.chunk.Records) > 0 {
-			if err := send(e.chunk); err != nil {
+		if c := e.finish(); c != nil {
+			if err := send(c); err != nil {
 				return err
 			}
 		}
@@ -234,7 +176,9 @@ func sendRecords(stream pb.Source_ReadServer, batch int64, recs []Record, from, 
 	for i := range recs {
 		size += int64(recs[i].Size())
 	}
-	return stream.Send(&pb.ReadReply{Chunk: e.chunk, Last: true, From: offsetsPB(from), Until: offsetsPB(until), Records: int64(len(recs)), Bytes: size})
+	last := reply(e.finish())
+	last.Last, last.From, last.Until, last.Records, last.Bytes = true, offsetsPB(from), offsetsPB(until), int64(len(recs)), size
+	return stream.SendMsg(last)
 }
 
 func (s *sourceServer) Replay(req *pb.ReplayRequest, stream pb.Source_ReplayServer) error {
@@ -358,9 +302,15 @@ func (s *sinkServer) Write(stream pb.Sink_WriteServer) error {
 		return err
 	}
 	var b Batch
+	var chunks [][]byte
 	first := true
 	for {
-		m, err := stream.Recv()
+		// rawv1.RawWriteRequest is connector.v1 WriteRequest on the wire with
+		// the chunk left encoded; decodeChunks reads it without a protobuf
+		// message per record. Each message is unmarshalled into fresh memory,
+		// so the records may alias it (see Batch).
+		m := new(rawv1.RawWriteRequest)
+		err := stream.RecvMsg(m)
 		if err == io.EOF {
 			break
 		}
@@ -371,11 +321,12 @@ func (s *sinkServer) Write(stream pb.Sink_WriteServer) error {
 			b.ID, b.From, b.Until, b.Replay = m.Batch, offsetsOf(m.From), offsetsOf(m.Until), m.Replay
 			first = false
 		}
-		if m.Chunk != nil {
-			if b.Records, err = decode(b.Records, m.Chunk); err != nil {
-				return status.Error(codes.InvalidArgument, err.Error())
-			}
+		if len(m.Chunk) > 0 {
+			chunks = append(chunks, m.Chunk)
 		}
+	}
+	if b.Records, err = decodeChunks(nil, chunks); err != nil {
+		return status.Error(codes.InvalidArgument, "write: "+err.Error())
 	}
 	if first {
 		return status.Error(codes.InvalidArgument, "write stream carried no batch")

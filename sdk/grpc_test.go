@@ -18,12 +18,34 @@ import (
 )
 
 // encodeAll runs records through the encoder as sendRecords does: flushed
-// chunks, then what is left in the current chunk.
+// chunks, then what is left in the current chunk. Each encoded chunk is
+// parsed by the generated code (the wire format is connector.v1's) and by
+// the sdk's decoder, which must agree.
 func encodeAll(t *testing.T, batches ...[]Record) []*pb.Chunk {
 	t.Helper()
 	var chunks []*pb.Chunk
-	flush := func(c *pb.Chunk) error {
-		chunks = append(chunks, c)
+	flush := func(b []byte) error {
+		var c pb.Chunk
+		if err := proto.Unmarshal(b, &c); err != nil {
+			t.Fatalf("the encoder's chunk does not parse as connector.v1 Chunk: %v", err)
+		}
+		direct, err := decodeBytes(nil, b)
+		if err != nil {
+			t.Fatalf("decode the encoder's bytes: %v", err)
+		}
+		viaPB, err := decode(nil, &c)
+		if err != nil {
+			t.Fatalf("decode proto.Marshal's bytes: %v", err)
+		}
+		if len(direct) != len(viaPB) {
+			t.Fatalf("decoded %d records from the encoder's bytes, %d from proto.Marshal's", len(direct), len(viaPB))
+		}
+		for i := range direct {
+			if err := sameRecord(direct[i], viaPB[i]); err != nil {
+				t.Fatalf("record %d: %v", i, err)
+			}
+		}
+		chunks = append(chunks, &c)
 		return nil
 	}
 	var e encoder
@@ -32,10 +54,30 @@ func encodeAll(t *testing.T, batches ...[]Record) []*pb.Chunk {
 			t.Fatalf("add: %v", err)
 		}
 	}
-	if e.chunk != nil && len(e.chunk.Records) > 0 {
-		chunks = append(chunks, e.chunk)
+	if c := e.finish(); c != nil {
+		if err := flush(c); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return chunks
+}
+
+// decodeBytes decodes one encoded chunk as the sink does.
+func decodeBytes(dst []Record, b []byte) ([]Record, error) {
+	s, err := scanChunk(b)
+	if err != nil {
+		return dst, err
+	}
+	return decodeChunk(dst, b, s)
+}
+
+// decode decodes a chunk built with the generated code, after proto.Marshal.
+func decode(dst []Record, c *pb.Chunk) ([]Record, error) {
+	b, err := proto.Marshal(c)
+	if err != nil {
+		return dst, err
+	}
+	return decodeBytes(dst, b)
 }
 
 // overTheWire marshals and unmarshals a chunk as gRPC would.
@@ -198,7 +240,7 @@ func TestEncoderFlushError(t *testing.T) {
 	}
 	var e encoder
 	calls := 0
-	err := e.add(recs, func(*pb.Chunk) error { calls++; return boom })
+	err := e.add(recs, func([]byte) error { calls++; return boom })
 	if !errors.Is(err, boom) || calls != 1 {
 		t.Fatalf("add = %v after %d flushes, want boom after 1", err, calls)
 	}
@@ -242,6 +284,23 @@ func (f *fakeReadStream) Context() context.Context { return context.Background()
 func (f *fakeReadStream) Send(r *pb.ReadReply) error {
 	f.replies = append(f.replies, r)
 	return nil
+}
+
+// SendMsg takes what sendRecords sends (rawv1.RawReadReply) as the host's
+// peer would: as connector.v1 ReadReply bytes.
+func (f *fakeReadStream) SendMsg(m any) error {
+	if c, ok := m.(*chunkReply); ok {
+		m = c.RawReadReply
+	}
+	b, err := proto.Marshal(m.(proto.Message))
+	if err != nil {
+		return err
+	}
+	var r pb.ReadReply
+	if err := proto.Unmarshal(b, &r); err != nil {
+		return err
+	}
+	return f.Send(&r)
 }
 
 // fixedSource returns the same Read every time.

@@ -183,6 +183,13 @@ type Range struct {
 // Batch is what a sink receives: batch ID of a pipeline, its records in source
 // order, and the offsets it covers. Until is what a transactional sink stores
 // atomically with its output.
+//
+// The records belong to the sink: they stay valid after Write returns and
+// nothing else writes to them. Their keys, values and header values are
+// slices of a few large buffers (the chunks of about 1 MiB the batch travelled
+// in), each capped at its own length, so changing or appending to one never
+// touches another; but a sink that keeps a few records for long keeps their
+// whole chunks in memory, and should copy what it keeps.
 type Batch struct {
 	ID      int64
 	Records []Record

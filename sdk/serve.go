@@ -46,7 +46,8 @@ func Serve(p Plugin) {
 		HandshakeConfig: protocol.Handshake,
 		Plugins:         set,
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			return grpc.NewServer(append(opts, protocol.ServerOptions()...)...)
+			opts = append(opts, protocol.ServerOptions()...)
+			return grpc.NewServer(append(opts, grpc.ForceServerCodecV2(newServerCodec()))...)
 		},
 		Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Error, Output: os.Stderr}),
 	})

@@ -52,7 +52,7 @@ var (
 
 // serverStream opens a server-streaming call with one request.
 func serverStream(ctx context.Context, conn *grpc.ClientConn, desc *grpc.StreamDesc, method string, req any) (grpc.ClientStream, error) {
-	st, err := conn.NewStream(ctx, desc, method)
+	st, err := conn.NewStream(ctx, desc, method, dataPath)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +235,7 @@ func (s *Sink) Open(ctx context.Context, pipeline string, values map[string]any)
 // The host-side fault point host.write.partial lives here: it lets k records
 // through, then kills the host.
 func (s *Sink) Write(ctx context.Context, batch int64, d *Data, replay bool) error {
-	st, err := s.conn.NewStream(ctx, writeDesc, pb.Sink_Write_FullMethodName)
+	st, err := s.conn.NewStream(ctx, writeDesc, pb.Sink_Write_FullMethodName, dataPath)
 	if err != nil {
 		return wrap(s.name, "write", err)
 	}

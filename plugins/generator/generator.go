@@ -255,8 +255,9 @@ func (s *Source) recordSize(p, o int64) int {
 	return digits(p) + 1 + digits(o) + s.valueLen(p, o)
 }
 
-// gen appends record (p, o)'s value to buf and returns the record and buf.
-func (s *Source) gen(buf []byte, p, o int64) (sdk.Record, []byte) {
+// gen appends record (p, o)'s value to buf, fills *r with the record (in
+// place: a Record is large and holds pointers) and returns buf.
+func (s *Source) gen(r *sdk.Record, buf []byte, p, o int64) []byte {
 	start := len(buf)
 	buf = append(buf, `{"id":"`...)
 	idStart := len(buf)
@@ -276,12 +277,13 @@ func (s *Source) gen(buf []byte, p, o int64) (sdk.Record, []byte) {
 	}
 	buf = append(buf, '"', '}')
 	v := buf[start:len(buf):len(buf)]
-	return sdk.Record{
+	*r = sdk.Record{
 		Key:       v[idStart-start : idEnd-start : idEnd-start],
 		Value:     v,
 		Timestamp: time.UnixMilli(i).UTC(),
 		Position:  sdk.Position{Partition: s.names[p], Offset: o},
-	}, buf
+	}
+	return buf
 }
 
 // Read returns the next records at from, in global index order, within limits.
@@ -354,6 +356,7 @@ func (s *Source) Read(ctx context.Context, from sdk.Offsets, limits sdk.Limits) 
 		}
 		buf := make([]byte, 0, min(n*int64(s.valueLen(s.parts-1, maxOff)), maxPrealloc))
 		rd.Records = make([]sdk.Record, 0, n)
+		until := append([]int64(nil), start...) // per partition; into rd.Until at the end
 		var bytes int64
 		for len(rd.Records) < maxRecords {
 			c, ok := m.top()
@@ -367,11 +370,13 @@ func (s *Source) Read(ctx context.Context, from sdk.Offsets, limits sdk.Limits) 
 				}
 				bytes += sz
 			}
-			var r sdk.Record
-			r, buf = s.gen(buf, c.p, c.next)
-			rd.Records = append(rd.Records, r)
-			rd.Until[s.names[c.p]] = c.next + 1
+			rd.Records = append(rd.Records, sdk.Record{})
+			buf = s.gen(&rd.Records[len(rd.Records)-1], buf, c.p, c.next)
+			until[c.p] = c.next + 1
 			m.advance()
+		}
+		for p, u := range until {
+			rd.Until[s.names[p]] = u
 		}
 	}
 
@@ -481,9 +486,8 @@ func (s *Source) Replay(_ context.Context, from, until sdk.Offsets) ([]sdk.Recor
 		if !ok {
 			return recs, nil
 		}
-		var r sdk.Record
-		r, buf = s.gen(buf, c.p, c.next)
-		recs = append(recs, r)
+		recs = append(recs, sdk.Record{})
+		buf = s.gen(&recs[len(recs)-1], buf, c.p, c.next)
 		m.advance()
 	}
 }

@@ -1,0 +1,97 @@
+package plugin
+
+import (
+	"fmt"
+
+	"github.com/connectd/connectd/internal/protocol/rawv1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
+	_ "google.golang.org/grpc/encoding/proto" // registers the "proto" codec
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+)
+
+// chunkCodec is gRPC's protobuf codec (same bytes on the wire, same name)
+// with fewer copies of the data path's chunks, which the host never decodes:
+//
+//   - a received RawReadReply's chunk aliases the one buffer the message is
+//     gathered into (proto.Unmarshal would copy it once more);
+//   - a sent RawWriteRequest's chunk goes to the transport as it is, after a
+//     few header bytes (proto.Marshal would copy it into a new buffer).
+//
+// A chunk is never modified once received, so the transport may read it
+// while the host goes on.
+type chunkCodec struct{ std encoding.CodecV2 }
+
+var codec = chunkCodec{std: encoding.GetCodecV2("proto")}
+
+// dataPath is the call option of the streams that carry chunks.
+var dataPath = grpc.ForceCodecV2(codec)
+
+// Field numbers of the chunk in rawv1 messages.
+const (
+	readReplyChunk    = 1
+	writeRequestChunk = 5
+)
+
+func (c chunkCodec) Name() string { return c.std.Name() }
+
+func (c chunkCodec) Marshal(v any) (mem.BufferSlice, error) {
+	m, ok := v.(*rawv1.RawWriteRequest)
+	if !ok || len(m.Chunk) < 64<<10 {
+		return c.std.Marshal(v)
+	}
+	head, err := proto.Marshal(&rawv1.RawWriteRequest{Batch: m.Batch, From: m.From, Until: m.Until, Replay: m.Replay})
+	if err != nil {
+		return nil, err
+	}
+	head = protowire.AppendTag(head, writeRequestChunk, protowire.BytesType)
+	head = protowire.AppendVarint(head, uint64(len(m.Chunk)))
+	return mem.BufferSlice{mem.SliceBuffer(head), mem.SliceBuffer(m.Chunk)}, nil
+}
+
+func (c chunkCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	m, ok := v.(*rawv1.RawReadReply)
+	if !ok {
+		return c.std.Unmarshal(data, v)
+	}
+	chunk, err := unmarshalAliasing(data.Materialize(), m, readReplyChunk)
+	if err != nil {
+		return err
+	}
+	m.Chunk = chunk
+	return nil
+}
+
+// unmarshalAliasing unmarshals b into m, except the bytes field number f,
+// which it returns as a slice of b (the last occurrence wins, as in
+// proto.Unmarshal). b must be the caller's to keep.
+func unmarshalAliasing(b []byte, m proto.Message, f protowire.Number) ([]byte, error) {
+	var alias, rest []byte
+	for in := b; len(in) > 0; {
+		num, typ, n := protowire.ConsumeTag(in)
+		if n < 0 {
+			return nil, fmt.Errorf("grpc: failed to unmarshal %T: %w", m, protowire.ParseError(n))
+		}
+		if num == f && typ == protowire.BytesType {
+			v, k := protowire.ConsumeBytes(in[n:])
+			if k < 0 {
+				return nil, fmt.Errorf("grpc: failed to unmarshal %T: %w", m, protowire.ParseError(k))
+			}
+			alias = v[:len(v):len(v)]
+			in = in[n+k:]
+			continue
+		}
+		k := protowire.ConsumeFieldValue(num, typ, in[n:])
+		if k < 0 {
+			return nil, fmt.Errorf("grpc: failed to unmarshal %T: %w", m, protowire.ParseError(k))
+		}
+		rest = append(rest, in[:n+k]...)
+		in = in[n+k:]
+	}
+	if err := proto.Unmarshal(rest, m); err != nil {
+		return nil, err
+	}
+	return alias, nil
+}

@@ -1,0 +1,103 @@
+package sdk
+
+import (
+	"fmt"
+
+	"github.com/connectd/connectd/internal/protocol/rawv1"
+	"google.golang.org/grpc/encoding"
+	_ "google.golang.org/grpc/encoding/proto" // registers the "proto" codec
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+)
+
+// serverCodec is gRPC's protobuf codec (same bytes on the wire, same name)
+// with one copy less of each chunk a sink receives: a RawWriteRequest's chunk
+// aliases the fresh buffer the message is gathered into, where proto.Unmarshal
+// would copy it once more. Nothing reuses that buffer, so the records decoded
+// from it may outlive Write (see Batch).
+type serverCodec struct{ std encoding.CodecV2 }
+
+// writeRequestChunk is the field number of the chunk in a WriteRequest.
+const writeRequestChunk = 5
+
+func newServerCodec() serverCodec { return serverCodec{std: encoding.GetCodecV2("proto")} }
+
+func (c serverCodec) Name() string { return c.std.Name() }
+
+// chunkReply is a ReadReply whose chunk buf the encoder handed off: Marshal
+// gives it to the transport without a copy, and the transport puts it back in
+// chunkPool once written. Any other codec marshals the embedded message.
+type chunkReply struct {
+	*rawv1.RawReadReply
+	buf *[]byte // holds Chunk
+}
+
+// readReplyChunk is the field number of the chunk in a ReadReply.
+const readReplyChunk = 1
+
+func (c serverCodec) Marshal(v any) (mem.BufferSlice, error) {
+	r, ok := v.(*chunkReply)
+	if !ok {
+		return c.std.Marshal(v)
+	}
+	if len(r.Chunk) == 0 {
+		return c.std.Marshal(r.RawReadReply)
+	}
+	head := protowire.AppendTag(nil, readReplyChunk, protowire.BytesType)
+	head = protowire.AppendVarint(head, uint64(len(r.Chunk)))
+	rest, err := proto.Marshal(&rawv1.RawReadReply{Last: r.Last, From: r.From, Until: r.Until, Records: r.Records, Bytes: r.Bytes})
+	if err != nil {
+		return nil, err
+	}
+	out := mem.BufferSlice{mem.SliceBuffer(head), mem.NewBuffer(r.buf, chunkPool)}
+	if len(rest) > 0 {
+		out = append(out, mem.SliceBuffer(rest))
+	}
+	return out, nil
+}
+
+func (c serverCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	m, ok := v.(*rawv1.RawWriteRequest)
+	if !ok {
+		return c.std.Unmarshal(data, v)
+	}
+	chunk, err := unmarshalAliasing(data.Materialize(), m, writeRequestChunk)
+	if err != nil {
+		return err
+	}
+	m.Chunk = chunk
+	return nil
+}
+
+// unmarshalAliasing unmarshals b into m, except the bytes field number f,
+// which it returns as a slice of b (the last occurrence wins, as in
+// proto.Unmarshal). b must be the caller's to keep.
+func unmarshalAliasing(b []byte, m proto.Message, f protowire.Number) ([]byte, error) {
+	var alias, rest []byte
+	for in := b; len(in) > 0; {
+		num, typ, n := protowire.ConsumeTag(in)
+		if n < 0 {
+			return nil, fmt.Errorf("grpc: failed to unmarshal %T: %w", m, protowire.ParseError(n))
+		}
+		if num == f && typ == protowire.BytesType {
+			v, k := protowire.ConsumeBytes(in[n:])
+			if k < 0 {
+				return nil, fmt.Errorf("grpc: failed to unmarshal %T: %w", m, protowire.ParseError(k))
+			}
+			alias = v[:len(v):len(v)]
+			in = in[n+k:]
+			continue
+		}
+		k := protowire.ConsumeFieldValue(num, typ, in[n:])
+		if k < 0 {
+			return nil, fmt.Errorf("grpc: failed to unmarshal %T: %w", m, protowire.ParseError(k))
+		}
+		rest = append(rest, in[:n+k]...)
+		in = in[n+k:]
+	}
+	if err := proto.Unmarshal(rest, m); err != nil {
+		return nil, err
+	}
+	return alias, nil
+}
