@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"time"
 
 	"github.com/connectd/connectd/internal/fault"
@@ -35,6 +37,7 @@ func Serve(p Plugin) {
 	if os.Getenv(protocol.Handshake.MagicCookieKey) == protocol.Handshake.MagicCookieValue {
 		dieWithParent()
 	}
+	stopProfile := cpuProfile(p)
 	set := plugin.PluginSet{}
 	if p.Source != nil {
 		set[protocol.RoleSource] = &grpcPlugin{source: p.Source}
@@ -47,11 +50,51 @@ func Serve(p Plugin) {
 		Plugins:         set,
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			opts = append(opts, protocol.ServerOptions()...)
+			opts = append(opts,
+				// Flow-control windows of several chunks and socket buffers
+				// of a chunk (the host dials with the same, host/plugin).
+				grpc.InitialWindowSize(8<<20), grpc.InitialConnWindowSize(16<<20),
+				grpc.WriteBufferSize(256<<10), grpc.ReadBufferSize(256<<10))
 			return grpc.NewServer(append(opts, grpc.ForceServerCodecV2(newServerCodec()))...)
 		},
 		Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Error, Output: os.Stderr}),
 	})
+	stopProfile()
 	os.Exit(0)
+}
+
+// ProfileEnv names a directory where each plugin process writes a CPU profile,
+// <dir>/<role>-<pid>.pprof (role source, sink or plugin for both), from start
+// until the host stops it (not when it is killed). For benchmarks; see
+// docs/benchmarks.md.
+const ProfileEnv = "CONNECTD_CPUPROFILE"
+
+// cpuProfile starts the CPU profile ProfileEnv asks for and returns what
+// stops it.
+func cpuProfile(p Plugin) (stop func()) {
+	dir := os.Getenv(ProfileEnv)
+	if dir == "" {
+		return func() {}
+	}
+	role := "plugin"
+	switch {
+	case p.Sink == nil:
+		role = "source"
+	case p.Source == nil:
+		role = "sink"
+	}
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", role, os.Getpid())))
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "connectd plugin %q: %s: %v\n", p.Name(), ProfileEnv, err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}
 }
 
 func check(p Plugin) error {

@@ -95,3 +95,22 @@ func unmarshalAliasing(b []byte, m proto.Message, f protowire.Number) ([]byte, e
 	}
 	return alias, nil
 }
+
+// Transport settings of the data path: flow-control windows of several chunks
+// (gRPC's default starts at 64 KiB and grows by estimation, so a 1 MiB chunk
+// waits for window updates) and socket buffers of a chunk. The sdk's server
+// uses the same.
+const (
+	streamWindow = 8 << 20
+	connWindow   = 16 << 20
+	socketBuffer = 256 << 10
+)
+
+func transportDialOptions() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithInitialWindowSize(streamWindow),
+		grpc.WithInitialConnWindowSize(connWindow),
+		grpc.WithWriteBufferSize(socketBuffer),
+		grpc.WithReadBufferSize(socketBuffer),
+	}
+}
