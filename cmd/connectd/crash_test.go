@@ -33,19 +33,34 @@ func TestDrainDeliversEverything(t *testing.T) {
 // TestFaultPoints crashes a pipeline at every fault point for every delivery
 // guarantee, restarts it in drain mode, and counts every record id.
 func TestFaultPoints(t *testing.T) {
-	cases := []struct{ delivery, mode string }{
-		{"exactly-once", "batch"},
-		{"exactly-once", "transactional"},
-		{"at-least-once", "append"},
-		{"at-most-once", "append"},
+	cases := []struct {
+		delivery, mode string
+		readAhead      bool
+	}{
+		{"exactly-once", "batch", false},
+		{"exactly-once", "transactional", false},
+		{"at-least-once", "append", false},
+		{"at-most-once", "append", false},
+		// Batch N+1 is read while batch N is written, so every fault point
+		// also finds a read in flight.
+		{"exactly-once", "batch", true},
+		{"at-least-once", "append", true},
 	}
 	const count, parts = 300, 2
 	for _, c := range cases {
 		for _, p := range fault.Points {
-			t.Run(c.delivery+"/"+c.mode+"/"+p.Name, func(t *testing.T) {
+			name := c.delivery + "/" + c.mode + "/" + p.Name
+			if c.readAhead {
+				name = c.delivery + "/" + c.mode + "+read-ahead/" + p.Name
+			}
+			t.Run(name, func(t *testing.T) {
 				t.Parallel()
 				dir := t.TempDir()
-				cfg := write(t, dir, "p.hcl", genPipeline(c.delivery, c.mode, count, parts, 50, ""))
+				pipeline := genPipeline(c.delivery, c.mode, count, parts, 50, "")
+				if c.readAhead {
+					pipeline = withReadAhead(t, pipeline)
+				}
+				cfg := write(t, dir, "p.hcl", pipeline)
 				first := connectd(t, dir, []string{fault.Env + "=" + p.Name + "@3"}, "run", "--drain", cfg)
 				host := strings.HasPrefix(p.Name, "host.")
 				switch {
@@ -70,20 +85,32 @@ func TestFaultPoints(t *testing.T) {
 // moments, several times per seed, then drains and counts.
 func TestRandomKills(t *testing.T) {
 	seeds := []int64{1, 2, 3}
-	cases := []struct{ delivery, mode string }{
-		{"exactly-once", "batch"},
-		{"exactly-once", "transactional"},
-		{"at-least-once", "append"},
-		{"at-most-once", "append"},
+	cases := []struct {
+		delivery, mode string
+		readAhead      bool
+	}{
+		{"exactly-once", "batch", false},
+		{"exactly-once", "transactional", false},
+		{"at-least-once", "append", false},
+		{"at-most-once", "append", false},
+		{"exactly-once", "transactional", true},
 	}
 	for _, c := range cases {
 		for _, seed := range seeds {
-			t.Run(c.delivery+"/"+c.mode+"/seed"+itoa(seed), func(t *testing.T) {
+			name := c.delivery + "/" + c.mode + "/seed" + itoa(seed)
+			if c.readAhead {
+				name = c.delivery + "/" + c.mode + "+read-ahead/seed" + itoa(seed)
+			}
+			t.Run(name, func(t *testing.T) {
 				t.Parallel()
 				rng := rand.New(rand.NewSource(seed))
 				dir := t.TempDir()
 				const count, parts = 4000, 3
-				cfg := write(t, dir, "p.hcl", genPipeline(c.delivery, c.mode, count, parts, 40, "rate = 8000"))
+				pipeline := genPipeline(c.delivery, c.mode, count, parts, 40, "rate = 8000")
+				if c.readAhead {
+					pipeline = withReadAhead(t, pipeline)
+				}
+				cfg := write(t, dir, "p.hcl", pipeline)
 				for round := 0; round < 4; round++ {
 					cmd := exec.Command(bin, "run", cfg)
 					cmd.Dir = dir

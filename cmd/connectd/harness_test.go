@@ -145,6 +145,16 @@ pipeline "p" {
 `, delivery, count, parts, extra, mode, maxRecords)
 }
 
+// withReadAhead turns read_ahead on in a pipeline made by genPipeline.
+func withReadAhead(t *testing.T, pipeline string) string {
+	t.Helper()
+	const at = `max_wait    = "100ms"`
+	if !strings.Contains(pipeline, at) {
+		t.Fatalf("no batch block to add read_ahead to in:\n%s", pipeline)
+	}
+	return strings.Replace(pipeline, at, at+"\n    read_ahead  = true", 1)
+}
+
 // idsQuiet lists the batch files the file sink finished under dir/out, for polling.
 func idsQuiet(dir string) []string {
 	files, _ := filepath.Glob(filepath.Join(dir, "out", "batch-*"))

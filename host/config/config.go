@@ -67,9 +67,9 @@ type Batch struct {
 	MaxRecords int           // > 0
 	MaxBytes   int64         // >= 0; 0 means no limit
 	MaxWait    time.Duration // > 0
-	// NoReadAhead turns off reading batch N+1 while batch N is written
-	// (read_ahead = false): the host then holds one batch at a time.
-	NoReadAhead bool
+	// ReadAhead reads batch N+1 while batch N is written and committed
+	// (read_ahead = true); the host then holds up to two batches.
+	ReadAhead bool
 }
 
 // Checkpoint is where the host keeps the pipeline's offset and commit logs.
@@ -437,7 +437,7 @@ func parseBatch(b *hcl.Block, out *Batch) hcl.Diagnostics {
 			if problem != "" {
 				diags = append(diags, badValue(a, fmt.Sprintf("read_ahead takes %s; %s.", typeDesc(sdk.TypeBool), problem)))
 			} else {
-				out.NoReadAhead = !g.(bool)
+				out.ReadAhead = g.(bool)
 			}
 		}
 	}

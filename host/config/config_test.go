@@ -91,7 +91,7 @@ pipeline "demo" {
     max_records = 1000
     max_bytes   = 1048576
     max_wait    = "250ms"
-    read_ahead  = false
+    read_ahead  = true
   }
   checkpoint { dir = "state/demo" }
 }
@@ -127,7 +127,7 @@ pipeline "demo" {
 	if !p.Sink.Secret["password"] || p.Sink.Secret["dir"] {
 		t.Errorf("sink secret = %v, want password only", p.Sink.Secret)
 	}
-	if want := (Batch{MaxRecords: 1000, MaxBytes: 1 << 20, MaxWait: 250 * time.Millisecond, NoReadAhead: true}); p.Batch != want {
+	if want := (Batch{MaxRecords: 1000, MaxBytes: 1 << 20, MaxWait: 250 * time.Millisecond, ReadAhead: true}); p.Batch != want {
 		t.Errorf("batch = %+v, want %+v", p.Batch, want)
 	}
 	if want := (Checkpoint{Store: "dir", Dir: "state/demo"}); p.Checkpoint != want {

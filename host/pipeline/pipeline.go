@@ -456,12 +456,13 @@ func (d *driver) limits() sdk.Limits {
 
 // readAhead starts reading batch id from the offsets the current batch ends
 // at, so that the source and the host read it while the sink writes the
-// current batch. Only replayable sources read ahead: they read from any
-// offsets they are given, so a read ahead that is thrown away costs nothing.
-// The batch is planned, as always, only after the current one is committed.
+// current batch, when the pipeline asks for it (read_ahead = true). Only
+// replayable sources read ahead: they read from any offsets they are given,
+// so a read ahead that is thrown away costs nothing. The batch is planned, as
+// always, only after the current one is committed.
 func (d *driver) readAhead(ctx context.Context, id int64, from sdk.Offsets) {
 	d.dropAhead()
-	if d.p.Batch.NoReadAhead || !d.src.Has("replayer") {
+	if !d.p.Batch.ReadAhead || !d.src.Has("replayer") {
 		return
 	}
 	rctx, cancel := context.WithCancel(ctx)

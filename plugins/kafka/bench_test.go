@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connectd/connectd/plugins/generator"
 	"github.com/connectd/connectd/sdk"
+	"github.com/connectd/connectd/sdk/sdktest"
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
 )
@@ -226,18 +228,86 @@ pipeline "bench" {
 }
 
 // BenchmarkGeneratorToKafka writes benchRecords generated records to a new
-// topic: through connectd (generator → kafka sink, plain at-least-once and
-// dedupe exactly-once), and with a plain kafka-go Writer (murmur2 balancer,
-// acks=all) fed benchBatch messages per WriteMessages call.
+// topic: through connectd (generator → kafka sink: plain at-least-once, the
+// same with read_ahead, and dedupe exactly-once), and with a plain kafka-go
+// Writer (murmur2 balancer, acks=all) fed benchBatch messages per
+// WriteMessages call, made by the generator in-process ("kafka-go-writer",
+// the same job in one process) or before the clock starts
+// ("kafka-go-writer-prebuilt"). The legs alternate within each iteration
+// (each iteration starting at another leg), so that the ratios it reports
+// (connectd / loop) compare runs under the same load on a shared machine.
 func BenchmarkGeneratorToKafka(b *testing.B) {
-	for _, mode := range []string{"plain", "dedupe"} {
-		b.Run("connectd-"+mode, func(b *testing.B) {
-			measureWith(b, func() string { return newTopic(b, benchPartitions) }, func(topic string) time.Duration {
-				delivery := "at-least-once"
-				if mode == "dedupe" {
-					delivery = "exactly-once"
-				}
-				return runConnectd(b, fmt.Sprintf(`
+	pad := strings.Repeat("x", benchSize)
+	msgs := make([]kafkago.Message, benchRecords)
+	for i := range msgs {
+		id := fmt.Sprintf("%d-%d", i%benchPartitions, i/benchPartitions)
+		msgs[i] = kafkago.Message{Key: []byte(id), Value: []byte(id + pad[:benchSize-len(id)]), Time: time.Now()}
+	}
+	newWriter := func(topic string) *kafkago.Writer {
+		return &kafkago.Writer{
+			Addr: kafkago.TCP(brokers...), Topic: topic, Balancer: &kafkago.Murmur2Balancer{},
+			Transport:    &kafkago.Transport{}, // a fresh metadata cache, as a new producer process has
+			RequiredAcks: kafkago.RequireAll, BatchSize: benchBatch, BatchBytes: 900 << 10, BatchTimeout: time.Millisecond,
+		}
+	}
+	// The loop that does connectd's job in one process: generate a batch
+	// with the generator (in-process), hand it to a Writer, repeat.
+	writer := func(topic string) time.Duration {
+		c0 := selfCPU()
+		w := newWriter(topic)
+		src := sdktest.Source(b, generator.Plugin, "loop", map[string]any{"count": benchRecords, "partitions": benchPartitions, "size": benchSize})
+		from := sdk.Offsets{}
+		batch := make([]kafkago.Message, 0, benchBatch)
+		n := 0
+		for {
+			rd, err := src.Read(context.Background(), from, sdk.Limits{MaxRecords: benchBatch})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(rd.Records) == 0 {
+				break
+			}
+			from = from.Merge(rd.Until)
+			batch = batch[:0]
+			for i := range rd.Records {
+				r := &rd.Records[i]
+				batch = append(batch, kafkago.Message{Key: r.Key, Value: r.Value, Time: r.Timestamp})
+			}
+			if err := w.WriteMessages(context.Background(), batch...); err != nil {
+				b.Fatal(err)
+			}
+			n += len(batch)
+		}
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+		if n != benchRecords {
+			b.Fatalf("the loop wrote %d records", n)
+		}
+		return selfCPU() - c0
+	}
+	// The same Writer fed messages made before the clock starts: Kafka's
+	// side of the job alone.
+	prebuilt := func(topic string) time.Duration {
+		c0 := selfCPU()
+		w := newWriter(topic)
+		for i := 0; i < len(msgs); i += benchBatch {
+			if err := w.WriteMessages(context.Background(), msgs[i:min(i+benchBatch, len(msgs))]...); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+		return selfCPU() - c0
+	}
+	connectd := func(mode string, readAhead bool) func(string) time.Duration {
+		delivery := "at-least-once"
+		if mode == "dedupe" {
+			delivery = "exactly-once"
+		}
+		return func(topic string) time.Duration {
+			return runConnectd(b, fmt.Sprintf(`
 pipeline "bench" {
   delivery = %q
   source "generator" {
@@ -250,38 +320,55 @@ pipeline "bench" {
     topic   = %q
     mode    = %q
   }
-  batch { max_records = %d }
+  batch {
+    max_records = %d
+    read_ahead  = %t
+  }
   checkpoint { dir = "state" }
 }
-`, delivery, benchRecords, benchPartitions, benchSize, brokersHCL(), topic, mode, benchBatch))
-			})
-		})
-	}
-	b.Run("kafka-go-writer", func(b *testing.B) {
-		pad := strings.Repeat("x", benchSize)
-		msgs := make([]kafkago.Message, benchRecords)
-		for i := range msgs {
-			id := fmt.Sprintf("%d-%d", i%benchPartitions, i/benchPartitions)
-			msgs[i] = kafkago.Message{Key: []byte(id), Value: []byte(id + pad[:benchSize-len(id)]), Time: time.Now()}
+`, delivery, benchRecords, benchPartitions, benchSize, brokersHCL(), topic, mode, benchBatch, readAhead))
 		}
-		measureWith(b, func() string { return newTopic(b, benchPartitions) }, func(topic string) time.Duration {
-			c0 := selfCPU()
-			w := &kafkago.Writer{
-				Addr: kafkago.TCP(brokers...), Topic: topic, Balancer: &kafkago.Murmur2Balancer{},
-				Transport:    &kafkago.Transport{}, // a fresh metadata cache, as a new producer process has
-				RequiredAcks: kafkago.RequireAll, BatchSize: benchBatch, BatchBytes: 900 << 10, BatchTimeout: time.Millisecond,
-			}
-			for i := 0; i < len(msgs); i += benchBatch {
-				if err := w.WriteMessages(context.Background(), msgs[i:min(i+benchBatch, len(msgs))]...); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if err := w.Close(); err != nil {
+	}
+	legs := []struct {
+		name string
+		run  func(string) time.Duration
+	}{
+		{"kafka-go-writer", writer},
+		{"connectd-plain", connectd("plain", false)},
+		{"connectd-plain-read-ahead", connectd("plain", true)},
+		{"connectd-dedupe", connectd("dedupe", false)},
+		{"kafka-go-writer-prebuilt", prebuilt},
+	}
+	elapsed := make([]time.Duration, len(legs))
+	cpu := make([]time.Duration, len(legs))
+	broker := make([]time.Duration, len(legs))
+	for i := 0; i < b.N; i++ {
+		for k := range legs {
+			j := (i + k) % len(legs) // each iteration starts at another leg
+			leg := legs[j]
+			topic := newTopic(b, benchPartitions)
+			b0 := brokerCPU()
+			start := time.Now()
+			cpu[j] += leg.run(topic)
+			elapsed[j] += time.Since(start)
+			broker[j] += brokerCPU() - b0
+			if _, err := adminClient.DeleteTopics(context.Background(), &kafkago.DeleteTopicsRequest{Topics: []string{topic}}); err != nil {
 				b.Fatal(err)
 			}
-			return selfCPU() - c0
-		})
-	})
+		}
+	}
+	n := float64(b.N)
+	for j, leg := range legs {
+		rate := float64(benchRecords) * n / elapsed[j].Seconds()
+		b.ReportMetric(rate, leg.name+"-records/s")
+		b.ReportMetric(cpu[j].Seconds()/n, leg.name+"-cpu-s/op")
+		b.ReportMetric(broker[j].Seconds()/n, leg.name+"-broker-cpu-s/op")
+		if strings.HasPrefix(leg.name, "connectd") {
+			b.ReportMetric(elapsed[0].Seconds()/elapsed[j].Seconds(), leg.name+"/writer")
+			b.ReportMetric(elapsed[len(legs)-1].Seconds()/elapsed[j].Seconds(), leg.name+"/writer-prebuilt")
+		}
+	}
+	b.ReportMetric(0, "ns/op")
 }
 
 // BenchmarkSourceRead measures the kafka source alone, in-process (no
