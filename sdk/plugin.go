@@ -39,7 +39,9 @@ type Read struct {
 // Source reads records from an external system.
 //
 // The host calls Open once, then Read (and Replay, Ack) from one goroutine at
-// a time, then Close. Ack may run while no Read is in progress only.
+// a time, then Close. Ack may run while no Read is in progress only. With
+// read_ahead, the host reads batch N+1 (from batch N's until) before it acks
+// batch N, and may throw that read away and read the same offsets again.
 type Source interface {
 	// Open prepares the source for reading with cfg. It must not block on data.
 	Open(ctx context.Context, cfg Config) error

@@ -27,7 +27,8 @@ import (
 // bulk loop that generates the same records in-process and sends the same
 // bulk bodies (same ids, same documents, one request per batch, the same
 // filter_path) on the same server. Documents are 1 KiB generator values.
-// Each iteration runs the legs one after the other, each into a fresh index
+// Each iteration runs the legs one after the other (starting at another leg
+// each time, after one uncounted warm-up run of the loop), each into a fresh index
 // that, outside the clock, the server finishes indexing, is counted and is
 // deleted, so that legs do not slow each other down. Reported per leg:
 // records/s, CPU seconds used by connectd's processes (or the loop) and by
@@ -57,7 +58,7 @@ func BenchmarkGeneratorToElasticsearch(b *testing.B) {
 		name  string
 		write func(b *testing.B, index string) (ownCPU time.Duration)
 	}{
-		{"connectd", func(b *testing.B, index string) time.Duration { return runConnectd(b, n, index, "") }},
+		{"connectd", func(b *testing.B, index string) time.Duration { return runConnectd(b, n, index, "", "") }},
 		{"loop", func(b *testing.B, index string) time.Duration {
 			before := selfCPU()
 			bulkLoop(b, index, n)
@@ -67,7 +68,11 @@ func BenchmarkGeneratorToElasticsearch(b *testing.B) {
 		// requests at once, which lets a server with a spare core hide the
 		// framework's own time per batch.
 		{"connectd-concurrency-2", func(b *testing.B, index string) time.Duration {
-			return runConnectd(b, n, index, "bulk_concurrency = 2\n    bulk_max_bytes = 3000000")
+			return runConnectd(b, n, index, "bulk_concurrency = 2\n    bulk_max_bytes = 3000000", "")
+		}},
+		// The driver reading batch N+1 while batch N is written.
+		{"connectd-read-ahead", func(b *testing.B, index string) time.Duration {
+			return runConnectd(b, n, index, "", "read_ahead = true")
 		}},
 	}
 	// The legs alternate within each iteration, so that a change in the
@@ -75,9 +80,16 @@ func BenchmarkGeneratorToElasticsearch(b *testing.B) {
 	elapsed := make([]time.Duration, len(legs))
 	own := make([]time.Duration, len(legs))
 	server := make([]time.Duration, len(legs))
+	// A first run of the loop, not counted, warms the server up; and each
+	// iteration starts at another leg, so that no leg always follows the same one.
+	warm := fmt.Sprintf("bench-warmup-%d", time.Now().UnixNano()%1e9)
+	bulkLoop(b, warm, n)
+	settle(b, warm, n)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		for j, leg := range legs {
+		for k := range legs {
+			j := (i + k) % len(legs)
+			leg := legs[j]
 			index := fmt.Sprintf("bench-%s-%d-%d", leg.name, time.Now().UnixNano()%1e9, i)
 			s0 := serverCPU(b)
 			start := time.Now()
@@ -103,8 +115,8 @@ func BenchmarkGeneratorToElasticsearch(b *testing.B) {
 
 // runConnectd runs the pipeline with the connectd binary and returns the
 // CPU time connectd and its plugin processes used; extra goes into the sink
-// block.
-func runConnectd(b *testing.B, n int, index, extra string) time.Duration {
+// block, batchExtra into the batch block.
+func runConnectd(b *testing.B, n int, index, extra, batchExtra string) time.Duration {
 	dir := b.TempDir()
 	cfg := filepath.Join(dir, "p.hcl")
 	tls := ""
@@ -129,10 +141,11 @@ func runConnectd(b *testing.B, n int, index, extra string) time.Duration {
   batch {
     max_records = %d
     max_wait    = "1s"
+    %s
   }
   checkpoint { dir = "state" }
 }
-`, n, benchPartitions, benchSize, index, tls, extra, benchBatch)
+`, n, benchPartitions, benchSize, index, tls, extra, benchBatch, batchExtra)
 	if err := os.WriteFile(cfg, []byte(hcl), 0o644); err != nil {
 		b.Fatal(err)
 	}

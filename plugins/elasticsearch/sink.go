@@ -46,6 +46,9 @@ type Sink struct {
 	concurrency int
 	timeout     time.Duration
 	backoff     func() backoff.BackOff
+	// body is the bulk buffer of the last Write that succeeded, reused by
+	// the next (no request reads it any more then).
+	body []byte
 
 	// Counters since Open, for logs and tests.
 	requests    atomic.Int64 // bulk requests sent
@@ -243,22 +246,30 @@ func (s *Sink) Write(ctx context.Context, b sdk.Batch) error {
 	if s.es == nil {
 		return errors.New("elasticsearch sink: not open")
 	}
-	buf, items, err := s.prepare(b)
+	buf, items, err := s.prepare(b, s.body)
+	s.body = nil
 	if err != nil {
 		return err
 	}
-	return s.deliver(ctx, b.ID, buf, items)
+	if err := s.deliver(ctx, b.ID, buf, items); err != nil {
+		return err
+	}
+	s.body = buf[:0]
+	return nil
 }
 
 // prepare renders the bulk lines of every record into one buffer. In key
 // mode only the last record per index and id is kept: it is the one that
 // would win, and one document per id makes concurrent requests safe.
-func (s *Sink) prepare(b sdk.Batch) ([]byte, []item, error) {
+func (s *Sink) prepare(b sdk.Batch, buf []byte) ([]byte, []item, error) {
 	size := 0
 	for i := range b.Records {
 		size += len(b.Records[i].Value) + 96
 	}
-	buf := make([]byte, 0, size)
+	if cap(buf) < size {
+		buf = make([]byte, 0, size)
+	}
+	buf = buf[:0]
 	items := make([]item, 0, len(b.Records))
 	var last map[string]int
 	if s.byKey {
