@@ -1,8 +1,7 @@
 package plugin
 
 import (
-	"fmt"
-
+	"github.com/connectd/connectd/internal/protocol"
 	"github.com/connectd/connectd/internal/protocol/rawv1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
@@ -56,44 +55,12 @@ func (c chunkCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return c.std.Unmarshal(data, v)
 	}
-	chunk, err := unmarshalAliasing(data.Materialize(), m, readReplyChunk)
+	chunk, err := protocol.UnmarshalAliasing(data.Materialize(), m, readReplyChunk)
 	if err != nil {
 		return err
 	}
 	m.Chunk = chunk
 	return nil
-}
-
-// unmarshalAliasing unmarshals b into m, except the bytes field number f,
-// which it returns as a slice of b (the last occurrence wins, as in
-// proto.Unmarshal). b must be the caller's to keep.
-func unmarshalAliasing(b []byte, m proto.Message, f protowire.Number) ([]byte, error) {
-	var alias, rest []byte
-	for in := b; len(in) > 0; {
-		num, typ, n := protowire.ConsumeTag(in)
-		if n < 0 {
-			return nil, fmt.Errorf("grpc: failed to unmarshal %T: %w", m, protowire.ParseError(n))
-		}
-		if num == f && typ == protowire.BytesType {
-			v, k := protowire.ConsumeBytes(in[n:])
-			if k < 0 {
-				return nil, fmt.Errorf("grpc: failed to unmarshal %T: %w", m, protowire.ParseError(k))
-			}
-			alias = v[:len(v):len(v)]
-			in = in[n+k:]
-			continue
-		}
-		k := protowire.ConsumeFieldValue(num, typ, in[n:])
-		if k < 0 {
-			return nil, fmt.Errorf("grpc: failed to unmarshal %T: %w", m, protowire.ParseError(k))
-		}
-		rest = append(rest, in[:n+k]...)
-		in = in[n+k:]
-	}
-	if err := proto.Unmarshal(rest, m); err != nil {
-		return nil, err
-	}
-	return alias, nil
 }
 
 // Transport settings of the data path: flow-control windows of several chunks
