@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -12,7 +14,6 @@ import (
 	"time"
 
 	"github.com/connectd/connectd/internal/e2e"
-
 	"github.com/connectd/connectd/internal/fault"
 )
 
@@ -27,6 +28,51 @@ func TestDrainDeliversEverything(t *testing.T) {
 	checkDelivery(t, "exactly-once", e2e.GenIDs(1000, 3), ids(t, dir))
 	if !strings.Contains(r.Stderr, "stopped after") {
 		t.Errorf("no final progress summary in stderr:\n%s", r.Stderr)
+	}
+}
+
+// TestReadAhead runs generator → file with and without read_ahead and reads
+// the JSON progress: with it, every batch after the first was read while the
+// one before it was written, and still everything arrives exactly once.
+func TestReadAhead(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run(fmt.Sprintf("read_ahead=%t", on), func(t *testing.T) {
+			dir := t.TempDir()
+			pipeline := genPipeline("exactly-once", "batch", 1000, 3, 64, "")
+			if on {
+				pipeline = withReadAhead(t, pipeline)
+			}
+			cfg := write(t, dir, "p.hcl", pipeline)
+			r := connectd(t, dir, nil, "run", "--drain", "--progress", "json", cfg)
+			if r.Code != 0 {
+				t.Fatalf("exit %d:\n%s", r.Code, r.Stderr)
+			}
+			checkDelivery(t, "exactly-once", e2e.GenIDs(1000, 3), ids(t, dir))
+			batches, ahead := 0, 0
+			for _, line := range strings.Split(strings.TrimSpace(r.Stdout), "\n") {
+				var p struct {
+					BatchID   int64 `json:"batchId"`
+					ReadAhead bool  `json:"readAhead"`
+				}
+				if err := json.Unmarshal([]byte(line), &p); err != nil {
+					t.Fatalf("progress line %q: %v", line, err)
+				}
+				batches++
+				if p.ReadAhead {
+					ahead++
+				}
+				if p.ReadAhead && p.BatchID == 1 {
+					t.Errorf("batch 1 says it was read ahead")
+				}
+			}
+			want := 0
+			if on {
+				want = batches - 1
+			}
+			if batches < 10 || ahead != want {
+				t.Errorf("%d batches, %d read ahead; want %d read ahead", batches, ahead, want)
+			}
+		})
 	}
 }
 

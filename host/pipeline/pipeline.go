@@ -356,7 +356,7 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 			if a.err != nil {
 				return false, stopOr(ctx, a.err)
 			}
-			data, r.Read = a.data, a.took
+			data, r.Read, r.ReadAhead = a.data, a.took, true
 		} else if data, err = d.src.Source.Read(ctx, id, from, d.limits()); err != nil {
 			return false, stopOr(ctx, err)
 		} else {
@@ -374,7 +374,11 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 	}
 	fault.Hit(fault.HostPlanAfter, id)
 	d.readAhead(ctx, id+1, data.Until)
-	defer d.dropAhead() // a batch that fails leaves no read running
+	defer func() {
+		if err != nil {
+			d.dropAhead() // a batch that fails leaves no read running
+		}
+	}()
 
 	// From here on the batch is finished even when a stop is asked for, unless
 	// it takes longer than Grace after the stop: then it is abandoned and

@@ -16,6 +16,7 @@ type Report struct {
 	Pipeline  string
 	Batch     int64
 	Replay    bool // the batch was replayed after a crash
+	ReadAhead bool // the batch was read while the previous one was written
 	Records   int64
 	Bytes     int64
 	From      sdk.Offsets
@@ -59,6 +60,7 @@ type jsonProgress struct {
 	Timestamp              string           `json:"timestamp"`
 	BatchID                int64            `json:"batchId"`
 	Replay                 bool             `json:"replay"`
+	ReadAhead              bool             `json:"readAhead,omitempty"`
 	NumInputRows           int64            `json:"numInputRows"`
 	InputBytes             int64            `json:"inputBytes"`
 	ProcessedRowsPerSecond float64          `json:"processedRowsPerSecond"`
@@ -83,7 +85,7 @@ type jsonSink struct {
 func (j *JSON) Batch(r Report) {
 	ms := func(d time.Duration) int64 { return d.Milliseconds() }
 	p := jsonProgress{
-		Name: r.Pipeline, Timestamp: r.Start.UTC().Format(time.RFC3339Nano), BatchID: r.Batch, Replay: r.Replay,
+		Name: r.Pipeline, Timestamp: r.Start.UTC().Format(time.RFC3339Nano), BatchID: r.Batch, Replay: r.Replay, ReadAhead: r.ReadAhead,
 		NumInputRows: r.Records, InputBytes: r.Bytes, ProcessedRowsPerSecond: r.Rate(),
 		DurationMs: map[string]int64{"read": ms(r.Read), "plan": ms(r.Plan), "write": ms(r.Write), "commit": ms(r.Commit), "ack": ms(r.Ack), "triggerExecution": ms(r.Total)},
 		Sources:    []jsonSource{{Description: r.Source, StartOffset: r.From, EndOffset: r.Until, NumInputRows: r.Records}},
