@@ -14,10 +14,10 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/connectd/connectd/internal/e2e"
 	"github.com/connectd/connectd/sdk"
 	"github.com/connectd/connectd/sdk/sdktest"
 	kafkago "github.com/segmentio/kafka-go"
@@ -106,44 +106,12 @@ func testMain(m *testing.M) int {
 // startBroker starts testenv/kafka with extra flags; it dies with this
 // process. It returns the brokers and a function that stops it.
 func startBroker(dir string, flags ...string) ([]string, func(), error) {
-	addrFile := filepath.Join(dir, fmt.Sprintf("kafka-%d.addr", rand.Int63()))
-	cmd := exec.Command(testenvBin, append([]string{"-exit-with-parent", "-addr-file", addrFile}, flags...)...)
-	cmd.Stdout = io.Discard
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	b, err := e2e.StartKafka(testenvBin, dir, flags...)
+	if err != nil {
 		return nil, nil, err
 	}
-	lastBrokerPid = cmd.Process.Pid
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		b, err := os.ReadFile(addrFile)
-		if err == nil {
-			line := strings.TrimSpace(string(b))
-			return strings.Split(strings.TrimPrefix(line, "KAFKA_BROKERS="), ","), stop, nil
-		}
-		select {
-		case <-exited:
-			return nil, nil, fmt.Errorf("testenv kafka exited at start: %s", stderr.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return nil, nil, fmt.Errorf("testenv kafka did not start in 30s: %s", stderr.String())
-		}
-	}
+	lastBrokerPid = b.Pid
+	return b.Addrs, b.Stop, nil
 }
 
 // lastBrokerPid is the pid of the broker startBroker started last.
