@@ -17,9 +17,6 @@ import (
 // from it may outlive Write (see Batch).
 type serverCodec struct{ std encoding.CodecV2 }
 
-// writeRequestChunk is the field number of the chunk in a WriteRequest.
-const writeRequestChunk = 5
-
 func newServerCodec() serverCodec { return serverCodec{std: encoding.GetCodecV2("proto")} }
 
 func (c serverCodec) Name() string { return c.std.Name() }
@@ -32,9 +29,6 @@ type chunkReply struct {
 	buf *[]byte // holds Chunk
 }
 
-// readReplyChunk is the field number of the chunk in a ReadReply.
-const readReplyChunk = 1
-
 func (c serverCodec) Marshal(v any) (mem.BufferSlice, error) {
 	r, ok := v.(*chunkReply)
 	if !ok {
@@ -43,7 +37,7 @@ func (c serverCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if len(r.Chunk) == 0 {
 		return c.std.Marshal(r.RawReadReply)
 	}
-	head := protowire.AppendTag(nil, readReplyChunk, protowire.BytesType)
+	head := protowire.AppendTag(nil, protocol.ReadReplyChunk, protowire.BytesType)
 	head = protowire.AppendVarint(head, uint64(len(r.Chunk)))
 	rest, err := proto.Marshal(&rawv1.RawReadReply{Last: r.Last, From: r.From, Until: r.Until, Records: r.Records, Bytes: r.Bytes})
 	if err != nil {
@@ -61,10 +55,7 @@ func (c serverCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return c.std.Unmarshal(data, v)
 	}
-	chunk, err := protocol.UnmarshalAliasing(data.Materialize(), m, writeRequestChunk)
-	if err != nil {
-		return err
-	}
-	m.Chunk = chunk
-	return nil
+	var err error
+	m.Chunk, err = protocol.UnmarshalAliasing(data.Materialize(), m, protocol.WriteRequestChunk)
+	return err
 }

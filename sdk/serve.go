@@ -50,11 +50,6 @@ func Serve(p Plugin) {
 		Plugins:         set,
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			opts = append(opts, protocol.ServerOptions()...)
-			opts = append(opts,
-				// Flow-control windows of several chunks and socket buffers
-				// of a chunk (the host dials with the same, host/plugin).
-				grpc.InitialWindowSize(8<<20), grpc.InitialConnWindowSize(16<<20),
-				grpc.WriteBufferSize(256<<10), grpc.ReadBufferSize(256<<10))
 			return grpc.NewServer(append(opts, grpc.ForceServerCodecV2(newServerCodec()))...)
 		},
 		Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Error, Output: os.Stderr}),

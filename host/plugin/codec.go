@@ -28,12 +28,6 @@ var codec = chunkCodec{std: encoding.GetCodecV2("proto")}
 // dataPath is the call option of the streams that carry chunks.
 var dataPath = grpc.ForceCodecV2(codec)
 
-// Field numbers of the chunk in rawv1 messages.
-const (
-	readReplyChunk    = 1
-	writeRequestChunk = 5
-)
-
 func (c chunkCodec) Name() string { return c.std.Name() }
 
 func (c chunkCodec) Marshal(v any) (mem.BufferSlice, error) {
@@ -45,7 +39,7 @@ func (c chunkCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if err != nil {
 		return nil, err
 	}
-	head = protowire.AppendTag(head, writeRequestChunk, protowire.BytesType)
+	head = protowire.AppendTag(head, protocol.WriteRequestChunk, protowire.BytesType)
 	head = protowire.AppendVarint(head, uint64(len(m.Chunk)))
 	return mem.BufferSlice{mem.SliceBuffer(head), mem.SliceBuffer(m.Chunk)}, nil
 }
@@ -55,29 +49,7 @@ func (c chunkCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return c.std.Unmarshal(data, v)
 	}
-	chunk, err := protocol.UnmarshalAliasing(data.Materialize(), m, readReplyChunk)
-	if err != nil {
-		return err
-	}
-	m.Chunk = chunk
-	return nil
-}
-
-// Transport settings of the data path: flow-control windows of several chunks
-// (gRPC's default starts at 64 KiB and grows by estimation, so a 1 MiB chunk
-// waits for window updates) and socket buffers of a chunk. The sdk's server
-// uses the same.
-const (
-	streamWindow = 8 << 20
-	connWindow   = 16 << 20
-	socketBuffer = 256 << 10
-)
-
-func transportDialOptions() []grpc.DialOption {
-	return []grpc.DialOption{
-		grpc.WithInitialWindowSize(streamWindow),
-		grpc.WithInitialConnWindowSize(connWindow),
-		grpc.WithWriteBufferSize(socketBuffer),
-		grpc.WithReadBufferSize(socketBuffer),
-	}
+	var err error
+	m.Chunk, err = protocol.UnmarshalAliasing(data.Materialize(), m, protocol.ReadReplyChunk)
+	return err
 }

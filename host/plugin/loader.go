@@ -204,7 +204,7 @@ func (l *Loader) Start(ctx context.Context, kind sdk.Kind, name string, env []st
 		SyncStderr:       io.Discard,
 		StartTimeout:     30 * time.Second,
 		Logger:           hclog.New(&hclog.LoggerOptions{Level: hclog.Off, Output: io.Discard}),
-		GRPCDialOptions:  append(protocol.DialOptions(), transportDialOptions()...),
+		GRPCDialOptions:  protocol.DialOptions(),
 	})
 	fail := func(err error) (*Process, error) {
 		client.Kill()

@@ -35,10 +35,34 @@ const (
 
 // ServerOptions are the gRPC server options both sides agree on.
 func ServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{grpc.MaxRecvMsgSize(MaxMessage), grpc.MaxSendMsgSize(math.MaxInt32)}
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(MaxMessage), grpc.MaxSendMsgSize(math.MaxInt32),
+		grpc.InitialWindowSize(streamWindow), grpc.InitialConnWindowSize(connWindow),
+		grpc.WriteBufferSize(socketBuffer), grpc.ReadBufferSize(socketBuffer),
+	}
 }
 
 // DialOptions are the gRPC client options both sides agree on.
 func DialOptions() []grpc.DialOption {
-	return []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessage), grpc.MaxCallSendMsgSize(math.MaxInt32))}
+	return []grpc.DialOption{
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessage), grpc.MaxCallSendMsgSize(math.MaxInt32)),
+		grpc.WithInitialWindowSize(streamWindow), grpc.WithInitialConnWindowSize(connWindow),
+		grpc.WithWriteBufferSize(socketBuffer), grpc.WithReadBufferSize(socketBuffer),
+	}
 }
+
+// Transport settings of the data path, on both sides: flow-control windows of
+// several chunks (gRPC's default starts at 64 KiB and grows by estimation, so
+// a 1 MiB chunk waits for window updates) and socket buffers of a chunk.
+const (
+	streamWindow = 8 << 20
+	connWindow   = 16 << 20
+	socketBuffer = 256 << 10
+)
+
+// Field numbers of the chunk in connector.v1 ReadReply and WriteRequest (and
+// their rawv1 twins), for the data path's codecs.
+const (
+	ReadReplyChunk    = 1
+	WriteRequestChunk = 5
+)
