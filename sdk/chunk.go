@@ -57,6 +57,7 @@ type encoder struct {
 	index   map[string]uint32 // parts by name, once there are many
 	n       int               // records in the current chunk
 	size    int               // Record.Size + 16 per record: the flush policy
+	bytes   int64             // Record.Size of every record added, all chunks
 	check   []string          // new partitions of the last record, to validate
 }
 
@@ -173,7 +174,9 @@ func (e *encoder) add(recs []Record, flush func([]byte) error) error {
 		}
 		e.buf = appendRecord(e.buf, r, idx)
 		e.n++
-		e.size += r.Size() + 16
+		size := r.Size()
+		e.size += size + 16
+		e.bytes += int64(size)
 		if e.size >= protocol.ChunkBytes {
 			if err := flush(e.finish()); err != nil {
 				return err

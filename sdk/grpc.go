@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -172,12 +173,8 @@ func sendRecords(stream grpc.ServerStream, batch int64, recs []Record, from, unt
 		return err
 	}
 	fault.Hit(fault.SourceReadAfter, batch)
-	var size int64
-	for i := range recs {
-		size += int64(recs[i].Size())
-	}
 	last := reply(e.finish())
-	last.Last, last.From, last.Until, last.Records, last.Bytes = true, offsetsPB(from), offsetsPB(until), int64(len(recs)), size
+	last.Last, last.From, last.Until, last.Records, last.Bytes = true, offsetsPB(from), offsetsPB(until), int64(len(recs)), e.bytes
 	return stream.SendMsg(last)
 }
 
@@ -286,10 +283,7 @@ func (s *sinkServer) Open(ctx context.Context, req *pb.OpenRequest) (*pb.Empty, 
 	if err := sk.Open(ctx, cfg); err != nil {
 		return nil, rpcError("open", err)
 	}
-	tx := false
-	for _, c := range s.def.Spec.CapabilitiesFor(cfg.Raw()) {
-		tx = tx || c == CapTransactional
-	}
+	tx := slices.Contains(s.def.Spec.CapabilitiesFor(cfg.Raw()), CapTransactional)
 	s.mu.Lock()
 	s.sink, s.tx = sk, tx
 	s.mu.Unlock()

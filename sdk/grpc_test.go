@@ -366,6 +366,13 @@ func TestSourceServerRead(t *testing.T) {
 			if u := offsetsOf(last.Until); !u.Equal(tt.rd.Until) {
 				t.Errorf("until %v, want %v", u, tt.rd.Until)
 			}
+			var size int64
+			for i := range tt.rd.Records {
+				size += int64(tt.rd.Records[i].Size())
+			}
+			if last.Bytes != size {
+				t.Errorf("last says %d bytes, want %d", last.Bytes, size)
+			}
 		})
 	}
 	// Reading before Open is refused.
