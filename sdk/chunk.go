@@ -311,8 +311,7 @@ func scanChunk(b []byte) (scanned, error) {
 // afterwards.
 func decodeChunk(dst []Record, b []byte, s scanned) ([]Record, error) {
 	var headers []Header // one slab for the chunk's headers
-	i := 0
-	for len(b) > 0 {
+	for i := 0; len(b) > 0; {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
 			return dst, errTruncated
@@ -333,71 +332,81 @@ func decodeChunk(dst []Record, b []byte, s scanned) ([]Record, error) {
 		b = b[n:]
 		dst = append(dst, Record{}) // filled in place: no copy of a Record
 		r := &dst[len(dst)-1]
-		var idx uint64
-		var ts int64
 		first := len(headers)
-		for len(m) > 0 {
-			num, typ, n := protowire.ConsumeTag(m)
-			if n < 0 {
-				return dst[:len(dst)-1], errTruncated
-			}
-			m = m[n:]
-			switch {
-			case typ == protowire.VarintType && (num == recPartition || num == recOffset || num == recTimestamp):
-				v, n := protowire.ConsumeVarint(m)
-				if n < 0 {
-					return dst[:len(dst)-1], errTruncated
-				}
-				m = m[n:]
-				switch num {
-				case recPartition:
-					idx = uint64(uint32(v))
-				case recOffset:
-					r.Position.Offset = int64(v)
-				default:
-					ts = int64(v)
-				}
-			case typ == protowire.BytesType && (num == recKey || num == recValue || num == recHeaders):
-				v, n := protowire.ConsumeBytes(m)
-				if n < 0 {
-					return dst[:len(dst)-1], errTruncated
-				}
-				m = m[n:]
-				switch num {
-				case recKey:
-					r.Key = aliasBytes(v)
-				case recValue:
-					r.Value = aliasBytes(v)
-				default:
-					h, err := decodeHeader(v)
-					if err != nil {
-						return dst[:len(dst)-1], err
-					}
-					headers = append(headers, h)
-				}
-			case num >= recPartition && num <= recTimestamp:
-				return dst[:len(dst)-1], fmt.Errorf("record field %d has wire type %d", num, typ)
-			default:
-				n := protowire.ConsumeFieldValue(num, typ, m)
-				if n < 0 {
-					return dst[:len(dst)-1], errTruncated
-				}
-				m = m[n:]
-			}
+		idx, err := decodeRecord(r, m, &headers)
+		if err == nil && idx >= uint64(len(s.parts)) {
+			err = fmt.Errorf("record %d names partition index %d of %d", i, idx, len(s.parts))
+		}
+		if err != nil {
+			return dst[:len(dst)-1], err
 		}
 		if len(headers) > first {
 			r.Headers = headers[first:len(headers):len(headers)]
 		}
-		if idx >= uint64(len(s.parts)) {
-			return dst[:len(dst)-1], fmt.Errorf("record %d names partition index %d of %d", i, idx, len(s.parts))
-		}
-		i++
 		r.Position.Partition = s.parts[idx]
-		if ts != 0 {
-			r.Timestamp = time.Unix(0, ts).UTC()
-		}
+		i++
 	}
 	return dst, nil
+}
+
+// decodeRecord decodes the encoded Record m into r, but for its partition
+// name and headers: it returns the partition index and appends the headers to
+// *headers.
+func decodeRecord(r *Record, m []byte, headers *[]Header) (idx uint64, err error) {
+	var ts int64
+	for len(m) > 0 {
+		num, typ, n := protowire.ConsumeTag(m)
+		if n < 0 {
+			return 0, errTruncated
+		}
+		m = m[n:]
+		switch {
+		case typ == protowire.VarintType && (num == recPartition || num == recOffset || num == recTimestamp):
+			v, n := protowire.ConsumeVarint(m)
+			if n < 0 {
+				return 0, errTruncated
+			}
+			m = m[n:]
+			switch num {
+			case recPartition:
+				idx = uint64(uint32(v))
+			case recOffset:
+				r.Position.Offset = int64(v)
+			default:
+				ts = int64(v)
+			}
+		case typ == protowire.BytesType && (num == recKey || num == recValue || num == recHeaders):
+			v, n := protowire.ConsumeBytes(m)
+			if n < 0 {
+				return 0, errTruncated
+			}
+			m = m[n:]
+			switch num {
+			case recKey:
+				r.Key = aliasBytes(v)
+			case recValue:
+				r.Value = aliasBytes(v)
+			default:
+				h, err := decodeHeader(v)
+				if err != nil {
+					return 0, err
+				}
+				*headers = append(*headers, h)
+			}
+		case num >= recPartition && num <= recTimestamp:
+			return 0, fmt.Errorf("record field %d has wire type %d", num, typ)
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, m)
+			if n < 0 {
+				return 0, errTruncated
+			}
+			m = m[n:]
+		}
+	}
+	if ts != 0 {
+		r.Timestamp = time.Unix(0, ts).UTC()
+	}
+	return idx, nil
 }
 
 // aliasBytes returns v capped at its length (an append by a sink cannot reach
