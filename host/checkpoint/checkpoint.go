@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -632,46 +633,41 @@ func (s *Store) compact() error {
 	i := max(s.st.index(from), 0)
 	kept := s.st.entries[i:]
 
-	var offs, coms []byte
-	var offLines, comLines [][]byte
+	var offs, coms [][]byte
 	for _, e := range kept {
 		line, err := encodeEntry(e)
 		if err != nil {
 			return err
 		}
-		offs = append(offs, line...)
-		offLines = append(offLines, line)
+		offs = append(offs, line)
 		if t, ok := s.st.commits[e.Batch]; ok {
 			line, err := encodeCommit(e.Batch, t)
 			if err != nil {
 				return err
 			}
-			coms = append(coms, line...)
-			comLines = append(comLines, line)
+			coms = append(coms, line)
 		}
 	}
 	if s.ext != nil {
-		if err := s.ext.Rewrite(offLines, comLines); err != nil {
+		if err := s.ext.Rewrite(offs, coms); err != nil {
 			return err
 		}
-	}
-	for _, step := range []struct {
-		name string
-		data []byte
-		f    **os.File
-	}{{commitsName, coms, &s.commits}, {offsetsName, offs, &s.offsets}} {
-		if s.ext != nil {
-			break
+	} else {
+		for _, step := range []struct {
+			name  string
+			lines [][]byte
+			f     **os.File
+		}{{commitsName, coms, &s.commits}, {offsetsName, offs, &s.offsets}} {
+			if err := s.replaceFile(step.name, bytes.Join(step.lines, nil)); err != nil {
+				return err
+			}
+			f, err := os.OpenFile(s.path(step.name), os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				return err
+			}
+			(*step.f).Close() // the old, now unlinked file
+			*step.f = f
 		}
-		if err := s.replaceFile(step.name, step.data); err != nil {
-			return err
-		}
-		f, err := os.OpenFile(s.path(step.name), os.O_WRONLY|os.O_APPEND, 0)
-		if err != nil {
-			return err
-		}
-		(*step.f).Close() // the old, now unlinked file
-		*step.f = f
 	}
 
 	s.st.entries = append([]Entry(nil), kept...)

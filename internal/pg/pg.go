@@ -80,3 +80,18 @@ func Unwrap(err error) error {
 	}
 	return err
 }
+
+// CreateSchema creates schema in tx unless it exists. It looks first, so
+// that a role without the CREATE privilege on the database can use a schema
+// someone else made.
+func CreateSchema(ctx context.Context, tx pgx.Tx, schema string) error {
+	var exists bool
+	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", schema).Scan(&exists); err != nil {
+		return err
+	}
+	if exists {
+		return nil
+	}
+	_, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize())
+	return err
+}

@@ -1,19 +1,13 @@
 package postgres_test
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/connectd/connectd/conformance"
+	"github.com/connectd/connectd/internal/e2e"
 	"github.com/connectd/connectd/internal/pg/pgtest"
 	"github.com/connectd/connectd/plugins/postgres"
 )
@@ -48,7 +42,11 @@ func TestConformance(t *testing.T) {
 			return conformance.Options{Sink: sinkUnderTest(pgtest.Schema(t, pgURL, "conf"))}
 		}},
 		{"kafka-to-postgres", func(t *testing.T) conformance.Options {
-			brokers := kafkaBrokers(t)
+			root, err := pgtest.Root()
+			if err != nil {
+				t.Fatal(err)
+			}
+			brokers := e2e.KafkaBrokers(t, root)
 			q := `"` + strings.Join(brokers, `", "`) + `"`
 			// Topics of their own on a shared broker: "pg-<cell>".
 			cell := `"pg-${env("` + conformance.CellEnv + `")}"`
@@ -73,43 +71,4 @@ func TestConformance(t *testing.T) {
 			}
 		})
 	}
-}
-
-// kafkaBrokers returns KAFKA_BROKERS, or starts the test broker
-// (testenv/kafka, built here) for the test.
-func kafkaBrokers(t *testing.T) []string {
-	if env := os.Getenv("KAFKA_BROKERS"); env != "" {
-		return strings.Split(env, ",")
-	}
-	root, err := pgtest.Root()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	exe := filepath.Join(dir, "kafka-testenv")
-	build := exec.Command("go", "build", "-o", exe, "./kafka")
-	build.Dir = filepath.Join(root, "testenv")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building testenv/kafka: %v\n%s", err, out)
-	}
-	addr := filepath.Join(dir, "kafka.addr")
-	cmd := exec.Command(exe, "-exit-with-parent", "-addr-file", addr, "-default-partitions", "2")
-	cmd.Stdout = io.Discard
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for ctx.Err() == nil {
-		if b, err := os.ReadFile(addr); err == nil {
-			return strings.Split(strings.TrimPrefix(strings.TrimSpace(string(b)), "KAFKA_BROKERS="), ",")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("the test broker did not start in 30s: %s", stderr.String())
-	return nil
 }

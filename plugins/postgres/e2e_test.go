@@ -19,17 +19,9 @@ import (
 	"time"
 
 	"github.com/connectd/connectd/internal/e2e"
-
 	"github.com/connectd/connectd/internal/fault"
 	"github.com/connectd/connectd/internal/pg/pgtest"
 )
-
-// result is what one connectd invocation did.
-type result struct {
-	code           int
-	killed         bool // died of SIGKILL
-	stdout, stderr string
-}
 
 // connectd runs the binary in dir with PG_URL and env set.
 func connectd(t testing.TB, dir string, env []string, args ...string) e2e.Result {
@@ -132,36 +124,35 @@ func (s setup) check(t *testing.T, count, parts int) {
 // batch 2.)
 func TestFaultPoints(t *testing.T) {
 	const count, parts = 300, 2
+	const store = "postgres"
 	var cases []subtest
-	for _, store := range []string{"postgres"} {
-		for _, p := range fault.Points {
-			cases = append(cases, subtest{store + "/" + p.Name, func(t *testing.T) {
-				s := newSetup(t)
-				cfg := s.config(t, store, count, parts, 50, "")
-				if p.Name == fault.SourceReplay {
-					// Batch 3 is replayed only after a crash: plan it, die, then
-					// make the source die on its replay.
-					if r := connectd(t, s.dir, []string{fault.Env + "=" + fault.HostPlanAfter + "@3"}, "run", "--drain", cfg); !r.Killed {
-						t.Fatalf("host.plan.after@3 did not kill the host (exit %d):\n%s", r.Code, r.Stderr)
-					}
+	for _, p := range fault.Points {
+		cases = append(cases, subtest{store + "/" + p.Name, func(t *testing.T) {
+			s := newSetup(t)
+			cfg := s.config(t, store, count, parts, 50, "")
+			if p.Name == fault.SourceReplay {
+				// Batch 3 is replayed only after a crash: plan it, die, then
+				// make the source die on its replay.
+				if r := connectd(t, s.dir, []string{fault.Env + "=" + fault.HostPlanAfter + "@3"}, "run", "--drain", cfg); !r.Killed {
+					t.Fatalf("host.plan.after@3 did not kill the host (exit %d):\n%s", r.Code, r.Stderr)
 				}
-				first := connectd(t, s.dir, []string{fault.Env + "=" + p.Name + "@3"}, "run", "--drain", cfg)
-				host := strings.HasPrefix(p.Name, "host.")
-				switch {
-				case host && !first.Killed:
-					t.Fatalf("host fault point %s did not kill the host (exit %d):\n%s", p.Name, first.Code, first.Stderr)
-				case !host && first.Code != 0:
-					t.Fatalf("plugin fault point %s: exit %d, want 0 after restarting the plugin:\n%s", p.Name, first.Code, first.Stderr)
-				case !host && !strings.Contains(first.Stderr, "plugin failed; restarting"):
-					t.Fatalf("plugin fault point %s was not reached (no plugin restart):\n%s", p.Name, first.Stderr)
-				}
-				second := connectd(t, s.dir, nil, "run", "--drain", cfg)
-				if second.Code != 0 {
-					t.Fatalf("recovery run: exit %d:\n%s", second.Code, second.Stderr)
-				}
-				s.check(t, count, parts)
-			}})
-		}
+			}
+			first := connectd(t, s.dir, []string{fault.Env + "=" + p.Name + "@3"}, "run", "--drain", cfg)
+			host := strings.HasPrefix(p.Name, "host.")
+			switch {
+			case host && !first.Killed:
+				t.Fatalf("host fault point %s did not kill the host (exit %d):\n%s", p.Name, first.Code, first.Stderr)
+			case !host && first.Code != 0:
+				t.Fatalf("plugin fault point %s: exit %d, want 0 after restarting the plugin:\n%s", p.Name, first.Code, first.Stderr)
+			case !host && !strings.Contains(first.Stderr, "plugin failed; restarting"):
+				t.Fatalf("plugin fault point %s was not reached (no plugin restart):\n%s", p.Name, first.Stderr)
+			}
+			second := connectd(t, s.dir, nil, "run", "--drain", cfg)
+			if second.Code != 0 {
+				t.Fatalf("recovery run: exit %d:\n%s", second.Code, second.Stderr)
+			}
+			s.check(t, count, parts)
+		}})
 	}
 	runAll(t, 4, cases)
 }
@@ -220,39 +211,41 @@ func TestCommitAnswerLost(t *testing.T) {
 func TestRandomKills(t *testing.T) {
 	var cases []subtest
 	for _, seed := range []int64{1, 2, 3} {
-		for _, store := range []string{map[int64]string{1: "dir", 2: "postgres", 3: "postgres"}[seed]} {
-			cases = append(cases, subtest{fmt.Sprintf("seed%d/%s", seed, store), func(t *testing.T) {
-				rng := rand.New(rand.NewSource(seed))
-				s := newSetup(t)
-				const count, parts = 4000, 3
-				cfg := s.config(t, store, count, parts, 40, "rate = 8000")
-				for round := 0; round < 4; round++ {
-					cmd := exec.Command(bin, "run", cfg)
-					cmd.Dir = s.dir
-					cmd.Env = append(os.Environ(), pgtest.Env+"="+pgURL)
-					if err := cmd.Start(); err != nil {
-						t.Fatal(err)
-					}
-					time.Sleep(time.Duration(200+rng.Intn(300)) * time.Millisecond)
-					victim, what := cmd.Process.Pid, "host"
-					if kids := e2e.Children(victim); len(kids) > 0 && rng.Intn(2) == 0 {
-						victim, what = kids[rng.Intn(len(kids))], "plugin"
-					}
-					_ = syscall.Kill(victim, syscall.SIGKILL)
-					if what == "plugin" {
-						time.Sleep(time.Duration(100+rng.Intn(300)) * time.Millisecond)
-						_ = cmd.Process.Kill()
-					}
-					_ = cmd.Wait()
-					t.Logf("seed %d round %d: killed the %s", seed, round, what)
-				}
-				r := connectd(t, s.dir, nil, "run", "--drain", cfg)
-				if r.Code != 0 {
-					t.Fatalf("drain after kills: exit %d:\n%s", r.Code, r.Stderr)
-				}
-				s.check(t, count, parts)
-			}})
+		store := "postgres"
+		if seed == 1 {
+			store = "dir"
 		}
+		cases = append(cases, subtest{fmt.Sprintf("seed%d/%s", seed, store), func(t *testing.T) {
+			rng := rand.New(rand.NewSource(seed))
+			s := newSetup(t)
+			const count, parts = 4000, 3
+			cfg := s.config(t, store, count, parts, 40, "rate = 8000")
+			for round := 0; round < 4; round++ {
+				cmd := exec.Command(bin, "run", cfg)
+				cmd.Dir = s.dir
+				cmd.Env = append(os.Environ(), pgtest.Env+"="+pgURL)
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(time.Duration(200+rng.Intn(300)) * time.Millisecond)
+				victim, what := cmd.Process.Pid, "host"
+				if kids := e2e.Children(victim); len(kids) > 0 && rng.Intn(2) == 0 {
+					victim, what = kids[rng.Intn(len(kids))], "plugin"
+				}
+				_ = syscall.Kill(victim, syscall.SIGKILL)
+				if what == "plugin" {
+					time.Sleep(time.Duration(100+rng.Intn(300)) * time.Millisecond)
+					_ = cmd.Process.Kill()
+				}
+				_ = cmd.Wait()
+				t.Logf("seed %d round %d: killed the %s", seed, round, what)
+			}
+			r := connectd(t, s.dir, nil, "run", "--drain", cfg)
+			if r.Code != 0 {
+				t.Fatalf("drain after kills: exit %d:\n%s", r.Code, r.Stderr)
+			}
+			s.check(t, count, parts)
+		}})
 	}
 	runAll(t, 3, cases)
 }

@@ -205,7 +205,7 @@ func (rc *record) text(src source, c column, scratch []byte) (b []byte, null boo
 			return nil, true, nil
 		}
 	case srcPartition:
-		b = []byte(rc.r.Position.Partition)
+		b = append(scratch[:0], rc.r.Position.Partition...)
 	case srcOffset:
 		b = strconv.AppendInt(scratch[:0], rc.r.Position.Offset, 10)
 	case srcTimestamp:

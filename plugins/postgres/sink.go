@@ -157,7 +157,7 @@ func (s *Sink) setup(ctx context.Context, table pgx.Identifier) error {
 			}
 			if !haveTable && s.create {
 				if len(table) == 2 {
-					if err := createSchema(ctx, tx, table[0]); err != nil {
+					if err := pg.CreateSchema(ctx, tx, table[0]); err != nil {
 						return err
 					}
 				}
@@ -224,18 +224,6 @@ ORDER BY a.attnum`, s.table)
 		return s.checkKey(ctx)
 	}
 	return nil
-}
-
-func createSchema(ctx context.Context, tx pgx.Tx, schema string) error {
-	var exists bool
-	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", schema).Scan(&exists); err != nil {
-		return err
-	}
-	if exists {
-		return nil
-	}
-	_, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize())
-	return err
 }
 
 // createTable is the CREATE TABLE statement made from the columns mapping.

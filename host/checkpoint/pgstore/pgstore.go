@@ -75,7 +75,6 @@ type target struct {
 	where    string
 	meta     string // sanitized tables
 	log      string
-	logName  string // for messages: "schema"."table"
 }
 
 func newTarget(url, schema, pipeline string) (*target, error) {
@@ -101,9 +100,21 @@ func newTarget(url, schema, pipeline string) (*target, error) {
 	t := &target{cfg: cfg, schema: schema, pipeline: pipeline,
 		meta: pgx.Identifier{schema, MetaTable}.Sanitize(),
 		log:  pgx.Identifier{schema, LogTable}.Sanitize()}
-	t.logName = t.log
 	t.where = fmt.Sprintf("%s schema %q pipeline %q", pg.Describe(cfg), schema, pipeline)
 	return t, nil
+}
+
+// connect parses url and opens the connection of Open or Inspect.
+func connect(ctx context.Context, url, schema, pipeline string) (*target, *pgx.Conn, error) {
+	t, err := newTarget(url, schema, pipeline)
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, err := pg.Connect(ctx, t.cfg)
+	if err != nil {
+		return nil, nil, t.errorf("%w", err)
+	}
+	return t, conn, nil
 }
 
 func (t *target) errorf(format string, args ...any) error {
@@ -125,13 +136,9 @@ func (t *target) lockKey() int64 {
 // checkpoint was written by a newer format. Errors never show the URL's
 // password.
 func Open(ctx context.Context, url, schema, pipeline string) (*checkpoint.Store, error) {
-	t, err := newTarget(url, schema, pipeline)
+	t, conn, err := connect(ctx, url, schema, pipeline)
 	if err != nil {
 		return nil, err
-	}
-	conn, err := pg.Connect(ctx, t.cfg)
-	if err != nil {
-		return nil, t.errorf("%w", err)
 	}
 	s, err := t.open(ctx, conn)
 	if err != nil {
@@ -162,7 +169,7 @@ func (t *target) open(ctx context.Context, conn *pgx.Conn) (*checkpoint.Store, e
 		}
 		if n > 0 {
 			return nil, &corruptError{where: fmt.Sprintf("%s table %s", pg.Describe(t.cfg), t.meta),
-				problem: fmt.Sprintf("no row for pipeline %q, but %s holds %d rows of it", t.pipeline, t.logName, n)}
+				problem: fmt.Sprintf("no row for pipeline %q, but %s holds %d rows of it", t.pipeline, t.log, n)}
 		}
 		if _, err := conn.Exec(ctx, "INSERT INTO "+t.meta+" (pipeline, format, created) VALUES ($1, $2, now())", t.pipeline, formatVersion); err != nil {
 			return nil, t.errorf("creating the checkpoint: %w", err)
@@ -207,14 +214,8 @@ func (t *target) create(ctx context.Context, conn *pgx.Conn) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", ddlLock); err != nil {
 			return err
 		}
-		var schemaExists bool
-		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", t.schema).Scan(&schemaExists); err != nil {
+		if err := pg.CreateSchema(ctx, tx, t.schema); err != nil {
 			return err
-		}
-		if !schemaExists {
-			if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{t.schema}.Sanitize()); err != nil {
-				return err
-			}
 		}
 		_, err := tx.Exec(ctx, `
 CREATE TABLE IF NOT EXISTS `+t.meta+` (
@@ -245,7 +246,7 @@ func (t *target) read(ctx context.Context, q interface {
 }) (offs, coms []checkpoint.Line, next map[string]int64, err error) {
 	rows, err := q.Query(ctx, "SELECT log, seq, line FROM "+t.log+" WHERE pipeline = $1 ORDER BY log DESC, seq", t.pipeline)
 	if err != nil {
-		return nil, nil, nil, t.errorf("reading %s: %w", t.logName, err)
+		return nil, nil, nil, t.errorf("reading %s: %w", t.log, err)
 	}
 	defer rows.Close()
 	next = map[string]int64{checkpoint.OffsetLog: 1, checkpoint.CommitLog: 1}
@@ -253,10 +254,10 @@ func (t *target) read(ctx context.Context, q interface {
 		var log, line string
 		var seq int64
 		if err := rows.Scan(&log, &seq, &line); err != nil {
-			return nil, nil, nil, t.errorf("reading %s: %w", t.logName, err)
+			return nil, nil, nil, t.errorf("reading %s: %w", t.log, err)
 		}
 		l := checkpoint.Line{Text: []byte(line),
-			Where: fmt.Sprintf("%s table %s row (pipeline %q, log %q, seq %d)", pg.Describe(t.cfg), t.logName, t.pipeline, log, seq)}
+			Where: fmt.Sprintf("%s table %s row (pipeline %q, log %q, seq %d)", pg.Describe(t.cfg), t.log, t.pipeline, log, seq)}
 		switch log {
 		case checkpoint.OffsetLog:
 			offs = append(offs, l)
@@ -266,7 +267,7 @@ func (t *target) read(ctx context.Context, q interface {
 		next[log] = seq + 1
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, nil, t.errorf("reading %s: %w", t.logName, err)
+		return nil, nil, nil, t.errorf("reading %s: %w", t.log, err)
 	}
 	return offs, coms, next, nil
 }
@@ -297,13 +298,9 @@ LIMIT 1`, uint32(key>>32), uint32(key)).Scan(&app, &addr, &pid)
 // repeatable-read transaction), on which Plan, Commit and Reset fail. A
 // checkpoint that does not exist is an error that wraps os.ErrNotExist.
 func Inspect(ctx context.Context, url, schema, pipeline string) (*checkpoint.Store, error) {
-	t, err := newTarget(url, schema, pipeline)
+	t, conn, err := connect(ctx, url, schema, pipeline)
 	if err != nil {
 		return nil, err
-	}
-	conn, err := pg.Connect(ctx, t.cfg)
-	if err != nil {
-		return nil, t.errorf("%w", err)
 	}
 	defer conn.Close(context.Background())
 	var offs, coms []checkpoint.Line
