@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -21,7 +20,7 @@ const maxIDBytes = 512
 // "<partition>@<offset>", or "sha256:<hex>" of that when it is longer than
 // Elasticsearch allows.
 func PositionID(p sdk.Position) string {
-	return limitID(p.Partition + "@" + strconv.FormatInt(p.Offset, 10))
+	return limitID(p.String())
 }
 
 func limitID(id string) string {
@@ -115,7 +114,6 @@ func (e Envelope) RecordValue() []byte {
 // it holds no newline), otherwise its envelope.
 func appendDocument(buf []byte, r *sdk.Record, auto bool) ([]byte, error) {
 	if auto && isObject(r.Value) {
-		start := len(buf)
 		if bytes.IndexAny(r.Value, "\r\n") < 0 {
 			if json.Valid(r.Value) {
 				return append(buf, r.Value...), nil
@@ -126,7 +124,7 @@ func appendDocument(buf []byte, r *sdk.Record, auto bool) ([]byte, error) {
 				return append(buf, b.Bytes()...), nil
 			}
 		}
-		buf = buf[:start] // not valid JSON after all: an envelope keeps it
+		// Not valid JSON after all: an envelope keeps it.
 	}
 	doc, err := json.Marshal(NewEnvelope(r))
 	if err != nil {

@@ -259,22 +259,12 @@ func (s *Sink) Write(ctx context.Context, b sdk.Batch) error {
 }
 
 // prepare renders the bulk lines of every record into one buffer. In key
-// mode only the last record per index and id is kept: it is the one that
-// would win, and one document per id makes concurrent requests safe.
+// mode only the last record per index and id is kept, and only it is
+// rendered: it is the one that would win, and one document per id makes
+// concurrent requests safe.
 func (s *Sink) prepare(b sdk.Batch, buf []byte) ([]byte, []item, error) {
-	size := 0
-	for i := range b.Records {
-		size += len(b.Records[i].Value) + 96
-	}
-	if cap(buf) < size {
-		buf = make([]byte, 0, size)
-	}
-	buf = buf[:0]
 	items := make([]item, 0, len(b.Records))
-	var last map[string]int
-	if s.byKey {
-		last = make(map[string]int, len(b.Records))
-	}
+	size := 0
 	for i := range b.Records {
 		r := &b.Records[i]
 		index, err := s.tmpl.Render(r)
@@ -284,7 +274,7 @@ func (s *Sink) prepare(b sdk.Batch, buf []byte) ([]byte, []item, error) {
 			}
 			continue
 		}
-		var id string
+		id := PositionID(r.Position)
 		if s.byKey {
 			if id, err = KeyID(r); err != nil {
 				if err := s.rejected(b.ID, item{rec: r, index: index}, err.Error()); err != nil {
@@ -292,35 +282,47 @@ func (s *Sink) prepare(b sdk.Batch, buf []byte) ([]byte, []item, error) {
 				}
 				continue
 			}
-		} else {
-			id = PositionID(r.Position)
 		}
-		it := item{rec: r, index: index, id: id, start: len(buf)}
-		buf = appendAction(buf, index, id)
-		if buf, err = appendDocument(buf, r, s.auto); err != nil {
-			return nil, nil, fmt.Errorf("elasticsearch sink: batch %d: record %s: %w", b.ID, r.Position, err)
+		items = append(items, item{rec: r, index: index, id: id})
+		size += len(r.Value) + 96
+	}
+	if s.byKey {
+		items = lastPerID(items)
+	}
+	if cap(buf) < size {
+		buf = make([]byte, 0, size)
+	}
+	buf = buf[:0]
+	for i := range items {
+		it := &items[i]
+		it.start = len(buf)
+		buf = appendAction(buf, it.index, it.id)
+		var err error
+		if buf, err = appendDocument(buf, it.rec, s.auto); err != nil {
+			return nil, nil, fmt.Errorf("elasticsearch sink: batch %d: record %s: %w", b.ID, it.rec.Position, err)
 		}
 		buf = append(buf, '\n')
 		it.end = len(buf)
-		if last != nil {
-			k := index + "\x00" + id
-			if j, ok := last[k]; ok {
-				items[j].rec = nil // superseded by this record
-			}
-			last[k] = len(items)
-		}
-		items = append(items, it)
-	}
-	if last != nil {
-		kept := items[:0]
-		for _, it := range items {
-			if it.rec != nil {
-				kept = append(kept, it)
-			}
-		}
-		items = kept
 	}
 	return buf, items, nil
+}
+
+// lastPerID keeps, in place and in order, the last item of each index and id.
+func lastPerID(items []item) []item {
+	last := make(map[[2]string]int, len(items))
+	for i, it := range items {
+		last[[2]string{it.index, it.id}] = i
+	}
+	if len(last) == len(items) {
+		return items
+	}
+	kept := items[:0]
+	for i, it := range items {
+		if last[[2]string{it.index, it.id}] == i {
+			kept = append(kept, it)
+		}
+	}
+	return kept
 }
 
 // rejected handles a record rejected for good: an error that fails the
