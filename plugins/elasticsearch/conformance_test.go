@@ -2,17 +2,14 @@ package elasticsearch_test
 
 import (
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/connectd/connectd/conformance"
+	"github.com/connectd/connectd/internal/e2e"
 	"github.com/connectd/connectd/plugins/elasticsearch"
 )
 
@@ -49,7 +46,11 @@ retry_backoff = "20ms"
 			return conformance.Options{Sink: sink}
 		}},
 		{"kafka-to-elasticsearch", func(t *testing.T) conformance.Options {
-			q := `"` + strings.Join(kafkaBrokers(t), `", "`) + `"`
+			root, err := filepath.Abs("../..")
+			if err != nil {
+				t.Fatal(err)
+			}
+			q := `"` + strings.Join(e2e.KafkaBrokers(t, root), `", "`) + `"`
 			cell := `env("` + conformance.CellEnv + `")`
 			return conformance.Options{
 				Source: conformance.Plugin{Name: "kafka", HCL: "brokers = [" + q + "]\ntopics = [" + cell + "]\nstarting_offsets = \"earliest\"\n"},
@@ -69,42 +70,4 @@ retry_backoff = "20ms"
 			}
 		})
 	}
-}
-
-// kafkaBrokers returns KAFKA_BROKERS, or starts the test broker
-// (testenv/kafka, built here) for the test.
-func kafkaBrokers(t *testing.T) []string {
-	if env := os.Getenv("KAFKA_BROKERS"); env != "" {
-		return strings.Split(env, ",")
-	}
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	exe := filepath.Join(dir, "kafka-testenv")
-	build := exec.Command("go", "build", "-o", exe, "./kafka")
-	build.Dir = filepath.Join(root, "testenv")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building testenv/kafka: %v\n%s", err, out)
-	}
-	addr := filepath.Join(dir, "kafka.addr")
-	cmd := exec.Command(exe, "-exit-with-parent", "-addr-file", addr, "-default-partitions", "2")
-	cmd.Stdout = io.Discard
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if b, err := os.ReadFile(addr); err == nil {
-			return strings.Split(strings.TrimPrefix(strings.TrimSpace(string(b)), "KAFKA_BROKERS="), ",")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("the test broker did not start in 30s: %s", stderr.String())
-	return nil
 }
