@@ -171,6 +171,23 @@ func notFound(w http.ResponseWriter, index string) {
 // gzipBodies counts gzip-encoded request bodies (reported by /_testenv/stats).
 var gzipBodies atomic.Int64
 
+// queryBody reads an optional JSON object body (a search or count request);
+// an empty body is an empty request.
+func queryBody(w http.ResponseWriter, r *http.Request) (map[string]any, bool) {
+	b, ok := body(w, r)
+	if !ok {
+		return nil, false
+	}
+	req := map[string]any{}
+	if len(bytes.TrimSpace(b)) > 0 {
+		if err := json.Unmarshal(b, &req); err != nil {
+			esError(w, http.StatusBadRequest, "parsing_exception", "request body is not a JSON object: "+err.Error())
+			return nil, false
+		}
+	}
+	return req, true
+}
+
 // body reads a request body (gzip-encoded or not) up to Elasticsearch's limit.
 func body(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	var rd io.Reader = http.MaxBytesReader(w, r.Body, maxContentLength)
@@ -619,16 +636,9 @@ type pitID struct {
 // sort values are ranks in _id order: it pages correctly over documents that
 // do not change while it is open, which is what tests do.
 func (s *server) search(w http.ResponseWriter, r *http.Request) {
-	b, ok := body(w, r)
+	req, ok := queryBody(w, r)
 	if !ok {
 		return
-	}
-	req := map[string]any{}
-	if len(bytes.TrimSpace(b)) > 0 {
-		if err := json.Unmarshal(b, &req); err != nil {
-			esError(w, http.StatusBadRequest, "parsing_exception", "request body is not a JSON object: "+err.Error())
-			return
-		}
 	}
 	expr := r.PathValue("index")
 	var pit *pitID
@@ -756,16 +766,9 @@ func (s *server) closePIT(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) count(w http.ResponseWriter, r *http.Request) {
-	b, ok := body(w, r)
+	req, ok := queryBody(w, r)
 	if !ok {
 		return
-	}
-	req := map[string]any{}
-	if len(bytes.TrimSpace(b)) > 0 {
-		if err := json.Unmarshal(b, &req); err != nil {
-			esError(w, http.StatusBadRequest, "parsing_exception", err.Error())
-			return
-		}
 	}
 	names, missing := resolve(r.PathValue("index"))
 	if missing != "" {
