@@ -15,7 +15,8 @@
 // by an environment variable and serves them; a program that imports the
 // package needs nothing else. docs/conformance.md has the whole design.
 //
-// Verdicts follow DESIGN.md: at-most-once holds iff no id is duplicated,
-// at-least-once iff none is lost, exactly-once iff both. A record the sink
-// holds that the input never had fails every guarantee.
+// Verdicts follow the guarantees as docs/architecture.md defines them:
+// at-most-once holds iff no id is duplicated, at-least-once iff none is lost,
+// exactly-once iff both. A record the sink holds that the input never had
+// fails every guarantee.
 package conformance

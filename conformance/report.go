@@ -309,7 +309,7 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 	return err
 }
 
-// verdict applies DESIGN.md's rules to counts: at-most-once holds iff
+// verdict applies the guarantees' rules (docs/architecture.md) to counts: at-most-once holds iff
 // nothing is duplicated, at-least-once iff nothing is lost, exactly-once iff
 // both; a record that was never input fails every guarantee.
 func verdict(guarantee string, lost, dup, unexpected int) (pass, informational bool) {
