@@ -137,6 +137,9 @@ func (s *Source) readOnce(from sdk.Offsets, limits sdk.Limits) (sdk.Read, error)
 			continue // drain mode: a file that appeared after the run started is left alone
 		}
 		c, err := s.cursor(name)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // removed since the glob
+		}
 		if err != nil {
 			return sdk.Read{}, err
 		}
@@ -419,12 +422,20 @@ func (c *cursor) rewind() error {
 	return nil
 }
 
-// unchanged reports an error when the file's size is not what it was when c
-// opened it: rows read again could differ, which would break replay.
+// unchanged reports an error when the file at c's path is not the one c
+// opened, or its size is not what it was then: rows read again could differ,
+// which would break replay.
 func (c *cursor) unchanged() error {
 	fi, err := c.f.Stat()
 	if err != nil {
 		return fmt.Errorf("csv source: %w", err)
+	}
+	now, err := os.Stat(c.path)
+	if err != nil {
+		return fmt.Errorf("csv source: %w", err)
+	}
+	if !os.SameFile(fi, now) {
+		return fmt.Errorf("csv source: %s was replaced while being read; files must not change once they are in place", c.path)
 	}
 	if fi.Size() != c.size {
 		return fmt.Errorf("csv source: %s changed from %d to %d bytes while being read; write files elsewhere and rename them into place, complete", c.path, c.size, fi.Size())

@@ -290,6 +290,15 @@ func TestChangedFile(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "changed from 4 to 6 bytes") {
 		t.Errorf("read of a grown file: %v", err)
 	}
+
+	write(t, "b.csv", "n\n0\n")
+	src = sdktest.Source(t, Plugin, "p", map[string]any{"paths": []string{"b.csv"}})
+	rd = read(t, src, nil, quick)
+	write(t, "b.csv", "n\n9\n") // same size, another file
+	_, err = src.Read(context.Background(), rd.Until, quick)
+	if err == nil || !strings.Contains(err.Error(), "b.csv was replaced") {
+		t.Errorf("read of a replaced file: %v", err)
+	}
 }
 
 // TestBadInput: configuration and file errors name what is wrong.
@@ -331,12 +340,14 @@ func TestBadInput(t *testing.T) {
 // guarantee (exactly-once included, since the source is replayable and the
 // file sink in batch mode idempotent), crashed at every fault point, plus
 // the replay contract. The suite's input is written as CSV files before
-// every pipeline. CONNECTD_CONFORMANCE_FULL=1 runs the full level.
+// every pipeline, over 7 files so that batches (40 or 50 records) span
+// files and a replay must repeat the order of files too.
+// CONNECTD_CONFORMANCE_FULL=1 runs the full level.
 func TestConformance(t *testing.T) {
 	exe := conformance.Build(t, ".")
 	rep := conformance.Test(t, conformance.Options{
 		Source:    conformance.Plugin{Name: exe, Config: map[string]any{"paths": []string{"in/*.csv"}, "key": "id"}},
-		InputFunc: func(dir string, values [][]byte) error { return writeCSV(filepath.Join(dir, "in"), values, 3) },
+		InputFunc: func(dir string, values [][]byte) error { return writeCSV(filepath.Join(dir, "in"), values, 7) },
 	})
 	if len(rep.Claimed) != 3 {
 		t.Errorf("claimed %v, want all three guarantees", rep.Claimed)
