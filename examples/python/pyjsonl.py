@@ -449,7 +449,8 @@ def main():
     pbgrpc.add_SinkServicer_to_server(Sink(), server)
     # go-plugin's plugin.GRPCController/Shutdown: the host calls it to stop the
     # plugin, then waits up to 2 s for the process to exit. Its request and
-    # reply are plugin.Empty, a message without fields: empty bytes, no stubs.
+    # reply are plugin.Empty, a message without fields: empty bytes, no stubs
+    # (and no deserializer: one that returns None fails every call).
     shutdown = threading.Event()
 
     def stop(request, context):
