@@ -220,7 +220,7 @@ func TestSourceFatal(t *testing.T) {
 		want   string
 	}{
 		{"no source role", sdk.Plugin{}, nil, "has no source"},
-		{"unknown parameter", generator.Plugin, map[string]any{"cnt": 1}, `unknown parameter "cnt"`},
+		{"unknown parameter", generator.Plugin, map[string]any{"cnt": 1}, `config of source "generator": parameter "cnt": not a parameter`},
 		{"mistyped parameter", generator.Plugin, map[string]any{"count": "ten"}, `parameter "count": got string, want int`},
 		{"open fails", generator.Plugin, map[string]any{"partitions": 0}, "partitions is 0"},
 	}
