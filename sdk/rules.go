@@ -179,12 +179,19 @@ func (p Param) checkValue(v any) *ParamError {
 	fail := func(msg, suggestion string) *ParamError {
 		return &ParamError{Param: p.Name, Message: msg, Suggestion: suggestion}
 	}
+	var re *regexp.Regexp
+	if p.Pattern != "" {
+		var err error
+		if re, err = compilePattern(p.Pattern); err != nil {
+			return fail(fmt.Sprintf("pattern %q does not compile: %v", p.Pattern, err), "")
+		}
+	}
 	switch x := v.(type) {
 	case string:
-		return p.checkText(x, "", fail)
+		return p.checkText(x, "", re, fail)
 	case []string:
 		for i, s := range x {
-			if e := p.checkText(s, fmt.Sprintf("element %d: ", i), fail); e != nil {
+			if e := p.checkText(s, fmt.Sprintf("element %d: ", i), re, fail); e != nil {
 				return e
 			}
 		}
@@ -206,8 +213,8 @@ func (p Param) checkValue(v any) *ParamError {
 }
 
 // checkText checks one string (the value or an element of a list) against
-// Enum and Pattern.
-func (p Param) checkText(s, where string, fail func(msg, suggestion string) *ParamError) *ParamError {
+// Enum and re, the compiled Pattern (nil when none).
+func (p Param) checkText(s, where string, re *regexp.Regexp, fail func(msg, suggestion string) *ParamError) *ParamError {
 	value := fmt.Sprintf("%q", s)
 	if p.Secret {
 		value = "the value"
@@ -219,14 +226,8 @@ func (p Param) checkText(s, where string, fail func(msg, suggestion string) *Par
 		}
 		return fail(fmt.Sprintf("%s%s is not one of %s", where, value, quoted(p.Enum)), suggestion)
 	}
-	if p.Pattern != "" {
-		re, err := compilePattern(p.Pattern)
-		if err != nil {
-			return fail(fmt.Sprintf("pattern %q does not compile: %v", p.Pattern, err), "")
-		}
-		if !re.MatchString(s) {
-			return fail(fmt.Sprintf("%s%s does not match the pattern %s", where, value, p.Pattern), "")
-		}
+	if re != nil && !re.MatchString(s) {
+		return fail(fmt.Sprintf("%s%s does not match the pattern %s", where, value, p.Pattern), "")
 	}
 	return nil
 }

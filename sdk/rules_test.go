@@ -91,31 +91,37 @@ func TestSpecCheckRules(t *testing.T) {
 	tests := []struct {
 		name string
 		p    Param
+		when string // a When value for p
 		want string // "" = accepted
 	}{
-		{"enum with its default", Param{Name: "m", Type: TypeString, Default: "a", Enum: []string{"a", "b"}}, ""},
-		{"default outside its enum", Param{Name: "m", Type: TypeString, Default: "c", Enum: []string{"a", "b"}}, `default of parameter "m" breaks its rules: "c" is not one of`},
-		{"zero default outside its enum", Param{Name: "m", Type: TypeString, Enum: []string{"a", "b"}}, `"" is not one of`},
-		{"required needs no default", Param{Name: "m", Type: TypeString, Required: true, Enum: []string{"a"}}, ""},
-		{"empty string may be an enum value", Param{Name: "m", Type: TypeString, Enum: []string{"", "PLAIN"}}, ""},
-		{"repeated enum value", Param{Name: "m", Type: TypeString, Default: "a", Enum: []string{"a", "a"}}, `enum value "a" is repeated`},
-		{"enum on an int", Param{Name: "n", Type: TypeInt, Enum: []string{"1"}}, "enum and pattern apply to"},
-		{"list default outside its enum", Param{Name: "l", Type: TypeStrings, Default: []string{"x"}, Enum: []string{"a"}}, `element 0: "x" is not one of`},
-		{"default below min", Param{Name: "n", Type: TypeInt, Default: int64(0), Min: 1}, "0 is less than the minimum 1"},
-		{"zero default below min", Param{Name: "n", Type: TypeInt, Min: 1}, "0 is less than the minimum 1"},
-		{"min above max", Param{Name: "n", Type: TypeInt, Default: int64(5), Min: 10, Max: 1}, "min 10 is more than max 1"},
-		{"duration min above max", Param{Name: "d", Type: TypeDuration, Default: "1s", Min: "1m", Max: "1s"}, "min 1m0s is more than max 1s"},
-		{"bound of the wrong type", Param{Name: "n", Type: TypeInt, Default: int64(5), Min: "one"}, "min: got string, want int"},
-		{"min on a string", Param{Name: "s", Type: TypeString, Min: 1}, "min and max apply to"},
-		{"min on a bool", Param{Name: "b", Type: TypeBool, Max: 1}, "min and max apply to"},
-		{"pattern compiles", Param{Name: "s", Type: TypeString, Default: "ab", Pattern: "[a-z]+"}, ""},
-		{"pattern does not compile", Param{Name: "s", Type: TypeString, Default: "a", Pattern: "[a-"}, `pattern "[a-" does not compile`},
-		{"default does not match its pattern", Param{Name: "s", Type: TypeString, Default: "a1", Pattern: "[a-z]+"}, `"a1" does not match the pattern`},
-		{"pattern on a duration", Param{Name: "d", Type: TypeDuration, Pattern: "1s"}, "enum and pattern apply to"},
+		{"enum with its default", Param{Name: "m", Type: TypeString, Default: "a", Enum: []string{"a", "b"}}, "", ""},
+		{"default outside its enum", Param{Name: "m", Type: TypeString, Default: "c", Enum: []string{"a", "b"}}, "", `default of parameter "m" breaks its rules: "c" is not one of`},
+		{"zero default outside its enum", Param{Name: "m", Type: TypeString, Enum: []string{"a", "b"}}, "", `"" is not one of`},
+		{"required needs no default", Param{Name: "m", Type: TypeString, Required: true, Enum: []string{"a"}}, "", ""},
+		{"empty string may be an enum value", Param{Name: "m", Type: TypeString, Enum: []string{"", "PLAIN"}}, "", ""},
+		{"repeated enum value", Param{Name: "m", Type: TypeString, Default: "a", Enum: []string{"a", "a"}}, "", `enum value "a" is repeated`},
+		{"enum on an int", Param{Name: "n", Type: TypeInt, Enum: []string{"1"}}, "", "enum and pattern apply to"},
+		{"list default outside its enum", Param{Name: "l", Type: TypeStrings, Default: []string{"x"}, Enum: []string{"a"}}, "", `element 0: "x" is not one of`},
+		{"default below min", Param{Name: "n", Type: TypeInt, Default: int64(0), Min: 1}, "", "0 is less than the minimum 1"},
+		{"zero default below min", Param{Name: "n", Type: TypeInt, Min: 1}, "", "0 is less than the minimum 1"},
+		{"min above max", Param{Name: "n", Type: TypeInt, Default: int64(5), Min: 10, Max: 1}, "", "min 10 is more than max 1"},
+		{"duration min above max", Param{Name: "d", Type: TypeDuration, Default: "1s", Min: "1m", Max: "1s"}, "", "min 1m0s is more than max 1s"},
+		{"bound of the wrong type", Param{Name: "n", Type: TypeInt, Default: int64(5), Min: "one"}, "", "min: got string, want int"},
+		{"min on a string", Param{Name: "s", Type: TypeString, Min: 1}, "", "min and max apply to"},
+		{"min on a bool", Param{Name: "b", Type: TypeBool, Max: 1}, "", "min and max apply to"},
+		{"pattern compiles", Param{Name: "s", Type: TypeString, Default: "ab", Pattern: "[a-z]+"}, "", ""},
+		{"pattern does not compile", Param{Name: "s", Type: TypeString, Default: "a", Pattern: "[a-"}, "", `pattern "[a-" does not compile`},
+		{"default does not match its pattern", Param{Name: "s", Type: TypeString, Default: "a1", Pattern: "[a-z]+"}, "", `"a1" does not match the pattern`},
+		{"When value in the enum", Param{Name: "m", Type: TypeString, Default: "a", Enum: []string{"a", "b"}}, "b", ""},
+		{"When value outside the enum", Param{Name: "m", Type: TypeString, Default: "a", Enum: []string{"a", "b"}}, "batch", `depends on m = "batch", which is not in its enum`},
+		{"pattern on a duration", Param{Name: "d", Type: TypeDuration, Pattern: "1s"}, "", "enum and pattern apply to"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := Spec{Name: "x", Kind: KindSource, Params: []Param{tt.p}}
+			s := Spec{Name: "x", Kind: KindSink, Params: []Param{tt.p}}
+			if tt.when != "" {
+				s.When = []Conditional{{Capability: CapIdempotent, Param: tt.p.Name, Values: []string{tt.when}}}
+			}
 			err := s.Check()
 			if tt.want == "" {
 				if err != nil {

@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -141,7 +142,8 @@ func (s Spec) Param(name string) (Param, bool) {
 // Check reports what is wrong with a spec itself: empty names, unknown types or
 // capabilities, duplicate parameters, defaults of the wrong type, rules that
 // do not apply to their parameter's type, a Pattern that does not compile,
-// Min above Max, and a default that breaks its own rules (for a parameter
+// Min above Max, a default that breaks its own rules, and a When value
+// outside its parameter's Enum (for a parameter
 // that is not Required and has no Default, the zero value is its default).
 func (s Spec) Check() error {
 	if s.Name == "" {
@@ -152,8 +154,14 @@ func (s Spec) Check() error {
 	}
 	all := append([]Capability(nil), s.Capabilities...)
 	for _, c := range s.When {
-		if _, ok := s.Param(c.Param); !ok {
+		p, ok := s.Param(c.Param)
+		if !ok {
 			return fmt.Errorf("spec %q: capability %q depends on undeclared parameter %q", s.Name, c.Capability, c.Param)
+		}
+		for _, v := range c.Values {
+			if len(p.Enum) > 0 && !slices.Contains(p.Enum, v) {
+				return fmt.Errorf("spec %q: capability %q depends on %s = %q, which is not in its enum", s.Name, c.Capability, c.Param, v)
+			}
 		}
 		all = append(all, c.Capability)
 	}
