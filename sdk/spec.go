@@ -142,9 +142,9 @@ func (s Spec) Param(name string) (Param, bool) {
 // Check reports what is wrong with a spec itself: empty names, unknown types or
 // capabilities, duplicate parameters, defaults of the wrong type, rules that
 // do not apply to their parameter's type, a Pattern that does not compile,
-// Min above Max, a default that breaks its own rules, and a When value
-// outside its parameter's Enum (for a parameter
-// that is not Required and has no Default, the zero value is its default).
+// Min above Max, a default that breaks its own rules (for a parameter that
+// is not Required and has no Default, the zero value is its default), and a
+// When value outside its parameter's Enum.
 func (s Spec) Check() error {
 	if s.Name == "" {
 		return fmt.Errorf("spec has no name")
@@ -293,9 +293,10 @@ func Convert(t Type, v any) (any, error) {
 }
 
 // Config is a plugin's configuration for one pipeline, validated against its
-// Spec: every value has its parameter's type, defaults are filled in, and
-// required parameters are present. Accessors panic only on a name the spec
-// does not declare, which is a bug in the plugin.
+// Spec: every value has its parameter's type and keeps its parameter's rules
+// (Enum, Min, Max, Pattern), defaults are filled in, and required parameters
+// are present. Accessors panic only on a name the spec does not declare,
+// which is a bug in the plugin.
 type Config struct {
 	// Pipeline is the name of the pipeline the plugin runs in.
 	Pipeline string
