@@ -227,7 +227,7 @@ func (p Param) checkText(s, where string, re *regexp.Regexp, fail func(msg, sugg
 		return fail(fmt.Sprintf("%s%s is not one of %s", where, value, quoted(p.Enum)), suggestion)
 	}
 	if re != nil && !re.MatchString(s) {
-		return fail(fmt.Sprintf("%s%s does not match the pattern %s", where, value, p.Pattern), "")
+		return fail(fmt.Sprintf("%s%s does not match the pattern `%s`", where, value, p.Pattern), "")
 	}
 	return nil
 }

@@ -49,8 +49,8 @@ func TestRules(t *testing.T) {
 		{"duration too short", map[string]any{"wait": "0s"}, "wait", "0s is outside the range 1ms to 1m0s", ""},
 		{"duration too long", map[string]any{"wait": 2 * time.Minute}, "wait", "2m0s is outside the range 1ms to 1m0s", ""},
 		{"pattern match", map[string]any{"topic": "orders"}, "", "", ""},
-		{"pattern matches the whole value", map[string]any{"topic": "orders2"}, "topic", `"orders2" does not match the pattern [a-z]+`, ""},
-		{"pattern of a list", map[string]any{"hosts": []any{"a:1", "b"}}, "hosts", `element 1: "b" does not match the pattern [a-z]+:[0-9]+`, ""},
+		{"pattern matches the whole value", map[string]any{"topic": "orders2"}, "topic", "\"orders2\" does not match the pattern `[a-z]+`", ""},
+		{"pattern of a list", map[string]any{"hosts": []any{"a:1", "b"}}, "hosts", "element 1: \"b\" does not match the pattern `[a-z]+:[0-9]+`", ""},
 		{"secret value never shown", map[string]any{"token": "c"}, "token", `the value is not one of "a", "b"`, ""},
 	}
 	spec := ruleSpec()

@@ -600,7 +600,7 @@ func TestRuleDiagnostics(t *testing.T) {
 		{"duration below min", `    wait = "0s"`, [][2]int{{5, 12}},
 			[][]string{{`0s is less than the minimum 1ms`}}, ""},
 		{"pattern", `    topic = "Orders"`, [][2]int{{5, 13}},
-			[][]string{{`"Orders" does not match the pattern [a-z]+`}}, ""},
+			[][]string{{"\"Orders\" does not match the pattern `[a-z]+`."}}, ""},
 		{"every violation reported", "    size = 100\n    mode = \"Batch\"", [][2]int{{5, 12}, {6, 12}},
 			[][]string{{`100 is outside the range`}, {`"Batch" is not one of`, `Did you mean "batch"?`}}, ""},
 		{"next to a type error", "    size = \"x\"\n    mode = \"bach\"", [][2]int{{5, 12}, {6, 12}},
