@@ -32,18 +32,23 @@ func specToPB(s Spec, features []string) *pb.PluginSpec {
 		out.When = append(out.When, &pb.Conditional{Capability: string(c.Capability), Param: c.Param, Values: c.Values})
 	}
 	for _, p := range s.Params {
-		var def string
-		if p.Default != nil {
-			v := p.Default
-			if d, ok := v.(time.Duration); ok {
-				v = d.String()
-			}
-			b, _ := json.Marshal(v)
-			def = string(b)
-		}
-		out.Params = append(out.Params, &pb.Param{Name: p.Name, Type: string(p.Type), DefaultJson: def, Required: p.Required, Secret: p.Secret, Doc: p.Doc})
+		out.Params = append(out.Params, &pb.Param{Name: p.Name, Type: string(p.Type), DefaultJson: valueJSON(p.Default), Required: p.Required, Secret: p.Secret, Doc: p.Doc,
+			Enum: p.Enum, MinJson: valueJSON(p.Min), MaxJson: valueJSON(p.Max), Pattern: p.Pattern})
 	}
 	return out
+}
+
+// valueJSON is the JSON of a default or a bound, durations as strings such as
+// "1s"; "" for nil.
+func valueJSON(v any) string {
+	if v == nil {
+		return ""
+	}
+	if d, ok := v.(time.Duration); ok {
+		v = d.String()
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 
 func offsetsPB(o Offsets) *pb.Offsets { return &pb.Offsets{Offsets: o} }
@@ -55,15 +60,26 @@ func offsetsOf(o *pb.Offsets) Offsets {
 	return Offsets(o.Offsets)
 }
 
-// rpcError turns an author's error into a gRPC status the host shows as is.
-func rpcError(what string, err error) error {
+// rpcError turns an author's error into a gRPC status the host shows as is,
+// after the plugin's name and the call (`sink "file": write: …`).
+func rpcError(err error) error {
 	if err == nil {
 		return nil
 	}
 	if errors.Is(err, context.Canceled) {
-		return status.Error(codes.Canceled, what+": "+err.Error())
+		return status.Error(codes.Canceled, err.Error())
 	}
-	return status.Error(codes.Unknown, what+": "+err.Error())
+	return status.Error(codes.Unknown, err.Error())
+}
+
+// openError is rpcError for Open, except that a *ConfigError goes out as
+// codes.InvalidArgument: the host reports it as the user's configuration
+// error (exit status 2), not as a failure of the run.
+func openError(err error) error {
+	if IsConfigError(err) {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	return rpcError(err)
 }
 
 func openConfig(spec Spec, req *pb.OpenRequest) (Config, error) {
@@ -115,7 +131,7 @@ func (s *sourceServer) Open(ctx context.Context, req *pb.OpenRequest) (*pb.Empty
 	}
 	src := s.def.New()
 	if err := src.Open(ctx, cfg); err != nil {
-		return nil, rpcError("open", err)
+		return nil, openError(err)
 	}
 	s.mu.Lock()
 	s.src = src
@@ -136,7 +152,7 @@ func (s *sourceServer) Read(req *pb.ReadRequest, stream pb.Source_ReadServer) er
 	}
 	rd, err := src.Read(stream.Context(), from, lim)
 	if err != nil {
-		return rpcError("read", err)
+		return rpcError(err)
 	}
 	if err := CheckRead(from, lim, rd); err != nil {
 		return status.Error(codes.Internal, "source broke the Read contract: "+err.Error())
@@ -191,7 +207,7 @@ func (s *sourceServer) Replay(req *pb.ReplayRequest, stream pb.Source_ReplayServ
 	from, until := offsetsOf(req.From), offsetsOf(req.Until)
 	recs, err := rp.Replay(stream.Context(), from, until)
 	if err != nil {
-		return rpcError("replay", err)
+		return rpcError(err)
 	}
 	if err := CheckRead(from, Limits{}, Read{Records: recs, From: from, Until: until}); err != nil {
 		return status.Error(codes.Internal, "source broke the Replay contract: "+err.Error())
@@ -210,7 +226,7 @@ func (s *sourceServer) End(ctx context.Context, _ *pb.Empty) (*pb.Offsets, error
 	}
 	end, err := en.End(ctx)
 	if err != nil {
-		return nil, rpcError("end", err)
+		return nil, rpcError(err)
 	}
 	return offsetsPB(end), nil
 }
@@ -222,7 +238,7 @@ func (s *sourceServer) Ack(ctx context.Context, req *pb.AckRequest) (*pb.Empty, 
 	}
 	fault.Hit(fault.SourceAckBefore, req.Batch)
 	if err := src.Ack(ctx, offsetsOf(req.Until)); err != nil {
-		return nil, rpcError("ack", err)
+		return nil, rpcError(err)
 	}
 	fault.Hit(fault.SourceAckAfter, req.Batch)
 	return &pb.Empty{}, nil
@@ -235,7 +251,7 @@ func (s *sourceServer) Close(ctx context.Context, _ *pb.Empty) (*pb.Empty, error
 	s.mu.Unlock()
 	if src != nil {
 		if err := src.Close(ctx); err != nil {
-			return nil, rpcError("close", err)
+			return nil, rpcError(err)
 		}
 	}
 	return &pb.Empty{}, nil
@@ -281,7 +297,7 @@ func (s *sinkServer) Open(ctx context.Context, req *pb.OpenRequest) (*pb.Empty, 
 	}
 	sk := s.def.New()
 	if err := sk.Open(ctx, cfg); err != nil {
-		return nil, rpcError("open", err)
+		return nil, openError(err)
 	}
 	tx := slices.Contains(s.def.Spec.CapabilitiesFor(cfg.Raw()), CapTransactional)
 	s.mu.Lock()
@@ -338,7 +354,7 @@ func (s *sinkServer) Write(stream pb.Sink_WriteServer) error {
 		fault.Die()
 	}
 	if err := sk.Write(stream.Context(), b); err != nil {
-		return rpcError(fmt.Sprintf("write batch %d", b.ID), err)
+		return rpcError(fmt.Errorf("batch %d: %w", b.ID, err))
 	}
 	fault.Hit(fault.SinkWriteAfter, b.ID)
 	return stream.SendAndClose(&pb.Empty{})
@@ -355,7 +371,7 @@ func (s *sinkServer) LastCommitted(ctx context.Context, _ *pb.Empty) (*pb.Commit
 	}
 	c, err := tx.LastCommitted(ctx)
 	if err != nil {
-		return nil, rpcError("last committed", err)
+		return nil, rpcError(err)
 	}
 	return &pb.CommittedReply{Batch: c.Batch, Until: offsetsPB(c.Until)}, nil
 }
@@ -371,7 +387,7 @@ func (s *sinkServer) List(_ *pb.Empty, stream pb.Sink_ListServer) error {
 	}
 	vals, err := l.List(stream.Context())
 	if err != nil {
-		return rpcError("list", err)
+		return rpcError(err)
 	}
 	for len(vals) > 0 {
 		n, size := 0, 0
@@ -394,7 +410,7 @@ func (s *sinkServer) Close(ctx context.Context, _ *pb.Empty) (*pb.Empty, error) 
 	s.mu.Unlock()
 	if sk != nil {
 		if err := sk.Close(ctx); err != nil {
-			return nil, rpcError("close", err)
+			return nil, rpcError(err)
 		}
 	}
 	return &pb.Empty{}, nil

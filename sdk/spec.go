@@ -2,9 +2,12 @@ package sdk
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/connectd/connectd/internal/suggest"
 )
 
 // Kind is the role a plugin plays in a pipeline.
@@ -45,6 +48,12 @@ const (
 )
 
 // Param describes one configuration parameter of a plugin.
+//
+// Enum, Min, Max and Pattern are rules on its value. They are data: NewConfig
+// checks them (so the sdk's server, sdktest and the host's `connectd validate`
+// and `run` refuse a bad value before any Open), the host reads them from the
+// spec of a plugin in any language, and `connectd plugins` prints them. A
+// value that breaks one is a *ParamError; Open never sees it.
 type Param struct {
 	Name     string
 	Type     Type
@@ -52,6 +61,18 @@ type Param struct {
 	Required bool
 	Secret   bool // never logged or printed; give it with env("NAME")
 	Doc      string
+	// Enum lists the values a string parameter may take, or that every
+	// element of a list(string) parameter may take, compared exactly (case
+	// included). Empty: any value.
+	Enum []string
+	// Min and Max bound an int, float or duration parameter, both included;
+	// nil: no bound. Each is a value of the parameter's type, as Default is
+	// (a duration as a time.Duration or a string such as "1s").
+	Min, Max any
+	// Pattern is a regular expression (Go's regexp, RE2 syntax) that the
+	// whole value of a string parameter, or every element of a list(string)
+	// parameter, must match: "[a-z]+" refuses "ab1". Empty: any value.
+	Pattern string
 }
 
 // Spec is what a plugin says about one of its roles: the host reads it before
@@ -119,7 +140,11 @@ func (s Spec) Param(name string) (Param, bool) {
 }
 
 // Check reports what is wrong with a spec itself: empty names, unknown types or
-// capabilities, duplicate parameters, defaults of the wrong type.
+// capabilities, duplicate parameters, defaults of the wrong type, rules that
+// do not apply to their parameter's type, a Pattern that does not compile,
+// Min above Max, a default that breaks its own rules (for a parameter that
+// is not Required and has no Default, the zero value is its default), and a
+// When value outside its parameter's Enum.
 func (s Spec) Check() error {
 	if s.Name == "" {
 		return fmt.Errorf("spec has no name")
@@ -129,8 +154,14 @@ func (s Spec) Check() error {
 	}
 	all := append([]Capability(nil), s.Capabilities...)
 	for _, c := range s.When {
-		if _, ok := s.Param(c.Param); !ok {
+		p, ok := s.Param(c.Param)
+		if !ok {
 			return fmt.Errorf("spec %q: capability %q depends on undeclared parameter %q", s.Name, c.Capability, c.Param)
+		}
+		for _, v := range c.Values {
+			if len(p.Enum) > 0 && !slices.Contains(p.Enum, v) {
+				return fmt.Errorf("spec %q: capability %q depends on %s = %q, which is not in its enum", s.Name, c.Capability, c.Param, v)
+			}
 		}
 		all = append(all, c.Capability)
 	}
@@ -148,12 +179,29 @@ func (s Spec) Check() error {
 			return fmt.Errorf("spec %q: parameter name %q is empty or repeated", s.Name, p.Name)
 		}
 		seen[p.Name] = true
+		var def any
 		if p.Default != nil {
-			if _, err := Convert(p.Type, p.Default); err != nil {
+			c, err := Convert(p.Type, p.Default)
+			if err != nil {
 				return fmt.Errorf("spec %q: default of %q: %w", s.Name, p.Name, err)
 			}
-		} else if _, err := Convert(p.Type, zero(p.Type)); err != nil {
+			def = c
+		} else {
+			c, err := Convert(p.Type, zero(p.Type))
+			if err != nil {
+				return fmt.Errorf("spec %q: parameter %q: %w", s.Name, p.Name, err)
+			}
+			if !p.Required {
+				def = c
+			}
+		}
+		if err := p.checkRules(); err != nil {
 			return fmt.Errorf("spec %q: parameter %q: %w", s.Name, p.Name, err)
+		}
+		if def != nil {
+			if e := p.checkValue(def); e != nil {
+				return fmt.Errorf("spec %q: the default of parameter %q breaks its rules: %s", s.Name, p.Name, e.Message)
+			}
 		}
 	}
 	return nil
@@ -245,9 +293,10 @@ func Convert(t Type, v any) (any, error) {
 }
 
 // Config is a plugin's configuration for one pipeline, validated against its
-// Spec: every value has its parameter's type, defaults are filled in, and
-// required parameters are present. Accessors panic only on a name the spec
-// does not declare, which is a bug in the plugin.
+// Spec: every value has its parameter's type and keeps its parameter's rules
+// (Enum, Min, Max, Pattern), defaults are filled in, and required parameters
+// are present. Accessors panic only on a name the spec does not declare,
+// which is a bug in the plugin.
 type Config struct {
 	// Pipeline is the name of the pipeline the plugin runs in.
 	Pipeline string
@@ -256,20 +305,30 @@ type Config struct {
 }
 
 // NewConfig checks raw values (as decoded from JSON or given by a test)
-// against spec and returns the Config a plugin sees. The error names every
-// unknown, missing or mistyped parameter.
+// against spec and returns the Config a plugin sees. Its error is a
+// *ConfigError with a *ParamError for every unknown, missing or mistyped
+// parameter and every value that breaks its Param's rules (Enum, Min, Max,
+// Pattern). It is the one place those rules are checked: the sdk's server
+// before Open, sdktest, and the host's validate and run all call it.
 func NewConfig(spec Spec, pipeline string, raw map[string]any) (Config, error) {
 	vals := map[string]any{}
-	var problems []string
+	var problems []*ParamError
 	for name, v := range raw {
 		p, ok := spec.Param(name)
 		if !ok {
-			problems = append(problems, fmt.Sprintf("unknown parameter %q (%s %q takes: %s)", name, spec.Kind, spec.Name, paramNames(spec)))
+			names := paramNameList(spec)
+			problems = append(problems, &ParamError{Param: name,
+				Message:    fmt.Sprintf("not a parameter of %s %q (it takes: %s)", spec.Kind, spec.Name, paramNames(spec)),
+				Suggestion: suggest.Closest(name, names)})
 			continue
 		}
 		c, err := Convert(p.Type, v)
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("parameter %q: %v", name, err))
+			problems = append(problems, &ParamError{Param: name, Message: err.Error()})
+			continue
+		}
+		if e := p.checkValue(c); e != nil {
+			problems = append(problems, e)
 			continue
 		}
 		vals[name] = c
@@ -282,7 +341,7 @@ func NewConfig(spec Spec, pipeline string, raw map[string]any) (Config, error) {
 			continue
 		}
 		if p.Required {
-			problems = append(problems, fmt.Sprintf("missing required parameter %q", p.Name))
+			problems = append(problems, &ParamError{Param: p.Name, Message: "required, but not given"})
 			continue
 		}
 		d := p.Default
@@ -291,23 +350,28 @@ func NewConfig(spec Spec, pipeline string, raw map[string]any) (Config, error) {
 		}
 		c, err := Convert(p.Type, d)
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("parameter %q default: %v", p.Name, err))
+			problems = append(problems, &ParamError{Param: p.Name, Message: "default: " + err.Error()})
 			continue
 		}
 		vals[p.Name] = c
 	}
 	if len(problems) > 0 {
-		sort.Strings(problems)
-		return Config{}, fmt.Errorf("%s %q: %s", spec.Kind, spec.Name, strings.Join(problems, "; "))
+		sort.Slice(problems, func(i, j int) bool { return problems[i].Param < problems[j].Param })
+		return Config{}, &ConfigError{Params: problems}
 	}
 	return Config{Pipeline: pipeline, spec: spec, values: vals}, nil
 }
 
-func paramNames(s Spec) string {
+func paramNameList(s Spec) []string {
 	names := make([]string, len(s.Params))
 	for i, p := range s.Params {
 		names[i] = p.Name
 	}
+	return names
+}
+
+func paramNames(s Spec) string {
+	names := paramNameList(s)
 	if len(names) == 0 {
 		return "no parameters"
 	}

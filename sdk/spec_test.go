@@ -328,12 +328,12 @@ func TestNewConfig(t *testing.T) {
 		{
 			name:    "unknown parameter lists the valid names",
 			raw:     map[string]any{"path": "p", "pth": "q"},
-			wantErr: []string{`unknown parameter "pth"`, `(sink "files" takes: path, mode, count, ratio, sync, every, timeout, tags)`},
+			wantErr: []string{`parameter "pth": not a parameter of sink "files" (it takes: path, mode, count, ratio, sync, every, timeout, tags); did you mean "path"?`},
 		},
 		{
 			name:    "missing required",
 			raw:     map[string]any{},
-			wantErr: []string{`sink "files": `, `missing required parameter "path"`},
+			wantErr: []string{`parameter "path": required, but not given`},
 		},
 		{
 			name:    "mistyped",
@@ -358,8 +358,8 @@ func TestNewConfig(t *testing.T) {
 		{
 			name: "every problem named",
 			raw:  map[string]any{"bogus": 1, "count": true, "tags": []any{1}},
-			wantErr: []string{`unknown parameter "bogus"`, `parameter "count": got bool, want int`,
-				`parameter "tags": element 0 is int, want string`, `missing required parameter "path"`},
+			wantErr: []string{`parameter "bogus": not a parameter`, `parameter "count": got bool, want int`,
+				`parameter "tags": element 0 is int, want string`, `parameter "path": required, but not given`},
 		},
 	}
 	spec := testSpec()
@@ -375,7 +375,7 @@ func TestNewConfig(t *testing.T) {
 						t.Errorf("NewConfig error %q does not contain %q", err, w)
 					}
 				}
-				if strings.Contains(err.Error(), `missing required parameter "path"`) {
+				if strings.Contains(err.Error(), `parameter "path": required, but not given`) {
 					if _, given := tt.raw["path"]; given {
 						t.Errorf("error reports a given (mistyped) parameter as missing: %q", err)
 					}
@@ -410,7 +410,7 @@ func TestNewConfigNoParameters(t *testing.T) {
 		t.Fatalf("NewConfig with no values: %v", err)
 	}
 	_, err := NewConfig(spec, "p", map[string]any{"x": 1})
-	if err == nil || !strings.Contains(err.Error(), `unknown parameter "x" (source "bare" takes: no parameters)`) {
+	if err == nil || !strings.Contains(err.Error(), `parameter "x": not a parameter of source "bare" (it takes: no parameters)`) {
 		t.Fatalf("NewConfig error = %v", err)
 	}
 }
@@ -516,7 +516,7 @@ func TestOpenConfig(t *testing.T) {
 		wantErr string
 	}{
 		{"json", &pb.OpenRequest{Pipeline: "p", ConfigJson: `{"path":"x","count":2}`}, ""},
-		{"empty config misses required", &pb.OpenRequest{Pipeline: "p"}, `missing required parameter "path"`},
+		{"empty config misses required", &pb.OpenRequest{Pipeline: "p"}, `parameter "path": required, but not given`},
 		{"not json", &pb.OpenRequest{Pipeline: "p", ConfigJson: `{path:x}`}, "config from host is not JSON"},
 		{"fraction for int", &pb.OpenRequest{Pipeline: "p", ConfigJson: `{"path":"x","count":2.5}`}, "not a whole number"},
 	}

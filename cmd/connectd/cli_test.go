@@ -34,7 +34,7 @@ func TestBadInput(t *testing.T) {
 		{"missing plugin binary", "plugin_dir = \"plugins\"\n" + strings.Replace(good, `sink "file"`, `sink "thirdparty"`, 1), nil, 2, []string{"connectd-plugin-thirdparty"}},
 		{"unknown pipeline", good, []string{"--pipeline", "nope"}, 2, []string{"nope"}},
 		{"bad fault point", good, []string{"--fault-env"}, 2, []string{"unknown fault point"}},
-		{"plugin refuses its config at open", genPipeline("at-least-once", "bogus", 10, 1, 5, ""), nil, 1, []string{`"bogus"`, "sink"}},
+		{"value outside its enum", genPipeline("at-least-once", "bogus", 10, 1, 5, ""), nil, 2, []string{`"bogus" is not one of`, "p.hcl:12:12"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -266,10 +266,20 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	for _, err := range errs {
 		if err != nil {
 			fmt.Fprintf(stderr, "connectd: %v\n", err)
-			code = exitRuntime
+			code = max(code, exitCode(err))
 		}
 	}
 	return code
+}
+
+// exitCode is the exit status for a pipeline's error: exitUsage for a
+// configuration a plugin refused when it opened, exitRuntime otherwise.
+func exitCode(err error) int {
+	var cerr *pipeline.ConfigError
+	if errors.As(err, &cerr) {
+		return exitUsage
+	}
+	return exitRuntime
 }
 
 func cmdPlugins(args []string, stdout, stderr io.Writer) int {

@@ -18,6 +18,11 @@ type paramJSON struct {
 	Required bool   `json:"required"`
 	Secret   bool   `json:"secret,omitempty"`
 	Doc      string `json:"doc"`
+	// The rules on the value (sdk.Param): absent when none.
+	Enum    []string `json:"enum,omitempty"`
+	Min     any      `json:"min,omitempty"`
+	Max     any      `json:"max,omitempty"`
+	Pattern string   `json:"pattern,omitempty"`
 }
 
 type conditionalJSON struct {
@@ -36,11 +41,55 @@ type specJSON struct {
 	Params       []paramJSON       `json:"params"`
 }
 
-func defaultOf(p sdk.Param) any {
-	if d, ok := p.Default.(time.Duration); ok {
+func defaultOf(p sdk.Param) any { return jsonValue(p.Default) }
+
+// jsonValue is a default or a bound as JSON shows it: durations as strings
+// such as "1s".
+func jsonValue(v any) any {
+	if d, ok := v.(time.Duration); ok {
 		return d.String()
 	}
-	return p.Default
+	return v
+}
+
+// textValue is a bound as the table shows it: 1024, 0.5, 1ms.
+func textValue(v any) string {
+	if s, ok := v.(string); ok {
+		return s // a duration written as a string
+	}
+	return fmt.Sprint(jsonValue(v))
+}
+
+// ruleText describes a parameter's rules for the table: `one of "a", "b"`,
+// `1 to 64`, `>= 1ms`, `matches [a-z]+`; "-" when it has none.
+func ruleText(p sdk.Param) string {
+	each := ""
+	if p.Type == sdk.TypeStrings {
+		each = "each "
+	}
+	var parts []string
+	if len(p.Enum) > 0 {
+		q := make([]string, len(p.Enum))
+		for i, e := range p.Enum {
+			q[i] = fmt.Sprintf("%q", e)
+		}
+		parts = append(parts, each+"one of "+strings.Join(q, ", "))
+	}
+	switch {
+	case p.Min != nil && p.Max != nil:
+		parts = append(parts, textValue(p.Min)+" to "+textValue(p.Max))
+	case p.Min != nil:
+		parts = append(parts, ">= "+textValue(p.Min))
+	case p.Max != nil:
+		parts = append(parts, "<= "+textValue(p.Max))
+	}
+	if p.Pattern != "" {
+		parts = append(parts, each+"matches "+p.Pattern)
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, "; ")
 }
 
 func specsJSON(specs []sdk.Spec) []specJSON {
@@ -54,7 +103,8 @@ func specsJSON(specs []sdk.Spec) []specJSON {
 			j.When = append(j.When, conditionalJSON{Capability: string(c.Capability), Param: c.Param, Values: c.Values})
 		}
 		for _, p := range s.Params {
-			j.Params = append(j.Params, paramJSON{Name: p.Name, Type: string(p.Type), Default: defaultOf(p), Required: p.Required, Secret: p.Secret, Doc: p.Doc})
+			j.Params = append(j.Params, paramJSON{Name: p.Name, Type: string(p.Type), Default: defaultOf(p), Required: p.Required, Secret: p.Secret, Doc: p.Doc,
+				Enum: p.Enum, Min: jsonValue(p.Min), Max: jsonValue(p.Max), Pattern: p.Pattern})
 		}
 		out = append(out, j)
 	}
@@ -83,7 +133,7 @@ func writeSpecs(w io.Writer, specs []sdk.Spec) {
 			continue
 		}
 		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  PARAMETER\tTYPE\tDEFAULT\tDESCRIPTION")
+		fmt.Fprintln(tw, "  PARAMETER\tTYPE\tDEFAULT\tALLOWED\tDESCRIPTION")
 		for _, p := range s.Params {
 			def := "-"
 			switch {
@@ -97,7 +147,7 @@ func writeSpecs(w io.Writer, specs []sdk.Spec) {
 			if p.Secret {
 				doc += " (secret: use env(\"NAME\"))"
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", p.Name, p.Type, def, doc)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", p.Name, p.Type, def, ruleText(p), doc)
 		}
 		tw.Flush()
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/connectd/connectd/internal/suggest"
 	"github.com/connectd/connectd/sdk"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -589,44 +590,20 @@ func quoteList(names []string) string {
 
 // didYouMean returns ` Did you mean "x"?` for closest(given, names), or "".
 func didYouMean(given string, names []string) string {
-	if best := closest(given, names); best != "" {
-		return fmt.Sprintf(" Did you mean %q?", best)
+	return suggestion(closest(given, names))
+}
+
+// suggestion returns ` Did you mean "x"?` for x, or "" for "".
+func suggestion(x string) string {
+	if x == "" {
+		return ""
 	}
-	return ""
+	return fmt.Sprintf(" Did you mean %q?", x)
 }
 
 // closest returns the name nearest to given, if it is near enough to be a
-// likely misspelling (edit distance < 3 and at most half of given), or "".
-func closest(given string, names []string) string {
-	best, bestD := "", 3
-	for _, n := range names {
-		if d := editDistance(strings.ToLower(given), strings.ToLower(n)); d < bestD && 2*d <= len(given) {
-			best, bestD = n, d
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
-}
+// likely misspelling, or "" (see suggest.Closest).
+func closest(given string, names []string) string { return suggest.Closest(given, names) }
 
 // sortDiags orders diagnostics by position (those without one first) so
 // output is stable.

@@ -52,10 +52,22 @@ var (
 		Params:       []sdk.Param{{Name: "dsn", Type: sdk.TypeString, Required: true, Secret: true}},
 	}
 	logSink = sdk.Spec{Name: "log", Version: "0.9.0", Kind: sdk.KindSink}
+	// ruleSink declares a rule of every kind.
+	ruleSink = sdk.Spec{
+		Name: "rules", Version: "1.0.0", Kind: sdk.KindSink,
+		Params: []sdk.Param{
+			{Name: "mode", Type: sdk.TypeString, Default: "batch", Enum: []string{"batch", "append", "transactional"}},
+			{Name: "codecs", Type: sdk.TypeStrings, Default: []string{}, Enum: []string{"gzip", "zstd"}},
+			{Name: "size", Type: sdk.TypeInt, Default: int64(10), Min: 1, Max: 64},
+			{Name: "wait", Type: sdk.TypeDuration, Default: "1s", Min: "1ms"},
+			{Name: "topic", Type: sdk.TypeString, Default: "t", Pattern: `[a-z]+`},
+			{Name: "level", Type: sdk.TypeString, Default: "low", Enum: []string{"low", "high"}},
+		},
+	}
 )
 
 func fakeLookup(kind sdk.Kind, name string) (sdk.Spec, error) {
-	for _, s := range []sdk.Spec{fileSource, fooSource, condSource, fileSink, txSink, logSink} {
+	for _, s := range []sdk.Spec{fileSource, fooSource, condSource, fileSink, txSink, logSink, ruleSink} {
 		if s.Kind == kind && s.Name == name {
 			return s, nil
 		}
@@ -562,5 +574,77 @@ func TestFormatAndErr(t *testing.T) {
 	}
 	if f.Err(nil) != nil {
 		t.Error("Err(nil) != nil")
+	}
+}
+
+// TestRuleDiagnostics: a value that breaks its parameter's rules is an error
+// at the attribute's value, with "did you mean" for an enum.
+func TestRuleDiagnostics(t *testing.T) {
+	t.Setenv("CFGTEST_LEVEL", "hgh")
+	const head = "pipeline \"a\" {\n  delivery = \"at-least-once\"\n  source \"file\" { paths = [\"in\"] }\n  sink \"rules\" {\n"
+	tests := []struct {
+		name  string
+		body  string     // the sink's attributes, from line 5
+		at    [][2]int   // line:column of every error
+		want  [][]string // in each error's summary + detail
+		never string     // in no error
+	}{
+		{"enum with a suggestion", `    mode = "apend"`, [][2]int{{5, 12}},
+			[][]string{{`Invalid value for parameter "mode"`, `Parameter "mode" of sink "rules": "apend" is not one of "batch", "append", "transactional".`, `Did you mean "append"?`}}, ""},
+		{"enum without a near value", `    mode = "sideways"`, [][2]int{{5, 12}},
+			[][]string{{`"sideways" is not one of "batch", "append", "transactional".`}}, "Did you mean"},
+		{"list element outside its enum", `    codecs = ["zstd", "gz1p"]`, [][2]int{{5, 14}},
+			[][]string{{`element 1: "gz1p" is not one of "gzip", "zstd"`, `Did you mean "gzip"?`}}, ""},
+		{"int out of range", `    size = 0`, [][2]int{{5, 12}},
+			[][]string{{`Parameter "size" of sink "rules": 0 is outside the range 1 to 64.`}}, ""},
+		{"duration below min", `    wait = "0s"`, [][2]int{{5, 12}},
+			[][]string{{`0s is less than the minimum 1ms`}}, ""},
+		{"pattern", `    topic = "Orders"`, [][2]int{{5, 13}},
+			[][]string{{"\"Orders\" does not match the pattern `[a-z]+`."}}, ""},
+		{"every violation reported", "    size = 100\n    mode = \"Batch\"", [][2]int{{5, 12}, {6, 12}},
+			[][]string{{`100 is outside the range`}, {`"Batch" is not one of`, `Did you mean "batch"?`}}, ""},
+		{"next to a type error", "    size = \"x\"\n    mode = \"bach\"", [][2]int{{5, 12}, {6, 12}},
+			[][]string{{`takes an int`}, {`"bach" is not one of`}}, ""},
+		{"secret value: no value, no suggestion", `    level = env("CFGTEST_LEVEL")`, [][2]int{{5, 13}},
+			[][]string{{`Invalid value for parameter "level"`, `the value is not one of "low", "high".`}}, "hgh"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeFile(t, head+tc.body+"\n  }\n}\n")
+			f, diags := Load(path, fakeLookup)
+			var errs hcl.Diagnostics
+			for _, d := range diags {
+				if d.Severity == hcl.DiagError {
+					errs = append(errs, d)
+				}
+			}
+			text := f.Format(diags)
+			if len(errs) != len(tc.at) {
+				t.Fatalf("%d errors, want %d:\n%s", len(errs), len(tc.at), text)
+			}
+			for i, d := range errs {
+				if d.Subject.Start.Line != tc.at[i][0] || d.Subject.Start.Column != tc.at[i][1] {
+					t.Errorf("error %d at %d:%d, want %d:%d:\n%s", i, d.Subject.Start.Line, d.Subject.Start.Column, tc.at[i][0], tc.at[i][1], text)
+				}
+				if want := fmt.Sprintf("on %s:%d:%d", path, tc.at[i][0], tc.at[i][1]); !strings.Contains(text, want) {
+					t.Errorf("Format output lacks %q:\n%s", want, text)
+				}
+				msg := d.Summary + ": " + d.Detail
+				for _, w := range tc.want[i] {
+					if !strings.Contains(msg, w) {
+						t.Errorf("error %d %q\ndoes not contain %q", i, msg, w)
+					}
+				}
+				if tc.never != "" && strings.Contains(msg, tc.never) {
+					t.Errorf("error %d %q contains %q", i, msg, tc.never)
+				}
+			}
+			if strings.Contains(tc.body, "env(") && strings.Contains(text, "Did you mean") {
+				t.Errorf("Format output suggests a value for a secret:\n%s", text)
+			}
+			if tc.never != "" && strings.Contains(text, tc.never) {
+				t.Errorf("Format output contains %q:\n%s", tc.never, text)
+			}
+		})
 	}
 }

@@ -39,6 +39,12 @@
 // declares Secret, or an attribute whose value comes from env(), is secret: it
 // never appears in a diagnostic, an error, Plugin.String or Plugin.Redacted.
 //
+// The values are then checked against the rules of the spec's parameters
+// (sdk.Param's Enum, Min, Max, Pattern) with sdk.NewConfig, the one place the
+// sdk and the host check them. A value that breaks one is a diagnostic at the
+// attribute's value, with "Did you mean" for a near miss of an enum; a secret
+// value is neither shown nor used for a suggestion.
+//
 // The delivery guarantee is checked against the plugins' capabilities for the
 // configured values (see CheckDelivery): exactly-once needs a replayable source
 // and an idempotent or transactional sink.

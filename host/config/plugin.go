@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -243,18 +244,57 @@ func (p *Plugin) load(lookup Lookup, pipeline string) (hcl.Diagnostics, []hcl.Ra
 			Subject:  p.Range.Ptr(),
 		})
 	}
-	if diags.HasErrors() {
-		return diags, masks
+	return append(diags, p.checkRules(pipeline, what, diags.HasErrors())...), masks
+}
+
+// checkRules checks the values with sdk.NewConfig, the one place the spec's
+// rules (Enum, Min, Max, Pattern) are checked, and reports each value that
+// breaks one at the attribute's value, with "did you mean" for an enum.
+// After earlier errors (reported) only rule violations are reported.
+func (p *Plugin) checkRules(pipeline, what string, reported bool) hcl.Diagnostics {
+	// A value from env() is secret too: the sdk then words its message
+	// without the value and suggests nothing.
+	spec := p.Spec
+	spec.Params = append([]sdk.Param(nil), spec.Params...)
+	for i := range spec.Params {
+		spec.Params[i].Secret = p.isSecret(spec.Params[i].Name)
 	}
-	if _, err := sdk.NewConfig(spec, pipeline, p.Values); err != nil {
+	_, err := sdk.NewConfig(spec, pipeline, p.Values)
+	if err == nil {
+		return nil
+	}
+	var diags hcl.Diagnostics
+	var cerr *sdk.ConfigError
+	if !errors.As(err, &cerr) {
+		cerr = &sdk.ConfigError{Err: err}
+	}
+	var rest []string
+	for _, pe := range cerr.Params {
+		a := p.attrs[pe.Param]
+		if _, set := p.Values[pe.Param]; a == nil || !set {
+			rest = append(rest, pe.Error())
+			continue
+		}
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  fmt.Sprintf("Invalid value for parameter %q", pe.Param),
+			Detail:   fmt.Sprintf("Parameter %q of %s: %s.%s", pe.Param, what, pe.Message, suggestion(pe.Suggestion)),
+			Subject:  a.Expr.Range().Ptr(),
+			Context:  a.Range.Ptr(),
+		})
+	}
+	if cerr.Err != nil {
+		rest = append(rest, cerr.Err.Error())
+	}
+	if len(rest) > 0 && !reported {
 		diags = append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
 			Summary:  fmt.Sprintf("Invalid configuration of %s", what),
-			Detail:   p.scrub(err.Error()),
+			Detail:   p.scrub(strings.Join(rest, "; ")),
 			Subject:  p.Range.Ptr(),
 		})
 	}
-	return diags, masks
+	return diags
 }
 
 // scrub removes secret values from a message.

@@ -17,6 +17,7 @@ import (
 	"github.com/connectd/connectd/host/plugin"
 	"github.com/connectd/connectd/internal/fault"
 	"github.com/connectd/connectd/sdk"
+	"github.com/hashicorp/hcl/v2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -36,6 +37,23 @@ type Options struct {
 	// exponential backoff) before the run fails.
 	Restarts int
 }
+
+// ConfigError ends a run whose plugin refused its configuration when it
+// opened (a *plugin.ConfigError): a problem of the pipeline file that only
+// the plugin could see, such as a rule between two of its parameters. The
+// user must change the file; connectd exits with status 2 for it.
+type ConfigError struct {
+	Range hcl.Range // the plugin's block in the pipeline file
+	Err   error     // `pipeline "demo": sink "file": <the plugin's message>`
+}
+
+// Error returns "file:line:column: " followed by Err.
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("%s:%d:%d: %v", e.Range.Filename, e.Range.Start.Line, e.Range.Start.Column, e.Err)
+}
+
+// Unwrap returns Err.
+func (e *ConfigError) Unwrap() error { return e.Err }
 
 // errStopped ends a run stopped through its context: Run returns nil for it.
 var errStopped = errors.New("stopped")
@@ -163,7 +181,7 @@ func (d *driver) ensure(ctx context.Context) error {
 			return d.errorf("%w", err)
 		}
 		if err := p.Source.Open(ctx, d.p.Name, d.p.Source.Values); err != nil {
-			return d.openFailed(p, err)
+			return d.openFailed(p, &d.p.Source, err)
 		}
 		d.src = p
 	}
@@ -173,7 +191,7 @@ func (d *driver) ensure(ctx context.Context) error {
 			return d.errorf("%w", err)
 		}
 		if err := p.Sink.Open(ctx, d.p.Name, d.p.Sink.Values); err != nil {
-			return d.openFailed(p, err)
+			return d.openFailed(p, &d.p.Sink, err)
 		}
 		d.snk = p
 	}
@@ -185,11 +203,17 @@ func (d *driver) ensure(ctx context.Context) error {
 }
 
 // openFailed stops a plugin whose Open failed. A plugin that refused its
-// configuration or its system (a bad setting, a missing directory) fails the
-// run at once; one that died while opening is restarted like any crash.
-func (d *driver) openFailed(p *plugin.Process, err error) error {
+// configuration fails the run at once with a *ConfigError naming its block;
+// one that refused its system (a missing directory, a server that says no)
+// fails the run at once too; one that died while opening is restarted like
+// any crash.
+func (d *driver) openFailed(p *plugin.Process, block *config.Plugin, err error) error {
 	exited := p.Exited() || status.Code(err) == codes.Unavailable
 	p.Kill()
+	var cerr *plugin.ConfigError
+	if errors.As(err, &cerr) {
+		return &ConfigError{Range: block.Range, Err: d.errorf("%w", err)}
+	}
 	if exited {
 		return d.errorf("%w", err)
 	}

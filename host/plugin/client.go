@@ -13,6 +13,7 @@ import (
 	"github.com/connectd/connectd/internal/protocol/rawv1"
 	"github.com/connectd/connectd/sdk"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
@@ -83,6 +84,25 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// ConfigError is a plugin's refusal of its configuration at Open: the plugin
+// answered INVALID_ARGUMENT (the Go sdk does for a value that breaks its
+// spec's rules and for an sdk.ConfigError returned by Open). The user must
+// change the configuration; starting the plugin again does not help.
+type ConfigError struct {
+	Plugin string // e.g. `sink "file"`
+	Msg    string // the plugin's message, e.g. `mode "upsert" needs key`
+}
+
+func (e *ConfigError) Error() string { return e.Plugin + ": " + e.Msg }
+
+// openErr is wrap for Open, which turns INVALID_ARGUMENT into a *ConfigError.
+func openErr(plugin string, err error) error {
+	if s, ok := status.FromError(err); ok && s.Code() == codes.InvalidArgument {
+		return &ConfigError{Plugin: plugin, Msg: s.Message()}
+	}
+	return wrap(plugin, "open", err)
+}
+
 func wrap(plugin, op string, err error) error {
 	if err == nil {
 		return nil
@@ -99,17 +119,25 @@ func specFromPB(p *pb.PluginSpec) (sdk.Spec, []string, error) {
 		s.When = append(s.When, sdk.Conditional{Capability: sdk.Capability(c.Capability), Param: c.Param, Values: c.Values})
 	}
 	for _, q := range p.Params {
-		par := sdk.Param{Name: q.Name, Type: sdk.Type(q.Type), Required: q.Required, Secret: q.Secret, Doc: q.Doc}
-		if q.DefaultJson != "" {
+		par := sdk.Param{Name: q.Name, Type: sdk.Type(q.Type), Required: q.Required, Secret: q.Secret, Doc: q.Doc,
+			Enum: q.Enum, Pattern: q.Pattern}
+		for _, f := range []struct {
+			what string
+			json string
+			to   *any
+		}{{"default", q.DefaultJson, &par.Default}, {"min", q.MinJson, &par.Min}, {"max", q.MaxJson, &par.Max}} {
+			if f.json == "" {
+				continue
+			}
 			var v any
-			if err := json.Unmarshal([]byte(q.DefaultJson), &v); err != nil {
-				return sdk.Spec{}, nil, fmt.Errorf("spec %q: default of %q is not JSON: %w", p.Name, q.Name, err)
+			if err := json.Unmarshal([]byte(f.json), &v); err != nil {
+				return sdk.Spec{}, nil, fmt.Errorf("spec %q: %s of %q is not JSON: %w", p.Name, f.what, q.Name, err)
 			}
 			c, err := sdk.Convert(par.Type, v)
 			if err != nil {
-				return sdk.Spec{}, nil, fmt.Errorf("spec %q: default of %q: %w", p.Name, q.Name, err)
+				return sdk.Spec{}, nil, fmt.Errorf("spec %q: %s of %q: %w", p.Name, f.what, q.Name, err)
 			}
-			par.Default = c
+			*f.to = c
 		}
 		s.Params = append(s.Params, par)
 	}
@@ -134,14 +162,15 @@ func openRequest(pipeline string, values map[string]any) (*pb.OpenRequest, error
 	return &pb.OpenRequest{Pipeline: pipeline, ConfigJson: string(b)}, nil
 }
 
-// Open configures the source for pipeline with validated values.
+// Open configures the source for pipeline with validated values. A
+// configuration the plugin refuses is a *ConfigError.
 func (s *Source) Open(ctx context.Context, pipeline string, values map[string]any) error {
 	req, err := openRequest(pipeline, values)
 	if err != nil {
 		return wrap(s.name, "open", err)
 	}
 	_, err = s.client.Open(ctx, req)
-	return wrap(s.name, "open", err)
+	return openErr(s.name, err)
 }
 
 func collect(st grpc.ClientStream) (*Data, error) {
@@ -221,14 +250,15 @@ func (s *Source) Close(ctx context.Context) error {
 	return wrap(s.name, "close", err)
 }
 
-// Open configures the sink for pipeline with validated values.
+// Open configures the sink for pipeline with validated values. A
+// configuration the plugin refuses is a *ConfigError.
 func (s *Sink) Open(ctx context.Context, pipeline string, values map[string]any) error {
 	req, err := openRequest(pipeline, values)
 	if err != nil {
 		return wrap(s.name, "open", err)
 	}
 	_, err = s.client.Open(ctx, req)
-	return wrap(s.name, "open", err)
+	return openErr(s.name, err)
 }
 
 // Write sends batch to the sink and returns when the sink says it is durable.

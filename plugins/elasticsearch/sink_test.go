@@ -515,15 +515,18 @@ func TestBadConfig(t *testing.T) {
 		set  map[string]any
 		want string
 	}{
-		{map[string]any{"id": "uuid"}, `id "uuid"`},
-		{map[string]any{"document": "raw"}, `document "raw"`},
-		{map[string]any{"on_record_error": "ignore"}, `on_record_error "ignore"`},
-		{map[string]any{"refresh": "now"}, `refresh "now"`},
+		{map[string]any{"id": "uuid"}, `parameter "id": "uuid" is not one of "position", "key"`},
+		{map[string]any{"document": "raw"}, `parameter "document": "raw" is not one of "auto", "envelope"`},
+		{map[string]any{"on_record_error": "ignore"}, `parameter "on_record_error": "ignore" is not one of "fail", "skip"`},
+		{map[string]any{"refresh": "wait-for"}, `parameter "refresh": "wait-for" is not one of "false", "wait_for", "true"; did you mean "wait_for"?`},
 		{map[string]any{"index": "a-{nope:x}"}, "unknown placeholder"},
 		{map[string]any{"addresses": []string{"https://u:hunter2@h:9200"}}, "holds credentials"},
 		{map[string]any{"addresses": []string{"h:9200"}}, "not an http:// or https:// URL"},
-		{map[string]any{"bulk_concurrency": 0}, "bulk_concurrency"},
-		{map[string]any{"tls_ca_file": "/nonexistent/ca.pem"}, "tls_ca_file"},
+		{map[string]any{"bulk_concurrency": 0}, `parameter "bulk_concurrency": 0 is outside the range 1 to 64`},
+		{map[string]any{"bulk_max_bytes": 10}, `parameter "bulk_max_bytes": 10 is less than the minimum 1024`},
+		{map[string]any{"request_timeout": "0s"}, `parameter "request_timeout"`},
+		{map[string]any{"retry_backoff": "1m"}, "retry_backoff 1m0s is more than retry_backoff_max 10s"},
+		{map[string]any{"retry_timeout": "-1s"}, `parameter "retry_timeout": -1s is less than the minimum 0s`},
 	} {
 		cfg := baseConfig("x")
 		for k, v := range c.set {
@@ -533,12 +536,22 @@ func TestBadConfig(t *testing.T) {
 		if err == nil {
 			err = Plugin.Sink.New().Open(context.Background(), sc)
 		}
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%v: error %v, want one saying %q", c.set, err, c.want)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !sdk.IsConfigError(err) {
+			t.Errorf("%v: error %v, want a configuration error saying %q", c.set, err, c.want)
 		}
 		if err != nil && strings.Contains(err.Error(), "hunter2") {
 			t.Errorf("error %q holds the password of the address", err)
 		}
+	}
+	// A missing file is the system's answer, not a configuration error.
+	cfg := baseConfig("x")
+	cfg["tls_ca_file"] = "/nonexistent/ca.pem"
+	sc, err := sdk.NewConfig(Spec, "test", cfg)
+	if err == nil {
+		err = Plugin.Sink.New().Open(context.Background(), sc)
+	}
+	if err == nil || !strings.Contains(err.Error(), "tls_ca_file") || sdk.IsConfigError(err) {
+		t.Errorf("missing CA file: %v", err)
 	}
 }
 

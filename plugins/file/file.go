@@ -23,7 +23,7 @@ var SourceSpec = sdk.Spec{
 	Params: []sdk.Param{
 		{Name: "paths", Type: sdk.TypeStrings, Required: true,
 			Doc: `Files to read, as paths or globs (filepath.Glob syntax, e.g. "in/*.log"). Every matching file is a partition named by its cleaned path ("./a.txt" when the path has no directory); files that appear later are picked up. Files must only grow by appends.`},
-		{Name: "poll", Type: sdk.TypeDuration, Default: "200ms",
+		{Name: "poll", Type: sdk.TypeDuration, Default: "200ms", Min: "1ms",
 			Doc: "How often a read waiting for new lines looks at the files again (within the batch's max wait)."},
 	},
 }
@@ -39,14 +39,14 @@ var SinkSpec = sdk.Spec{
 		{Capability: sdk.CapTransactional, Param: "mode", Values: []string{ModeTransactional}},
 	},
 	Params: []sdk.Param{
-		{Name: "dir", Type: sdk.TypeString, Required: true,
+		{Name: "dir", Type: sdk.TypeString, Required: true, Pattern: `.+`,
 			Doc: "Directory the files are written to; created when missing. Give each pipeline its own directory."},
-		{Name: "mode", Type: sdk.TypeString, Default: ModeBatch,
+		{Name: "mode", Type: sdk.TypeString, Default: ModeBatch, Enum: []string{ModeBatch, ModeAppend, ModeTransactional},
 			Doc: `"batch": one file per batch, dir/batch-<id, 12 digits>.txt, written atomically (idempotent: a replay rewrites the same file). ` +
 				`"append": all batches appended to one file (at-least-once only; a torn tail left by a crash is cut when the sink opens). ` +
 				`"transactional": as "batch", plus the batch's until offsets in dir/.offsets/, committed by the batch file's rename (transactional).`},
-		{Name: "file", Type: sdk.TypeString, Default: "records.txt",
-			Doc: `Name of the file inside dir that "append" mode writes to.`},
+		{Name: "file", Type: sdk.TypeString, Default: "records.txt", Pattern: `[^./\\][^/\\]*`,
+			Doc: `Name of the file inside dir that "append" mode writes to: a plain file name, not starting with ".".`},
 		{Name: "fsync", Type: sdk.TypeBool, Default: true,
 			Doc: "Flush files and directory entries to disk before a write returns; without it a machine crash can lose acknowledged batches."},
 	},

@@ -89,19 +89,7 @@ func (s *Sink) Open(_ context.Context, cfg sdk.Config) error {
 	s.mode = cfg.String("mode")
 	s.fsync = cfg.Bool("fsync")
 	s.pipeline = cfg.Pipeline
-	name := cfg.String("file")
-	switch s.mode {
-	case ModeBatch, ModeTransactional:
-	case ModeAppend:
-		if name == "" || strings.HasPrefix(name, ".") || strings.ContainsAny(name, `/\`) {
-			return fmt.Errorf("file sink: file %q must be a plain file name that does not start with \".\"", name)
-		}
-	default:
-		return fmt.Errorf("file sink: mode %q is not one of %q, %q, %q", s.mode, ModeBatch, ModeAppend, ModeTransactional)
-	}
-	if s.dir == "" {
-		return fmt.Errorf("file sink: dir is empty")
-	}
+	name := cfg.String("file") // mode, dir and file are checked by the spec's rules
 	_, statErr := os.Stat(s.dir)
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return fmt.Errorf("file sink: %w", err)

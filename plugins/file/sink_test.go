@@ -103,7 +103,7 @@ func TestSinkSpec(t *testing.T) {
 func TestSinkBadConfig(t *testing.T) {
 	dir := t.TempDir()
 	_, err := tryOpenSink(map[string]any{"dir": dir, "mode": "exactly"})
-	if err == nil || !strings.Contains(err.Error(), `"exactly"`) {
+	if err == nil || !strings.Contains(err.Error(), `"exactly"`) || !sdk.IsConfigError(err) {
 		t.Fatalf("bad mode: %v", err)
 	}
 	for _, m := range []string{ModeBatch, ModeAppend, ModeTransactional} {
@@ -111,13 +111,21 @@ func TestSinkBadConfig(t *testing.T) {
 			t.Errorf("bad mode error %q does not name %q", err, m)
 		}
 	}
-	for _, f := range []string{"", ".hidden", "a/b"} {
-		if _, err := tryOpenSink(map[string]any{"dir": dir, "mode": ModeAppend, "file": f}); err == nil {
-			t.Errorf("append file %q accepted", f)
+	for _, f := range []string{"", ".hidden", "a/b", `a\b`} {
+		if _, err := tryOpenSink(map[string]any{"dir": dir, "mode": ModeAppend, "file": f}); err == nil || !sdk.IsConfigError(err) {
+			t.Errorf("append file %q: error %v, want a configuration error", f, err)
+		}
+	}
+	for _, f := range []string{"records.txt", "a", "a.b.c"} {
+		if _, err := sdk.NewConfig(SinkSpec, "pipe", map[string]any{"dir": dir, "file": f}); err != nil {
+			t.Errorf("file %q: %v", f, err)
 		}
 	}
 	if _, err := tryOpenSink(map[string]any{"mode": ModeBatch}); err == nil {
 		t.Error("dir is required")
+	}
+	if _, err := tryOpenSink(map[string]any{"dir": ""}); err == nil || !sdk.IsConfigError(err) {
+		t.Errorf("empty dir: error %v, want a configuration error", err)
 	}
 }
 

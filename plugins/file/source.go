@@ -60,17 +60,14 @@ func (s *Source) Open(_ context.Context, cfg sdk.Config) error {
 	s.poll = cfg.Duration("poll")
 	s.parts = map[string]*partition{}
 	if len(s.patterns) == 0 {
-		return fmt.Errorf("file source: paths is empty; give at least one file or glob")
+		return sdk.Configf("paths is empty; give at least one file or glob")
 	}
 	for _, p := range s.patterns {
 		if _, err := filepath.Match(p, ""); err != nil {
-			return fmt.Errorf("file source: path %q is not a valid glob: %w", p, err)
+			return sdk.Configf("path %q is not a valid glob: %w", p, err)
 		}
 	}
-	if s.poll <= 0 {
-		return fmt.Errorf("file source: poll is %v; want more than 0", s.poll)
-	}
-	return nil
+	return nil // poll is checked by the spec's rules
 }
 
 // PartitionName returns the partition name of a file path: the cleaned path

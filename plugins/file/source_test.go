@@ -90,13 +90,16 @@ func TestSourceSpec(t *testing.T) {
 	if _, err := sdk.NewConfig(SourceSpec, "pipe", nil); err == nil {
 		t.Fatal("paths is required")
 	}
-	for _, params := range []map[string]any{{"paths": []string{}}, {"paths": []string{"a[.txt"}}, {"paths": []string{"a"}, "poll": "0s"}} {
+	if _, err := sdk.NewConfig(SourceSpec, "pipe", map[string]any{"paths": []string{"a"}, "poll": "0s"}); err == nil {
+		t.Error("poll 0s accepted")
+	}
+	for _, params := range []map[string]any{{"paths": []string{}}, {"paths": []string{"a[.txt"}}} {
 		cfg, err := sdk.NewConfig(SourceSpec, "pipe", params)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := (&Source{}).Open(context.Background(), cfg); err == nil {
-			t.Errorf("Open(%v): no error", params)
+		if err := (&Source{}).Open(context.Background(), cfg); err == nil || !sdk.IsConfigError(err) {
+			t.Errorf("Open(%v): error %v, want a configuration error", params, err)
 		}
 	}
 }

@@ -30,13 +30,13 @@ var Spec = sdk.Spec{
 		sdk.CapReplayable,
 	},
 	Params: []sdk.Param{
-		{Name: "count", Type: sdk.TypeInt, Default: int64(0),
+		{Name: "count", Type: sdk.TypeInt, Default: int64(0), Min: 0,
 			Doc: "Total number of records across all partitions; 0 means unbounded (drain mode needs a count)."},
-		{Name: "partitions", Type: sdk.TypeInt, Default: int64(1),
+		{Name: "partitions", Type: sdk.TypeInt, Default: int64(1), Min: 1, Max: 1 << 20,
 			Doc: `Number of partitions, named "generator/0" … "generator/<partitions-1>"; record i (0-based) goes to partition i % partitions at offset i / partitions.`},
-		{Name: "size", Type: sdk.TypeInt, Default: int64(100),
+		{Name: "size", Type: sdk.TypeInt, Default: int64(100), Min: 0, Max: 64 << 20,
 			Doc: `Length in bytes of each record's value, the JSON object {"id":"<partition>-<offset>","partition":p,"offset":o,"pad":"…"} padded to this length; a value never gets shorter than the object with an empty pad (45 bytes for the first record, more as offsets grow).`},
-		{Name: "rate", Type: sdk.TypeInt, Default: int64(0),
+		{Name: "rate", Type: sdk.TypeInt, Default: int64(0), Min: 0,
 			Doc: "Records per second across all partitions; 0 means as fast as possible. After an idle stretch at most 100ms worth of records come at once."},
 		{Name: "seed", Type: sdk.TypeInt, Default: int64(0),
 			Doc: "Changes the padding bytes (ids, keys, positions and timestamps stay the same)."},
@@ -87,18 +87,7 @@ func (s *Source) Open(_ context.Context, cfg sdk.Config) error {
 	size := cfg.Int("size")
 	rate := cfg.Int("rate")
 	seed := cfg.Int("seed")
-	switch {
-	case s.count < 0:
-		return fmt.Errorf("generator: count is %d; want 0 (unbounded) or more", s.count)
-	case s.parts < 1:
-		return fmt.Errorf("generator: partitions is %d; want 1 or more", s.parts)
-	case s.parts > 1<<20:
-		return fmt.Errorf("generator: partitions is %d; want at most %d", s.parts, 1<<20)
-	case size < 0 || size > 64<<20:
-		return fmt.Errorf("generator: size is %d; want 0 to %d bytes", size, 64<<20)
-	case rate < 0:
-		return fmt.Errorf("generator: rate is %d; want 0 (as fast as possible) or more", rate)
-	}
+	// The spec's rules bound count, partitions, size and rate.
 	s.size = int(size)
 	s.rate = float64(rate)
 	s.names = make([]string, s.parts)

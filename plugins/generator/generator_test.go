@@ -274,13 +274,9 @@ func TestErrors(t *testing.T) {
 	if _, err := s.Replay(ctx, sdk.Offsets{"generator/0": 3}, sdk.Offsets{"generator/0": 2}); err == nil {
 		t.Errorf("replay backwards: no error")
 	}
-	for _, params := range []map[string]any{{"partitions": 0}, {"count": -1}, {"rate": -5}, {"size": -1}} {
-		cfg, err := sdk.NewConfig(Spec, "pipe", params)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := (&Source{}).Open(ctx, cfg); err == nil {
-			t.Errorf("Open(%v): no error", params)
+	for _, params := range []map[string]any{{"partitions": 0}, {"partitions": 1<<20 + 1}, {"count": -1}, {"rate": -5}, {"size": -1}, {"size": 64<<20 + 1}} {
+		if _, err := sdk.NewConfig(Spec, "pipe", params); err == nil {
+			t.Errorf("NewConfig(%v): no error", params)
 		}
 	}
 }

@@ -49,15 +49,22 @@ var Plugin = sdk.Plugin{
 }
 
 // brokersParam is the first parameter of both roles.
-var brokersParam = sdk.Param{Name: "brokers", Type: sdk.TypeStrings, Required: true,
+var brokersParam = sdk.Param{Name: "brokers", Type: sdk.TypeStrings, Required: true, Pattern: brokerPattern,
 	Doc: `Bootstrap brokers as "host:port"; one is enough, the others are discovered.`}
+
+// brokerPattern is the form of a broker, "host:port" (an IPv6 host in
+// brackets: dial checks the rest with net.SplitHostPort).
+const brokerPattern = `\S+:[0-9]+`
+
+// topicPattern is a legal Kafka topic name (the brokers refuse any other).
+const topicPattern = `[a-zA-Z0-9._-]{1,249}`
 
 // connParams are the other parameters both roles take to reach the brokers.
 func connParams() []sdk.Param {
 	return []sdk.Param{
 		{Name: "client_id", Type: sdk.TypeString, Default: "connectd",
 			Doc: "Client id sent to the brokers (shows in their logs and quotas)."},
-		{Name: "request_timeout", Type: sdk.TypeDuration, Default: "30s",
+		{Name: "request_timeout", Type: sdk.TypeDuration, Default: "30s", Min: "1ms",
 			Doc: "How long one call to the brokers (metadata, fetch, produce, list offsets, commit) may take, retries of retriable errors included."},
 		{Name: "tls", Type: sdk.TypeBool, Default: false,
 			Doc: "Connect with TLS. The system's CAs verify the brokers unless tls_ca_file is set."},
@@ -69,7 +76,7 @@ func connParams() []sdk.Param {
 			Doc: "PEM private key of tls_cert_file; implies tls."},
 		{Name: "tls_skip_verify", Type: sdk.TypeBool, Default: false,
 			Doc: "Do not verify the brokers' certificates (tests only)."},
-		{Name: "sasl_mechanism", Type: sdk.TypeString, Default: "",
+		{Name: "sasl_mechanism", Type: sdk.TypeString, Default: "", Enum: []string{"", "PLAIN"},
 			Doc: `"" (none) or "PLAIN". Use it with TLS: PLAIN sends the password as is.`},
 		{Name: "sasl_username", Type: sdk.TypeString, Default: "",
 			Doc: "SASL user name."},
@@ -94,19 +101,17 @@ type conn struct {
 // the cached partition layout may be; topics limits it to those topics
 // (nil: all).
 func dial(cfg sdk.Config, role string, topics []string, metadataTTL time.Duration) (*conn, error) {
+	// The spec's rules check request_timeout and sasl_mechanism.
 	brokers := cfg.Strings("brokers")
 	if len(brokers) == 0 {
-		return nil, fmt.Errorf("%s: brokers is empty; give at least one \"host:port\"", role)
+		return nil, sdk.Configf("brokers is empty; give at least one \"host:port\"")
 	}
 	for _, b := range brokers {
 		if _, _, err := net.SplitHostPort(b); err != nil {
-			return nil, fmt.Errorf("%s: broker %q is not \"host:port\"", role, b)
+			return nil, sdk.Configf("broker %q is not \"host:port\"", b)
 		}
 	}
 	timeout := cfg.Duration("request_timeout")
-	if timeout <= 0 {
-		return nil, fmt.Errorf("%s: request_timeout is %v; want more than 0", role, timeout)
-	}
 	t := &kafkago.Transport{
 		ClientID:       cfg.String("client_id"),
 		DialTimeout:    min(timeout, 10*time.Second),
@@ -114,19 +119,17 @@ func dial(cfg sdk.Config, role string, topics []string, metadataTTL time.Duratio
 		MetadataTopics: topics,
 	}
 	tc, err := tlsConfig(cfg)
-	if err != nil {
+	if sdk.IsConfigError(err) {
+		return nil, err
+	} else if err != nil {
 		return nil, fmt.Errorf("%s: %w", role, err)
 	}
 	t.TLS = tc
-	switch m := cfg.String("sasl_mechanism"); strings.ToUpper(m) {
-	case "":
-	case "PLAIN":
+	if cfg.String("sasl_mechanism") == "PLAIN" {
 		if cfg.String("sasl_username") == "" {
-			return nil, fmt.Errorf("%s: sasl_mechanism is PLAIN but sasl_username is empty", role)
+			return nil, sdk.Configf("sasl_mechanism is PLAIN but sasl_username is empty")
 		}
 		t.SASL = plain.Mechanism{Username: cfg.String("sasl_username"), Password: cfg.String("sasl_password")}
-	default:
-		return nil, fmt.Errorf("%s: sasl_mechanism %q is not supported; want \"\" or \"PLAIN\"", role, m)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("plugin", role, "pipeline", cfg.Pipeline)
 	return &conn{
@@ -159,7 +162,7 @@ func tlsConfig(cfg sdk.Config) (*tls.Config, error) {
 		tc.RootCAs = pool
 	}
 	if (cert == "") != (key == "") {
-		return nil, fmt.Errorf("tls_cert_file and tls_key_file go together; only one is set")
+		return nil, sdk.Configf("tls_cert_file and tls_key_file go together; only one is set")
 	}
 	if cert != "" {
 		pair, err := tls.LoadX509KeyPair(cert, key)

@@ -40,21 +40,21 @@ var SinkSpec = sdk.Spec{
 	},
 	Params: append([]sdk.Param{
 		brokersParam,
-		{Name: "topic", Type: sdk.TypeString, Default: "",
+		{Name: "topic", Type: sdk.TypeString, Default: "", Pattern: `[a-zA-Z0-9._-]{0,249}`,
 			Doc: "Topic to write to, unless topic_header names another for a record. A missing topic is an error unless create_topics is set."},
 		{Name: "topic_header", Type: sdk.TypeString, Default: "",
 			Doc: "Name of a record header whose value is the topic to write that record to; records without it go to topic."},
-		{Name: "mode", Type: sdk.TypeString, Default: "plain",
+		{Name: "mode", Type: sdk.TypeString, Default: "plain", Enum: []string{"plain", "dedupe"},
 			Doc: `"plain": at-least-once, a batch written again after a crash is written twice. "dedupe": exactly-once without transactions: every record carries the headers connectd-pipeline, connectd-batch and connectd-seq, and a batch written again first reads the tail of its target partitions and skips the records it already wrote. This assumes connectd is the only writer of those partitions.`},
-		{Name: "compression", Type: sdk.TypeString, Default: "none",
+		{Name: "compression", Type: sdk.TypeString, Default: "none", Enum: []string{"none", "gzip", "snappy", "lz4", "zstd"},
 			Doc: `Compression of produced record batches: "none", "gzip", "snappy", "lz4" or "zstd".`},
 		{Name: "create_topics", Type: sdk.TypeBool, Default: false,
 			Doc: "Create a missing target topic with topic_partitions partitions and topic_replication replicas; otherwise a missing topic is an error."},
-		{Name: "topic_partitions", Type: sdk.TypeInt, Default: int64(1),
+		{Name: "topic_partitions", Type: sdk.TypeInt, Default: int64(1), Min: 1,
 			Doc: "Partitions of a topic created by create_topics."},
-		{Name: "topic_replication", Type: sdk.TypeInt, Default: int64(-1),
+		{Name: "topic_replication", Type: sdk.TypeInt, Default: int64(-1), Min: -1,
 			Doc: "Replication factor of a topic created by create_topics; -1 is the brokers' default."},
-		{Name: "batch_bytes", Type: sdk.TypeInt, Default: int64(900 << 10),
+		{Name: "batch_bytes", Type: sdk.TypeInt, Default: int64(900 << 10), Min: 1024, Max: 1 << 30,
 			Doc: "Most bytes of records (900 KiB by default) in one produce request per partition; keep it under the topic's max.message.bytes (1 MiB by default). A larger record goes alone."},
 	}, connParams()...),
 }
@@ -92,19 +92,13 @@ func (s *Sink) Open(_ context.Context, cfg sdk.Config) error {
 	s.topic = cfg.String("topic")
 	s.topicHeader = cfg.String("topic_header")
 	if s.topic == "" && s.topicHeader == "" {
-		return fmt.Errorf("kafka sink: set topic, topic_header or both")
+		return sdk.Configf("set topic, topic_header or both")
 	}
-	if strings.ContainsAny(s.topic, "/ ") {
-		return fmt.Errorf("kafka sink: %q is not a valid topic name", s.topic)
-	}
-	switch m := cfg.String("mode"); m {
-	case "plain", "dedupe":
-		s.dedupe = m == "dedupe"
-	default:
-		return fmt.Errorf(`kafka sink: mode is %q; want "plain" or "dedupe"`, m)
-	}
-	switch c := cfg.String("compression"); c {
-	case "none", "":
+	// The spec's rules check topic's form, mode, compression, batch_bytes
+	// and the bounds of topic_partitions and topic_replication.
+	s.dedupe = cfg.String("mode") == "dedupe"
+	switch cfg.String("compression") {
+	case "none":
 		s.compression = 0
 	case "gzip":
 		s.compression = kafkago.Gzip
@@ -114,18 +108,12 @@ func (s *Sink) Open(_ context.Context, cfg sdk.Config) error {
 		s.compression = kafkago.Lz4
 	case "zstd":
 		s.compression = kafkago.Zstd
-	default:
-		return fmt.Errorf(`kafka sink: compression is %q; want "none", "gzip", "snappy", "lz4" or "zstd"`, c)
 	}
-	bb := cfg.Int("batch_bytes")
-	if bb < 1024 || bb > 1<<30 {
-		return fmt.Errorf("kafka sink: batch_bytes is %d; want 1024 to %d", bb, 1<<30)
-	}
-	s.batchBytes = int(bb)
+	s.batchBytes = int(cfg.Int("batch_bytes"))
 	s.create = cfg.Bool("create_topics")
 	s.newParts, s.newRepl = int(cfg.Int("topic_partitions")), int(cfg.Int("topic_replication"))
-	if s.newParts < 1 || (s.newRepl < 1 && s.newRepl != -1) {
-		return fmt.Errorf("kafka sink: topic_partitions %d, topic_replication %d: want 1 or more partitions and 1 or more replicas (or -1)", s.newParts, s.newRepl)
+	if s.newRepl == 0 {
+		return sdk.Configf("topic_replication is 0; want 1 or more replicas, or -1 for the brokers' default")
 	}
 	s.partBytes = 1 << 20
 	var topics []string

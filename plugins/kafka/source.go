@@ -24,17 +24,17 @@ var SourceSpec = sdk.Spec{
 	},
 	Params: append([]sdk.Param{
 		brokersParam,
-		{Name: "topics", Type: sdk.TypeStrings, Required: true,
+		{Name: "topics", Type: sdk.TypeStrings, Required: true, Pattern: topicPattern,
 			Doc: `Topics to read. Their partitions are named "topic/partition" in offsets and checkpoints.`},
-		{Name: "starting_offsets", Type: sdk.TypeString, Default: "latest",
+		{Name: "starting_offsets", Type: sdk.TypeString, Default: "latest", Pattern: `(?s)\s*(earliest|latest|group|\{.*\})\s*`,
 			Doc: `Where a pipeline with nothing in its checkpoint starts: "earliest", "latest", "group" (the committed offsets of group_id, so an existing consumer moves onto connectd without reprocessing; partitions the group has no offset for start at earliest), or Spark's JSON form {"topic":{"0":23,"1":-1}} with -2 = earliest and -1 = latest (partitions it leaves out start at earliest). Used only when the checkpoint holds no partition of the topics; partitions added later always start at earliest.`},
 		{Name: "group_id", Type: sdk.TypeString, Default: "",
 			Doc: `Consumer group to which ACK commits each finished batch's until offsets (a standalone commit: the source never joins the group), so Kafka's tools show the pipeline's lag. Empty: no commits. Correctness never depends on these commits.`},
-		{Name: "on_data_loss", Type: sdk.TypeString, Default: "fail",
+		{Name: "on_data_loss", Type: sdk.TypeString, Default: "fail", Enum: []string{"fail", "earliest"},
 			Doc: `What to do when the offset to read next is gone (removed by retention or DeleteRecords, or past the end of a recreated topic): "fail" stops with an error naming the partition, the wanted offset and the earliest available one; "earliest" logs a warning and goes on from the earliest offset.`},
-		{Name: "discovery_interval", Type: sdk.TypeDuration, Default: "5s",
+		{Name: "discovery_interval", Type: sdk.TypeDuration, Default: "5s", Min: "1ms",
 			Doc: "How often the topics' partitions are looked up again; added partitions are read from their earliest offset."},
-		{Name: "fetch_max_bytes", Type: sdk.TypeInt, Default: int64(1 << 20),
+		{Name: "fetch_max_bytes", Type: sdk.TypeInt, Default: int64(1 << 20), Min: 1024, Max: 1 << 30,
 			Doc: "Most bytes asked for per partition in one fetch request (the broker sends at least one record batch whatever its size)."},
 	}, connParams()...),
 }
@@ -92,14 +92,11 @@ func (s *Source) Open(_ context.Context, cfg sdk.Config) error {
 	s.topics = cfg.Strings("topics")
 	s.topicSet = map[string]bool{}
 	if len(s.topics) == 0 {
-		return fmt.Errorf("kafka source: topics is empty; give at least one topic")
+		return sdk.Configf("topics is empty; give at least one topic")
 	}
-	for _, t := range s.topics {
-		if t == "" || strings.ContainsAny(t, "/ ") {
-			return fmt.Errorf("kafka source: %q is not a valid topic name", t)
-		}
+	for _, t := range s.topics { // their form is checked by the spec's rules
 		if s.topicSet[t] {
-			return fmt.Errorf("kafka source: topic %q is listed twice", t)
+			return sdk.Configf("topic %q is listed twice", t)
 		}
 		s.topicSet[t] = true
 	}
@@ -109,42 +106,32 @@ func (s *Source) Open(_ context.Context, cfg sdk.Config) error {
 		s.starting = st
 	case st == "group":
 		if s.group == "" {
-			return fmt.Errorf(`kafka source: starting_offsets = "group" needs group_id, the consumer group to take the offsets from`)
+			return sdk.Configf(`starting_offsets = "group" needs group_id, the consumer group to take the offsets from`)
 		}
 		s.starting = st
 	case strings.HasPrefix(st, "{"):
 		var o sdk.Offsets
 		if err := json.Unmarshal([]byte(st), &o); err != nil {
-			return fmt.Errorf("kafka source: starting_offsets: %w", err)
+			return sdk.Configf("starting_offsets: %w", err)
 		}
 		for name := range o {
 			p, ok := parseTP(name)
 			if !ok {
-				return fmt.Errorf("kafka source: starting_offsets: %q is not a topic and a partition number", name)
+				return sdk.Configf("starting_offsets: %q is not a topic and a partition number", name)
 			}
 			if !s.topicSet[p.topic] {
-				return fmt.Errorf("kafka source: starting_offsets names topic %q, which is not in topics %q", p.topic, s.topics)
+				return sdk.Configf("starting_offsets names topic %q, which is not in topics %q", p.topic, s.topics)
 			}
 		}
 		s.starting, s.startJSON = "json", o
-	default:
-		return fmt.Errorf(`kafka source: starting_offsets is %q; want "earliest", "latest", "group" or JSON such as {"topic":{"0":23,"1":-1}}`, st)
+	default: // the spec's pattern lets nothing else through
+		return sdk.Configf(`starting_offsets is %q; want "earliest", "latest", "group" or JSON such as {"topic":{"0":23,"1":-1}}`, st)
 	}
-	switch l := cfg.String("on_data_loss"); l {
-	case "fail", "earliest":
-		s.toEarliest = l == "earliest"
-	default:
-		return fmt.Errorf(`kafka source: on_data_loss is %q; want "fail" or "earliest"`, l)
-	}
+	// on_data_loss, discovery_interval and fetch_max_bytes are checked by
+	// the spec's rules.
+	s.toEarliest = cfg.String("on_data_loss") == "earliest"
 	disc := cfg.Duration("discovery_interval")
-	if disc <= 0 {
-		return fmt.Errorf("kafka source: discovery_interval is %v; want more than 0", disc)
-	}
-	fb := cfg.Int("fetch_max_bytes")
-	if fb < 1024 || fb > 1<<30 {
-		return fmt.Errorf("kafka source: fetch_max_bytes is %d; want 1024 to %d", fb, 1<<30)
-	}
-	s.partBytes = int32(fb)
+	s.partBytes = int32(cfg.Int("fetch_max_bytes"))
 	c, err := dial(cfg, "kafka source", s.topics, disc)
 	if err != nil {
 		return err

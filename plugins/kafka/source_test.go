@@ -74,17 +74,19 @@ func TestSourceConfigErrors(t *testing.T) {
 		want string
 	}{
 		{"no topics", map[string]any{"topics": []string{}}, "topics is empty"},
-		{"bad topic", map[string]any{"topics": []string{"a/b"}}, `"a/b"`},
-		{"bad starting", map[string]any{"starting_offsets": "newest"}, `starting_offsets is "newest"`},
+		{"bad topic", map[string]any{"topics": []string{"a/b"}}, `parameter "topics": element 0: "a/b" does not match`},
+		{"topic twice", map[string]any{"topics": []string{"t", "t"}}, `topic "t" is listed twice`},
+		{"bad starting", map[string]any{"starting_offsets": "newest"}, `parameter "starting_offsets": "newest" does not match`},
 		{"bad json", map[string]any{"starting_offsets": `{"t":{"0":"x"}}`}, "starting_offsets"},
 		{"json other topic", map[string]any{"starting_offsets": `{"other":{"0":1}}`}, `topic "other"`},
 		{"group without id", map[string]any{"starting_offsets": "group"}, "needs group_id"},
-		{"bad loss", map[string]any{"on_data_loss": "skip"}, `on_data_loss is "skip"`},
+		{"bad loss", map[string]any{"on_data_loss": "skip"}, `parameter "on_data_loss": "skip" is not one of "fail", "earliest"`},
 		{"bad broker", map[string]any{"brokers": []string{"nohostport"}}, `"nohostport"`},
 		{"bad sasl", map[string]any{"sasl_mechanism": "GSSAPI"}, "GSSAPI"},
 		{"sasl no user", map[string]any{"sasl_mechanism": "PLAIN"}, "sasl_username"},
 		{"half a client cert", map[string]any{"tls_cert_file": "c.pem"}, "tls_key_file"},
-		{"missing CA", map[string]any{"tls_ca_file": "/no/such/ca.pem"}, "tls_ca_file"},
+		{"fetch too small", map[string]any{"fetch_max_bytes": 10}, `parameter "fetch_max_bytes"`},
+		{"discovery 0", map[string]any{"discovery_interval": "0s"}, `parameter "discovery_interval": 0s is less than the minimum 1ms`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -93,14 +95,26 @@ func TestSourceConfigErrors(t *testing.T) {
 				vals[k] = v
 			}
 			cfg, err := sdk.NewConfig(SourceSpec, "p", vals)
-			if err != nil {
-				t.Fatal(err)
+			if err == nil {
+				err = (&Source{}).Open(ctx, cfg)
 			}
-			err = (&Source{}).Open(ctx, cfg)
-			if err == nil || !strings.Contains(err.Error(), c.want) {
-				t.Fatalf("Open: %v, want an error containing %q", err, c.want)
+			if err == nil || !strings.Contains(err.Error(), c.want) || !sdk.IsConfigError(err) {
+				t.Fatalf("error %v, want a configuration error containing %q", err, c.want)
 			}
 		})
+	}
+	// A missing file is the system's answer, not a configuration error.
+	cfg, err := sdk.NewConfig(SourceSpec, "p", map[string]any{"brokers": []string{"127.0.0.1:1"}, "topics": []string{"t"}, "tls_ca_file": "/no/such/ca.pem"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (&Source{}).Open(ctx, cfg); err == nil || !strings.Contains(err.Error(), "tls_ca_file") || sdk.IsConfigError(err) {
+		t.Errorf("missing CA: %v", err)
+	}
+	for _, st := range []string{"earliest", " latest ", "group", `{"t":{"0":23,"1":-1}}`, "{\n  \"t\": {\"0\": 5}\n}"} {
+		if _, err := sdk.NewConfig(SourceSpec, "p", map[string]any{"brokers": []string{"127.0.0.1:1"}, "topics": []string{"t"}, "starting_offsets": st}); err != nil {
+			t.Errorf("starting_offsets %q: %v", st, err)
+		}
 	}
 }
 

@@ -46,9 +46,9 @@ var SinkSpec = sdk.Spec{
 	Params: []sdk.Param{
 		{Name: "url", Type: sdk.TypeString, Required: true,
 			Doc: `Connection URL ("postgres://user@host:5432/db?sslmode=disable") or key=value DSN; PG* environment variables and ~/.pgpass apply as in libpq. Give a password with env("PG_URL") or PGPASSWORD; it is never logged.`},
-		{Name: "table", Type: sdk.TypeString, Required: true,
+		{Name: "table", Type: sdk.TypeString, Required: true, Pattern: tablePattern,
 			Doc: `Table to write: "name" or "schema.name", used exactly as written (case-sensitive).`},
-		{Name: "mode", Type: sdk.TypeString, Default: ModeInsert,
+		{Name: "mode", Type: sdk.TypeString, Default: ModeInsert, Enum: []string{ModeInsert, ModeUpsert},
 			Doc: `"insert": plain inserts, exactly-once through the transaction alone (no unique key needed). "upsert": INSERT ... ON CONFLICT (key) DO UPDATE, idempotent as well; the last record of a key in a batch wins.`},
 		{Name: "key", Type: sdk.TypeStrings, Default: []string{},
 			Doc: `Columns of the upsert key; upsert mode needs them and a unique index on exactly them (create = true makes them the primary key).`},
@@ -56,9 +56,9 @@ var SinkSpec = sdk.Spec{
 			Doc: `Mapping from records to columns, one "<column> [<type>] = <source>" each: source is value (the whole value), value.<field>[.<field>…] (a field of a JSON object value), key, header.<name>, partition, offset or timestamp; the type is used by create (default text, jsonb for value, bigint for offset, timestamptz for timestamp). Empty: every top-level field of a JSON object value goes to the column of the same name (fields without a column are ignored; a column no record of the batch has keeps its default).`},
 		{Name: "create", Type: sdk.TypeBool, Default: false,
 			Doc: `Create the table (and its schema) from columns when it does not exist, with key as primary key.`},
-		{Name: "method", Type: sdk.TypeString, Default: MethodAuto,
+		{Name: "method", Type: sdk.TypeString, Default: MethodAuto, Enum: []string{MethodAuto, MethodCopy, MethodInsert},
 			Doc: `How insert mode sends rows: "copy" (COPY FROM STDIN), "insert" (one INSERT of unnest()ed arrays), "auto" (COPY for batches of 16 records or more). Upsert mode always uses INSERT.`},
-		{Name: "offsets_table", Type: sdk.TypeString, Default: DefaultOffsetsTable,
+		{Name: "offsets_table", Type: sdk.TypeString, Default: DefaultOffsetsTable, Pattern: tablePattern,
 			Doc: `Table of committed offsets, one row per pipeline (pipeline, batch, until, updated); created when missing. Unqualified, it lives in the schema of table.`},
 	},
 }

@@ -58,15 +58,19 @@ func (s *Sink) errorf(format string, args ...any) error {
 	return fmt.Errorf("postgres sink: table %s: "+format, append([]any{s.name}, args...)...)
 }
 
+// tablePattern is the form of table and offsets_table: "name" or
+// "schema.name".
+const tablePattern = `[^.]+(\.[^.]+)?`
+
 // splitName splits "schema.name" or "name" into identifier parts.
 func splitName(param, name string) (pgx.Identifier, error) {
 	parts := strings.Split(name, ".")
 	if len(parts) > 2 || name == "" {
-		return nil, fmt.Errorf("postgres sink: %s %q: want \"name\" or \"schema.name\"", param, name)
+		return nil, sdk.Configf("%s %q: want \"name\" or \"schema.name\"", param, name)
 	}
 	for _, p := range parts {
 		if p == "" {
-			return nil, fmt.Errorf("postgres sink: %s %q: empty name part", param, name)
+			return nil, sdk.Configf("%s %q: empty name part", param, name)
 		}
 	}
 	return pgx.Identifier(parts), nil
@@ -95,29 +99,22 @@ func (s *Sink) Open(ctx context.Context, cfg sdk.Config) error {
 		off = pgx.Identifier{table[0], off[0]}
 	}
 	s.offsets = off.Sanitize()
-	switch s.mode {
-	case ModeInsert:
-		if len(s.key) > 0 {
-			return s.errorf("key is for mode %q only; mode is %q", ModeUpsert, s.mode)
-		}
-	case ModeUpsert:
-		if len(s.key) == 0 {
-			return s.errorf("mode %q needs key, the columns of the upsert key", ModeUpsert)
-		}
-	default:
-		return s.errorf("mode %q is not %q or %q", s.mode, ModeInsert, ModeUpsert)
-	}
-	if s.method != MethodAuto && s.method != MethodCopy && s.method != MethodInsert {
-		return s.errorf("method %q is not %q, %q or %q", s.method, MethodAuto, MethodCopy, MethodInsert)
+	// mode and method are checked by the spec's rules; what is left are
+	// rules between parameters.
+	switch {
+	case s.mode == ModeInsert && len(s.key) > 0:
+		return sdk.Configf("key is for mode %q only; mode is %q", ModeUpsert, s.mode)
+	case s.mode == ModeUpsert && len(s.key) == 0:
+		return sdk.Configf("mode %q needs key, the columns of the upsert key", ModeUpsert)
 	}
 	if s.maps, err = parseColumns(cfg.Strings("columns")); err != nil {
-		return s.errorf("%v", err)
+		return sdk.Configf("%v", err)
 	}
 	if s.create && len(s.maps) == 0 {
-		return s.errorf("create = true needs columns, to know the table's columns and types")
+		return sdk.Configf("create = true needs columns, to know the table's columns and types")
 	}
 	if s.conf, err = pg.Config(cfg.String("url"), "sink"); err != nil {
-		return fmt.Errorf("postgres sink: url: %w", err)
+		return sdk.Configf("url: %w", err)
 	}
 	s.server = pg.Describe(s.conf)
 	if err := s.connect(ctx); err != nil {

@@ -343,8 +343,8 @@ func TestOpenErrors(t *testing.T) {
 		want   string
 	}{
 		{"no table", map[string]any{"table": q("nosuch")}, "has no table"},
-		{"bad mode", map[string]any{"table": q("nokey"), "mode": "merge"}, `mode "merge"`},
-		{"bad method", map[string]any{"table": q("nokey"), "method": "bulk"}, `method "bulk"`},
+		{"bad mode", map[string]any{"table": q("nokey"), "mode": "merge"}, `parameter "mode": "merge" is not one of "insert", "upsert"`},
+		{"bad method", map[string]any{"table": q("nokey"), "method": "bulk"}, `parameter "method": "bulk" is not one of "auto", "copy", "insert"`},
 		{"upsert without key", map[string]any{"table": q("nokey"), "mode": "upsert"}, "needs key"},
 		{"key in insert mode", map[string]any{"table": q("nokey"), "key": []string{"k"}}, "key is for mode"},
 		{"upsert without unique index", map[string]any{"table": q("nokey"), "mode": "upsert", "key": []string{"k"}}, "unique index"},
@@ -353,15 +353,23 @@ func TestOpenErrors(t *testing.T) {
 		{"bad columns entry", map[string]any{"table": q("nokey"), "columns": []string{"x value"}}, `want "<column> [<type>] = <source>"`},
 		{"bad source", map[string]any{"table": q("nokey"), "columns": []string{"x = body"}}, `unknown source "body"`},
 		{"create without columns", map[string]any{"table": q("new"), "create": true}, "needs columns"},
-		{"bad table name", map[string]any{"table": "a.b.c"}, `want "name" or "schema.name"`},
+		{"bad table name", map[string]any{"table": "a.b.c"}, `parameter "table": "a.b.c" does not match`},
+		{"bad offsets table name", map[string]any{"table": q("nokey"), "offsets_table": "x."}, `parameter "offsets_table": "x." does not match`},
 		{"wrong password", map[string]any{"table": q("nokey"), "url": wrongPW}, "connecting to"},
 		{"unparsable url", map[string]any{"table": q("nokey"), "url": "postgres://u:" + pw + "@h:port/db"}, "cannot be parsed"},
 	}
+	fromDatabase := map[string]bool{"no table": true, "upsert without unique index": true, "unknown key column": true,
+		"unknown mapped column": true, "wrong password": true}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			err := openErr(t, c.values)
 			if !strings.Contains(err.Error(), c.want) {
 				t.Errorf("error %q lacks %q", err, c.want)
+			}
+			// What is wrong before a connection is the configuration's
+			// fault; what the database says is not.
+			if want := !fromDatabase[c.name]; sdk.IsConfigError(err) != want {
+				t.Errorf("error %q: configuration error = %t, want %t", err, !want, want)
 			}
 			if strings.Contains(err.Error(), pw) {
 				t.Errorf("error shows the password: %v", err)

@@ -12,7 +12,10 @@ import (
 )
 
 // Source builds, configures and opens the source role of p with values, and
-// closes it when the test ends. The result checks every Read it returns with
+// closes it when the test ends. Values are checked with sdk.NewConfig, as the
+// host and the sdk's server check them: an unknown, missing or mistyped
+// parameter, or a value that breaks its Param's rules (Enum, Min, Max,
+// Pattern), fails the test before Open. The result checks every Read it returns with
 // sdk.CheckRead and turns a broken contract into an error.
 func Source(t testing.TB, p sdk.Plugin, pipeline string, values map[string]any) sdk.Source {
 	t.Helper()
@@ -21,7 +24,7 @@ func Source(t testing.TB, p sdk.Plugin, pipeline string, values map[string]any) 
 	}
 	cfg, err := sdk.NewConfig(p.Source.Spec, pipeline, values)
 	if err != nil {
-		t.Fatalf("config: %v", err)
+		t.Fatalf("config of source %q: %v", p.Name(), err)
 	}
 	src := p.Source.New()
 	if err := src.Open(context.Background(), cfg); err != nil {
@@ -36,7 +39,7 @@ func Source(t testing.TB, p sdk.Plugin, pipeline string, values map[string]any) 
 }
 
 // Sink builds, configures and opens the sink role of p with values, and closes
-// it when the test ends.
+// it when the test ends. Values are checked as Source checks them.
 func Sink(t testing.TB, p sdk.Plugin, pipeline string, values map[string]any) sdk.Sink {
 	t.Helper()
 	if p.Sink == nil {
@@ -44,7 +47,7 @@ func Sink(t testing.TB, p sdk.Plugin, pipeline string, values map[string]any) sd
 	}
 	cfg, err := sdk.NewConfig(p.Sink.Spec, pipeline, values)
 	if err != nil {
-		t.Fatalf("config: %v", err)
+		t.Fatalf("config of sink %q: %v", p.Name(), err)
 	}
 	sk := p.Sink.New()
 	if err := sk.Open(context.Background(), cfg); err != nil {

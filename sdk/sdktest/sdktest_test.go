@@ -109,11 +109,16 @@ func TestSourceGenerator(t *testing.T) {
 // fakeSource returns the records and until it is given, whatever it is asked.
 type fakeSource struct {
 	rd     sdk.Read
+	fail   error // Open's error
 	opened sdk.Config
+	open   bool // Open was called
 	closed bool
 }
 
-func (f *fakeSource) Open(_ context.Context, cfg sdk.Config) error { f.opened = cfg; return nil }
+func (f *fakeSource) Open(_ context.Context, cfg sdk.Config) error {
+	f.opened, f.open = cfg, true
+	return f.fail
+}
 func (f *fakeSource) Read(context.Context, sdk.Offsets, sdk.Limits) (sdk.Read, error) {
 	return f.rd, nil
 }
@@ -122,7 +127,10 @@ func (f *fakeSource) Close(context.Context) error            { f.closed = true; 
 
 var fakeSpec = sdk.Spec{
 	Name: "fake", Version: "0", Kind: sdk.KindSource,
-	Params: []sdk.Param{{Name: "n", Type: sdk.TypeInt, Default: int64(1)}},
+	Params: []sdk.Param{
+		{Name: "n", Type: sdk.TypeInt, Default: int64(1)},
+		{Name: "mode", Type: sdk.TypeString, Default: "a", Enum: []string{"a", "bb"}},
+	},
 }
 
 func fakePlugin(f *fakeSource) sdk.Plugin {
@@ -220,9 +228,10 @@ func TestSourceFatal(t *testing.T) {
 		want   string
 	}{
 		{"no source role", sdk.Plugin{}, nil, "has no source"},
-		{"unknown parameter", generator.Plugin, map[string]any{"cnt": 1}, `unknown parameter "cnt"`},
+		{"unknown parameter", generator.Plugin, map[string]any{"cnt": 1}, `config of source "generator": parameter "cnt": not a parameter`},
 		{"mistyped parameter", generator.Plugin, map[string]any{"count": "ten"}, `parameter "count": got string, want int`},
-		{"open fails", generator.Plugin, map[string]any{"partitions": 0}, "partitions is 0"},
+		{"out of range", generator.Plugin, map[string]any{"partitions": 0}, `parameter "partitions": 0 is outside the range 1 to 1048576`},
+		{"open fails", fakePlugin(&fakeSource{fail: sdk.Configf("n is odd")}), nil, `open source "fake": n is odd`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -243,4 +252,56 @@ func TestSourceFatal(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBadEnum: Source and Sink refuse a value outside its parameter's enum,
+// as the host does, and never call Open with it.
+func TestBadEnum(t *testing.T) {
+	run := func(f func(tb testing.TB)) string {
+		tb := &fatalTB{TB: t}
+		done := make(chan bool)
+		go func() {
+			defer close(done)
+			f(tb)
+			done <- true
+		}()
+		if returned := <-done; returned {
+			t.Fatal("returned instead of failing the test")
+		}
+		tb.mu.Lock()
+		defer tb.mu.Unlock()
+		return tb.msg
+	}
+	src := &fakeSource{}
+	msg := run(func(tb testing.TB) { sdktest.Source(tb, fakePlugin(src), "p", map[string]any{"mode": "bbb"}) })
+	if want := `config of source "fake": parameter "mode": "bbb" is not one of "a", "bb"; did you mean "bb"?`; msg != want {
+		t.Errorf("Source: Fatalf(%q), want %q", msg, want)
+	}
+	if src.open {
+		t.Error("Source called Open with a bad enum value")
+	}
+	sk := &fakeSink{}
+	msg = run(func(tb testing.TB) { sdktest.Sink(tb, fakeSinkPlugin(sk), "p", map[string]any{"mode": "c"}) })
+	if want := `config of sink "fakesink": parameter "mode": "c" is not one of "a", "bb"`; msg != want {
+		t.Errorf("Sink: Fatalf(%q), want %q", msg, want)
+	}
+	if sk.open {
+		t.Error("Sink called Open with a bad enum value")
+	}
+	sdktest.Sink(t, fakeSinkPlugin(sk), "p", map[string]any{"mode": "bb"})
+	if !sk.open {
+		t.Error("Sink did not open with a good value")
+	}
+}
+
+type fakeSink struct{ open bool }
+
+func (f *fakeSink) Open(context.Context, sdk.Config) error { f.open = true; return nil }
+func (f *fakeSink) Write(context.Context, sdk.Batch) error { return nil }
+func (f *fakeSink) Close(context.Context) error            { return nil }
+
+func fakeSinkPlugin(f *fakeSink) sdk.Plugin {
+	spec := fakeSpec
+	spec.Name, spec.Kind = "fakesink", sdk.KindSink
+	return sdk.Plugin{Sink: &sdk.SinkPlugin{Spec: spec, New: func() sdk.Sink { return f }}}
 }
