@@ -13,6 +13,7 @@ import (
 	"github.com/connectd/connectd/host/pipeline"
 	"github.com/connectd/connectd/host/plugin"
 	"github.com/connectd/connectd/internal/fault"
+	"github.com/connectd/connectd/internal/protocol"
 	"github.com/connectd/connectd/plugins"
 	"github.com/connectd/connectd/sdk"
 )
@@ -217,7 +218,7 @@ func listChild(ctx context.Context, p *config.Pipeline, l *plugin.Loader) (liste
 }
 
 func list(ctx context.Context, snk *plugin.Process, p *config.Pipeline) ([][]byte, error) {
-	if !snk.Has("lister") {
+	if !snk.Has(protocol.FeatureLister) {
 		return nil, fmt.Errorf("sink %q does not implement sdk.Lister: the conformance suite reads back what a sink holds through it (docs/plugin-authors.md)", p.Sink.Name)
 	}
 	return snk.Sink.List(ctx)
@@ -262,10 +263,10 @@ func stop(ctx context.Context, proc *plugin.Process) {
 
 // role is what the probe learns about one plugin role.
 type role struct {
-	Name         string   `json:"name"`
-	Version      string   `json:"version"`
-	Capabilities []string `json:"capabilities"`
-	Features     []string `json:"features"`
+	Name         string             `json:"name"`
+	Version      string             `json:"version"`
+	Capabilities []string           `json:"capabilities"`
+	Features     []protocol.Feature `json:"features"`
 }
 
 func (r role) has(c sdk.Capability) bool {
@@ -307,7 +308,7 @@ func probeChild(ctx context.Context, p *config.Pipeline, l *plugin.Loader) (prob
 		return r
 	}
 	out.Source, out.Sink = describe(src, p.Source), describe(snk, p.Sink)
-	if !snk.Has("lister") {
+	if !snk.Has(protocol.FeatureLister) {
 		return out, fmt.Errorf("sink %q does not implement sdk.Lister: the conformance suite reads back what a sink holds through it (docs/plugin-authors.md)", p.Sink.Name)
 	}
 	if err := config.CheckDelivery(config.ExactlyOnce, src.Spec, snk.Spec, p.Source.Values, p.Sink.Values); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/connectd/connectd/host/config"
 	"github.com/connectd/connectd/host/plugin"
 	"github.com/connectd/connectd/internal/fault"
+	"github.com/connectd/connectd/internal/protocol"
 	"github.com/connectd/connectd/sdk"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -211,11 +212,11 @@ func (d *driver) checkCapabilities() error {
 		}
 		return false
 	}
-	if has(d.src.Spec, d.p.Source.Values, sdk.CapReplayable) && !d.src.Has("replayer") {
+	if has(d.src.Spec, d.p.Source.Values, sdk.CapReplayable) && !d.src.Has(protocol.FeatureReplayer) {
 		return d.errorf("source %q declares capability %q but does not implement sdk.Replayer", d.p.Source.Name, sdk.CapReplayable)
 	}
 	d.tx = has(d.snk.Spec, d.p.Sink.Values, sdk.CapTransactional)
-	if d.tx && !d.snk.Has("transactional") {
+	if d.tx && !d.snk.Has(protocol.FeatureTransactional) {
 		return d.errorf("sink %q declares capability %q but does not implement sdk.Transactional", d.p.Sink.Name, sdk.CapTransactional)
 	}
 	return nil
@@ -248,7 +249,7 @@ func (d *driver) session(ctx context.Context) error {
 	if err := d.ensure(ctx); err != nil {
 		return err
 	}
-	if d.Drain && d.stop == nil && d.src.Has("ender") {
+	if d.Drain && d.stop == nil && d.src.Has(protocol.FeatureEnder) {
 		end, err := d.src.Source.End(ctx)
 		if err != nil {
 			return err
@@ -339,7 +340,7 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 	if replay != nil {
 		r.Replay = true
 		from = replay.From
-		if d.src.Has("replayer") {
+		if d.src.Has(protocol.FeatureReplayer) {
 			f, u := moving(replay.From, replay.Until)
 			if data, err = d.src.Source.Replay(ctx, id, f, u); err != nil {
 				return false, stopOr(ctx, err)
@@ -466,7 +467,7 @@ func (d *driver) limits() sdk.Limits {
 // always, only after the current one is committed.
 func (d *driver) readAhead(ctx context.Context, id int64, from sdk.Offsets) {
 	d.dropAhead()
-	if !d.p.Batch.ReadAhead || !d.src.Has("replayer") {
+	if !d.p.Batch.ReadAhead || !d.src.Has(protocol.FeatureReplayer) {
 		return
 	}
 	rctx, cancel := context.WithCancel(ctx)

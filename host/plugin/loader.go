@@ -151,7 +151,7 @@ func (l *Loader) Spec(kind sdk.Kind, name string) (sdk.Spec, error) {
 // Process is one running plugin process serving one role.
 type Process struct {
 	Spec     sdk.Spec
-	Features []string
+	Features []protocol.Feature
 	Source   *Source // set for a source
 	Sink     *Sink   // set for a sink
 	client   *goplugin.Client
@@ -164,9 +164,9 @@ func (p *Process) Exited() bool { return p.client.Exited() }
 // Kill stops the process (gracefully if it answers, then by force).
 func (p *Process) Kill() { p.client.Kill() }
 
-// Has reports whether the plugin implements an optional interface
-// ("replayer", "ender", "transactional", "lister").
-func (p *Process) Has(feature string) bool {
+// Has reports whether the plugin implements the optional interface feature
+// (it listed it in its spec).
+func (p *Process) Has(feature protocol.Feature) bool {
 	for _, f := range p.Features {
 		if f == feature {
 			return true
