@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -287,15 +286,13 @@ func cmdPlugins(args []string, stdout, stderr io.Writer) int {
 	specs := l.BundledSpecs()
 	code := exitOK
 	for _, path := range l.ThirdParty() {
-		for _, kind := range []sdk.Kind{sdk.KindSource, sdk.KindSink} {
-			s, err := l.Spec(kind, path)
-			if err == nil {
-				specs = append(specs, s)
-			} else if !strings.Contains(err.Error(), "does not offer") {
-				fmt.Fprintf(stderr, "connectd plugins: %v\n", err)
-				code = exitRuntime
-			}
+		s, err := l.Specs(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "connectd plugins: %v\n", err)
+			code = exitRuntime
+			continue
 		}
+		specs = append(specs, s...)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
