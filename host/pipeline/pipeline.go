@@ -36,6 +36,11 @@ type Options struct {
 	// Restarts is how many times in a row a failing plugin is restarted (with
 	// exponential backoff) before the run fails.
 	Restarts int
+	// Checkpoint opens the pipeline's checkpoint. nil opens directory stores
+	// only (the store of PostgreSQL tables is linked by the connectd binary,
+	// which passes an Opener for both; the conformance suite's hosts, whose
+	// pipelines use directories, do without it).
+	Checkpoint Opener
 }
 
 // errStopped ends a run stopped through its context: Run returns nil for it.
@@ -86,7 +91,10 @@ func Run(ctx context.Context, o Options) error {
 		o.Restarts = 5
 	}
 	d := &driver{Options: o, p: o.Pipeline}
-	cp, err := OpenCheckpoint(ctx, d.p)
+	if d.Checkpoint == nil {
+		d.Checkpoint = openDir
+	}
+	cp, err := d.Checkpoint(ctx, d.p)
 	if err != nil {
 		return d.errorf("%w", err)
 	}
