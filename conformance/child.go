@@ -6,24 +6,29 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/connectd/connectd/host/config"
 	"github.com/connectd/connectd/host/pipeline"
 	"github.com/connectd/connectd/host/plugin"
 	"github.com/connectd/connectd/internal/fault"
-	"github.com/connectd/connectd/plugins"
+	"github.com/connectd/connectd/internal/protocol"
+	"github.com/connectd/connectd/plugins/discard"
+	"github.com/connectd/connectd/plugins/file"
+	"github.com/connectd/connectd/plugins/generator"
 	"github.com/connectd/connectd/sdk"
 )
 
-// The suite's child processes. The suite re-executes the running executable
-// with childEnv set and one of the modes below as its first argument; the
-// init function of this package recognises it, does the job and exits,
-// before main (or the test binary's TestMain) ever runs. Plugin processes
-// that a child host starts inherit childEnv, so a re-executed test binary
-// also serves the bundled plugins (`__plugin NAME`, as the connectd binary
-// does).
+// The suite's child processes. The suite re-executes an executable (the
+// running one, or Options.Exe) with childEnv set and one of the modes below
+// as its first argument; Child recognises it, does the job and exits, before
+// the program does anything else. Plugin processes that a child host starts
+// inherit childEnv, so Child also serves the executable's bundled plugins
+// (`__plugin NAME`, as the connectd binary does).
 const childEnv = "CONNECTD_CONFORMANCE_CHILD"
 
 const (
@@ -31,22 +36,68 @@ const (
 	modeRun      = "__conformance-run"      // FILE [list]: drain the pipeline (fault points armed), then list the sink
 	modeList     = "__conformance-list"     // FILE: the ids the sink holds, as JSON
 	modeContract = "__conformance-contract" // CHECK FILE: one contract check, as JSON
+	modeBundled  = "__conformance-bundled"  // the names of the bundled plugins, as JSON
 )
 
+// bundled is what this executable's children serve and host by name: the
+// plugins given to Child; nil until Child is called.
+var bundled map[string]sdk.Plugin
+
+// helpers returns the plugins the suite itself uses, which a test binary's
+// children serve: the generator (the input), the file sink (the default sink
+// and the file source's input) and discard. It imports no client of an
+// external system, so an author's test links only these and the sdk.
+func helpers() map[string]sdk.Plugin {
+	return map[string]sdk.Plugin{
+		generatorName: generator.Plugin,
+		"file":        file.Plugin,
+		"discard":     discard.Plugin,
+	}
+}
+
+// A test binary is made a possible child here, before TestMain and the
+// tests run, with the suite's helper plugins: an author's test needs no
+// call of Child and no connectd binary.
 func init() {
+	if testing.Testing() {
+		Child(helpers())
+	}
+}
+
+// Child makes this process serve the suite when the suite re-executed it as
+// one of its children, and exits; otherwise it records plugins and returns.
+// plugins are those this executable serves and hosts by name: the suite's
+// pipelines name any other plugin by its path.
+//
+// A test binary needs no call: this package's init calls Child(helpers()).
+// Any other program that runs the suite with itself as the host (Options.Exe
+// empty), or that another program's suite runs as its Options.Exe, calls
+// Child first in main with every plugin it bundles: the connectd binary does,
+// with all of its bundled plugins, so that `connectd conformance --sink kafka`
+// and a test with Options.Exe set to a connectd binary reach them.
+func Child(plugins map[string]sdk.Plugin) {
+	bundled = plugins
 	if os.Getenv(childEnv) != "1" || len(os.Args) < 2 {
 		return
 	}
 	args := os.Args[2:]
+	names := make([]string, 0, len(bundled))
+	for n := range bundled {
+		names = append(names, n)
+	}
+	slices.Sort(names)
 	switch os.Args[1] {
 	case plugin.ServeArg:
 		if len(args) == 1 {
-			if p, ok := plugins.Bundled()[args[0]]; ok {
+			if p, ok := bundled[args[0]]; ok {
 				sdk.Serve(p)
 			}
 		}
-		fmt.Fprintf(os.Stderr, "conformance: no bundled plugin %q\n", args)
+		fmt.Fprintf(os.Stderr, "conformance: no bundled plugin %q in %s (it bundles %s)\n", args, os.Args[0], strings.Join(names, ", "))
 		os.Exit(2)
+	case modeBundled:
+		writeJSON(names)
+		os.Exit(0)
 	case modeProbe, modeRun, modeList, modeContract:
 		os.Exit(child(os.Args[1], args))
 	}
@@ -135,7 +186,7 @@ func loadChild(path string) (*config.File, *plugin.Loader, int) {
 		fmt.Fprintf(os.Stderr, "conformance: %v\n", err)
 		return nil, nil, 1
 	}
-	l := &plugin.Loader{Exe: exe, Dir: f.PluginDir, Bundled: plugins.Bundled(), Stderr: os.Stderr}
+	l := &plugin.Loader{Exe: exe, Dir: f.PluginDir, Bundled: bundled, Stderr: os.Stderr}
 	f, diags = config.Load(path, l.Spec)
 	if diags.HasErrors() {
 		fmt.Fprintln(os.Stderr, f.Format(diags))
@@ -217,7 +268,7 @@ func listChild(ctx context.Context, p *config.Pipeline, l *plugin.Loader) (liste
 }
 
 func list(ctx context.Context, snk *plugin.Process, p *config.Pipeline) ([][]byte, error) {
-	if !snk.Has("lister") {
+	if !snk.Has(protocol.FeatureLister) {
 		return nil, fmt.Errorf("sink %q does not implement sdk.Lister: the conformance suite reads back what a sink holds through it (docs/plugin-authors.md)", p.Sink.Name)
 	}
 	return snk.Sink.List(ctx)
@@ -262,10 +313,10 @@ func stop(ctx context.Context, proc *plugin.Process) {
 
 // role is what the probe learns about one plugin role.
 type role struct {
-	Name         string   `json:"name"`
-	Version      string   `json:"version"`
-	Capabilities []string `json:"capabilities"`
-	Features     []string `json:"features"`
+	Name         string             `json:"name"`
+	Version      string             `json:"version"`
+	Capabilities []string           `json:"capabilities"`
+	Features     []protocol.Feature `json:"features"`
 }
 
 func (r role) has(c sdk.Capability) bool {
@@ -307,7 +358,7 @@ func probeChild(ctx context.Context, p *config.Pipeline, l *plugin.Loader) (prob
 		return r
 	}
 	out.Source, out.Sink = describe(src, p.Source), describe(snk, p.Sink)
-	if !snk.Has("lister") {
+	if !snk.Has(protocol.FeatureLister) {
 		return out, fmt.Errorf("sink %q does not implement sdk.Lister: the conformance suite reads back what a sink holds through it (docs/plugin-authors.md)", p.Sink.Name)
 	}
 	if err := config.CheckDelivery(config.ExactlyOnce, src.Spec, snk.Spec, p.Source.Values, p.Sink.Values); err != nil {

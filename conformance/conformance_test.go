@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -416,5 +417,33 @@ func TestCLI(t *testing.T) {
 	code, _, errs = connectd(t, dir, "conformance", "--sink", "discard", "--quick")
 	if code != 1 || !strings.Contains(errs, "sdk.Lister") {
 		t.Errorf("discard: exit %d, want 1 and a word about sdk.Lister:\n%s", code, errs)
+	}
+}
+
+// TestLabelsAvoidTheHostsPlugins: a plugin given by path is linked under a
+// name that none of the host executable's bundled plugins has: the connectd
+// binary bundles kafka, this test binary does not; an Exe that cannot host the
+// suite is refused, and so is a name the host does not bundle.
+func TestLabelsAvoidTheHostsPlugins(t *testing.T) {
+	o := Options{Sink: Plugin{Name: "/x/connectd-plugin-kafka"}}
+	for exe, want := range map[string]string{bin: "kafka-under-test", "": "kafka"} {
+		o.Exe = exe
+		s, err := newSuite(o)
+		if err != nil {
+			t.Fatalf("Exe %q: %v", exe, err)
+		}
+		if s.snk.label != want {
+			t.Errorf("Exe %q: label %q, want %q", exe, s.snk.label, want)
+		}
+	}
+	o.Exe = ""
+	o.Sink = Plugin{Name: "kafka"}
+	if _, err := newSuite(o); err == nil || !strings.Contains(err.Error(), `plugin "kafka" is not bundled`) {
+		t.Errorf("kafka by name in a test binary: %v, want a UsageError saying it is not bundled", err)
+	}
+	o.Exe = liars["appender"] // a plugin, not a host
+	var u *UsageError
+	if _, err := newSuite(o); !errors.As(err, &u) || !strings.Contains(err.Error(), "cannot host") {
+		t.Errorf("Exe that is a plugin: %v, want a UsageError saying it cannot host", err)
 	}
 }

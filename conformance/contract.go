@@ -9,6 +9,7 @@ import (
 
 	"github.com/connectd/connectd/host/config"
 	"github.com/connectd/connectd/host/plugin"
+	"github.com/connectd/connectd/internal/protocol"
 	pb "github.com/connectd/connectd/internal/protocol/connectorv1"
 	"github.com/connectd/connectd/sdk"
 	"google.golang.org/protobuf/proto"
@@ -96,7 +97,7 @@ func (c *contract) restart(ctx context.Context, proc *plugin.Process) error {
 // would plan them.
 func (c *contract) readTwo(ctx context.Context) (*plugin.Data, *plugin.Data, error) {
 	lim := sdk.Limits{MaxRecords: c.p.Batch.MaxRecords, MaxBytes: c.p.Batch.MaxBytes, MaxWait: time.Second}
-	if c.src.Has("ender") {
+	if c.src.Has(protocol.FeatureEnder) {
 		end, err := c.src.Source.End(ctx)
 		if err != nil {
 			return nil, nil, err
@@ -358,7 +359,7 @@ func (c *contract) transactional(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if !c.snk.Has("transactional") {
+	if !c.snk.Has(protocol.FeatureTransactional) {
 		return fmt.Errorf("sink %q claims %q but does not implement sdk.Transactional", c.p.Sink.Name, sdk.CapTransactional)
 	}
 	expect := func(want sdk.Committed, when string) error {

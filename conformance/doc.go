@@ -11,9 +11,13 @@
 // (`connectd conformance`). Every pipeline runs in child processes, so that a
 // crash is a real crash: the running executable (the connectd binary, or the
 // author's test binary) is re-executed as the host and as the server of the
-// bundled plugins. An init function of this package recognises those children
-// by an environment variable and serves them; a program that imports the
-// package needs nothing else. docs/conformance.md has the whole design.
+// bundled plugins. Child recognises those children by an environment
+// variable and serves them; in a test binary this package's init calls it
+// (with the suite's helper plugins: generator, file and discard), and the
+// connectd binary calls it first in main (with every bundled plugin). The
+// package links no bundled plugin of an external system: a plugin author's
+// test builds only the sdk, the host and the three helpers. docs/conformance.md
+// has the whole design.
 //
 // Verdicts follow the guarantees as docs/architecture.md defines them:
 // at-most-once holds iff no id is duplicated, at-least-once iff none is lost,

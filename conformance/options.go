@@ -99,8 +99,12 @@ type Options struct {
 	// Parallel is how many pipelines run at once; 0 means 2.
 	Parallel int
 	// Exe is the executable re-executed as host and bundled-plugin server;
-	// empty means the running one (os.Executable). It must import this
-	// package (the connectd binary and any test binary that calls Run do).
+	// empty means the running one (os.Executable). It must be a test binary
+	// that imports this package, whose children serve and host the generator,
+	// file and discard plugins, or a program that calls Child first in main,
+	// whose children serve the plugins it gave Child: the connectd binary,
+	// with every bundled plugin. A plugin that Exe does not bundle is named
+	// by its path.
 	Exe string
 	// WorkDir is where every pipeline gets its directory. Empty means a
 	// temporary directory that is removed afterwards; a given one is kept.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +17,6 @@ import (
 	"time"
 
 	"github.com/connectd/connectd/internal/fault"
-	"github.com/connectd/connectd/plugins"
 	"github.com/connectd/connectd/sdk"
 )
 
@@ -143,10 +143,6 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 }
 
 func newSuite(o Options) (*suite, error) {
-	bundled := map[string]bool{}
-	for name := range plugins.Bundled() {
-		bundled[name] = true
-	}
 	s := &suite{o: o}
 	if o.Source.Name == "" && o.Sink.Name == "" {
 		return nil, usagef("conformance: name a source or a sink to test (Options.Source, Options.Sink; --source, --sink)")
@@ -173,6 +169,26 @@ func newSuite(o Options) (*suite, error) {
 		}
 	}
 
+	s.exe = o.Exe
+	if s.exe == "" {
+		if bundled == nil {
+			return nil, usagef("conformance: this program cannot be re-executed as the suite's host: call conformance.Child first in its main, or set Options.Exe to a connectd binary")
+		}
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("conformance: cannot find the running executable to re-execute as the host: %w", err)
+		}
+		s.exe = exe
+	}
+	names, err := s.bundledNames()
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range []Plugin{o.Source, o.Sink, o.Input} {
+		if p.Name != "" && !strings.ContainsRune(p.Name, '/') && !names[p.Name] {
+			return nil, usagef("conformance: plugin %q is not bundled in %s (it bundles %s): give the path of its executable, or set Options.Exe to a connectd binary", p.Name, s.exe, strings.Join(slices.Sorted(maps.Keys(names)), ", "))
+		}
+	}
 	s.src = side{plugin: o.Source, underTest: o.Source.Name != ""}
 	if s.src.plugin.Name == "" || s.src.plugin.Name == generatorName {
 		s.src.plugin = Plugin{Name: generatorName}
@@ -182,7 +198,7 @@ func newSuite(o Options) (*suite, error) {
 		s.snk.plugin = Plugin{Name: "file", Config: map[string]any{"dir": defaultOut}}
 	}
 	for _, sd := range []*side{&s.src, &s.snk} {
-		sd.label = pluginLabel(sd.plugin.Name, bundled)
+		sd.label = pluginLabel(sd.plugin.Name, names)
 	}
 	switch {
 	case s.src.plugin.Name == generatorName && (o.Input.Name != "" || o.InputFunc != nil):
@@ -192,7 +208,7 @@ func newSuite(o Options) (*suite, error) {
 	case s.src.plugin.Name != generatorName && o.Input.Name == "" && o.InputFunc == nil:
 		return nil, usagef("conformance: source %q needs known input: an input sink that writes into it (an input block in the configuration, Options.Input) or Options.InputFunc", o.Source.Name)
 	case o.Input.Name != "":
-		s.inp = &side{plugin: o.Input, label: pluginLabel(o.Input.Name, bundled)}
+		s.inp = &side{plugin: o.Input, label: pluginLabel(o.Input.Name, names)}
 		if o.Input.Name == o.Source.Name {
 			s.inp.label = s.src.label
 		} else if o.Input.Name == o.Sink.Name {
@@ -200,14 +216,6 @@ func newSuite(o Options) (*suite, error) {
 		}
 	}
 
-	s.exe = o.Exe
-	if s.exe == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("conformance: cannot find the running executable to re-execute as the host: %w", err)
-		}
-		s.exe = exe
-	}
 	s.batch = 40
 	s.crash = input{count: 120, partitions: 2, size: 64}
 	if s.o.Level == Full {
@@ -217,6 +225,38 @@ func newSuite(o Options) (*suite, error) {
 	s.soak = input{count: 1500, partitions: 3, size: 64}
 	s.rate = 3000
 	return s, nil
+}
+
+// bundledNames returns the names of the plugins the host executable bundles,
+// which name them in the pipeline files: this process's when it is the host,
+// else the host's own answer. A plugin given by path gets a label that is none
+// of them.
+func (s *suite) bundledNames() (map[string]bool, error) {
+	names := map[string]bool{}
+	if s.o.Exe == "" {
+		for n := range bundled {
+			names[n] = true
+		}
+		return names, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s.exe, modeBundled)
+	cmd.Env = append(os.Environ(), childEnv+"=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	var list []string
+	if err == nil {
+		err = json.Unmarshal(out, &list)
+	}
+	if err != nil {
+		return nil, usagef("conformance: Options.Exe %s cannot host the suite's pipelines (it must be a connectd binary, or a test binary that imports package conformance): %v %s", s.exe, err, strings.TrimSpace(stderr.String()))
+	}
+	for _, n := range list {
+		names[n] = true
+	}
+	return names, nil
 }
 
 // setup makes the working directory and the plugin links, and probes the

@@ -23,8 +23,11 @@ import (
 // author's Source or Sink, checks what comes back, and hosts the plugin-side
 // fault points.
 
-func specToPB(s Spec, features []string) *pb.PluginSpec {
-	out := &pb.PluginSpec{Name: s.Name, Version: s.Version, Kind: string(s.Kind), Summary: s.Summary, Features: features}
+func specToPB(s Spec, features []protocol.Feature) *pb.PluginSpec {
+	out := &pb.PluginSpec{Name: s.Name, Version: s.Version, Kind: string(s.Kind), Summary: s.Summary}
+	for _, f := range features {
+		out.Features = append(out.Features, string(f))
+	}
 	for _, c := range s.Capabilities {
 		out.Capabilities = append(out.Capabilities, string(c))
 	}
@@ -104,13 +107,13 @@ func registerSource(s *grpc.Server, def *SourcePlugin) {
 }
 
 func (s *sourceServer) Spec(context.Context, *pb.Empty) (*pb.PluginSpec, error) {
-	var f []string
+	var f []protocol.Feature
 	probe := s.def.New()
 	if _, ok := probe.(Replayer); ok {
-		f = append(f, "replayer")
+		f = append(f, protocol.FeatureReplayer)
 	}
 	if _, ok := probe.(Ender); ok {
-		f = append(f, "ender")
+		f = append(f, protocol.FeatureEnder)
 	}
 	return specToPB(s.def.Spec, f), nil
 }
@@ -270,13 +273,13 @@ func registerSink(s *grpc.Server, def *SinkPlugin) {
 }
 
 func (s *sinkServer) Spec(context.Context, *pb.Empty) (*pb.PluginSpec, error) {
-	var f []string
+	var f []protocol.Feature
 	probe := s.def.New()
 	if _, ok := probe.(Transactional); ok {
-		f = append(f, "transactional")
+		f = append(f, protocol.FeatureTransactional)
 	}
 	if _, ok := probe.(Lister); ok {
-		f = append(f, "lister")
+		f = append(f, protocol.FeatureLister)
 	}
 	return specToPB(s.def.Spec, f), nil
 }

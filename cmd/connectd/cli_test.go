@@ -258,3 +258,63 @@ func TestPluginsDoc(t *testing.T) {
 		t.Errorf("docs/plugins.md does not hold the current output of `connectd plugins`; paste it in:\n%s", r.Stdout)
 	}
 }
+
+// TestThirdPartyOneRole builds examples/jsonl (a sink only, in a module of its
+// own, as an outside author ships it) into a plugin directory: `plugins
+// --plugin-dir` lists its sink and exits 0, and a pipeline that names it as a
+// source is refused by validate and run with exit 2, saying that it offers no
+// source.
+func TestThirdPartyOneRole(t *testing.T) {
+	dir := t.TempDir()
+	plugins := filepath.Join(dir, "plugins")
+	build := exec.Command("go", "build", "-mod=mod", "-o", filepath.Join(plugins, "connectd-plugin-jsonl"), ".")
+	build.Dir = filepath.Join("..", "..", "examples", "jsonl")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building examples/jsonl: %v\n%s", err, out)
+	}
+	r := connectd(t, dir, nil, "plugins", "--plugin-dir", plugins)
+	if r.Code != 0 || !strings.Contains(r.Stdout, `sink "jsonl"`) || strings.Contains(r.Stdout, `source "jsonl"`) {
+		t.Errorf("plugins --plugin-dir: exit %d, want 0 and the jsonl sink (only) listed; stdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	r = connectd(t, dir, nil, "plugins", "--json", "--plugin-dir", plugins)
+	var specs []struct{ Name, Kind string }
+	if err := json.Unmarshal([]byte(r.Stdout), &specs); err != nil || r.Code != 0 {
+		t.Fatalf("plugins --json --plugin-dir: exit %d, %v; stderr:\n%s", r.Code, err, r.Stderr)
+	}
+	var jsonl []string
+	for _, s := range specs {
+		if s.Name == "jsonl" {
+			jsonl = append(jsonl, s.Kind)
+		}
+	}
+	if len(jsonl) != 1 || jsonl[0] != "sink" {
+		t.Errorf("plugins --json lists jsonl as %v, want [sink]", jsonl)
+	}
+
+	cfg := write(t, dir, "p.hcl", "plugin_dir = \"plugins\"\n"+strings.Replace(genPipeline("at-least-once", "append", 10, 1, 5, ""), `source "generator" {
+    count      = 10
+    partitions = 1
+    size       = 80
+    
+  }`, `source "jsonl" {}`, 1))
+	for _, cmd := range []string{"validate", "run"} {
+		r := connectd(t, dir, nil, cmd, cfg)
+		if r.Code != 2 || !strings.Contains(r.Stderr, `plugin "jsonl" offers no source`) || !strings.Contains(r.Stderr, "p.hcl:") {
+			t.Errorf("%s with jsonl as a source: exit %d, want 2 and `plugin \"jsonl\" offers no source` at p.hcl:…; stderr:\n%s", cmd, r.Code, r.Stderr)
+		}
+	}
+}
+
+// TestPluginsBrokenThirdParty: a plugin in the directory that cannot start
+// makes `plugins` exit 1 with its stderr, after listing the rest.
+func TestPluginsBrokenThirdParty(t *testing.T) {
+	dir := t.TempDir()
+	script := write(t, dir, "plugins/connectd-plugin-broken", "#!/bin/sh\necho 'cannot find libfoo.so' >&2\nexit 3\n")
+	if err := os.Chmod(script, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := connectd(t, dir, nil, "plugins", "--plugin-dir", filepath.Join(dir, "plugins"))
+	if r.Code != 1 || !strings.Contains(r.Stderr, "cannot find libfoo.so") || !strings.Contains(r.Stdout, `sink "file"`) {
+		t.Errorf("exit %d, want 1 with the plugin's stderr and the bundled plugins listed; stdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+}

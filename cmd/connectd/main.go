@@ -13,11 +13,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/connectd/connectd/conformance"
 	"github.com/connectd/connectd/host/config"
 	"github.com/connectd/connectd/host/offsets"
 	"github.com/connectd/connectd/host/pipeline"
@@ -55,6 +55,10 @@ Run 'connectd COMMAND --help' for a command's flags. Exit status: 0 success,
 `
 
 func main() {
+	// A child process of the conformance suite (under connectd conformance,
+	// or a test whose conformance.Options.Exe is this binary) does its job
+	// here, with every bundled plugin, and exits.
+	conformance.Child(plugins.Bundled())
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -255,7 +259,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		go func() {
 			defer wg.Done()
 			log.Info("starting pipeline", "pipeline", p.Name, "delivery", string(p.Delivery), "source", p.Source.Name, "sink", p.Sink.Name, "checkpoint", p.Checkpoint.Where(), "drain", *drain)
-			errs[i] = pipeline.Run(ctx, pipeline.Options{Pipeline: p, Loader: loader, Drain: *drain, Progress: prog, Log: log, Grace: *grace})
+			errs[i] = pipeline.Run(ctx, pipeline.Options{Pipeline: p, Loader: loader, Drain: *drain, Progress: prog, Log: log, Grace: *grace, Checkpoint: openCheckpoint})
 			if errs[i] != nil {
 				cancel() // one pipeline failing stops the others cleanly
 			}
@@ -297,15 +301,13 @@ func cmdPlugins(args []string, stdout, stderr io.Writer) int {
 	specs := l.BundledSpecs()
 	code := exitOK
 	for _, path := range l.ThirdParty() {
-		for _, kind := range []sdk.Kind{sdk.KindSource, sdk.KindSink} {
-			s, err := l.Spec(kind, path)
-			if err == nil {
-				specs = append(specs, s)
-			} else if !strings.Contains(err.Error(), "does not offer") {
-				fmt.Fprintf(stderr, "connectd plugins: %v\n", err)
-				code = exitRuntime
-			}
+		s, err := l.Specs(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "connectd plugins: %v\n", err)
+			code = exitRuntime
+			continue
 		}
+		specs = append(specs, s...)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -348,7 +350,7 @@ func cmdOffsets(args []string, stdout, stderr io.Writer) int {
 		}
 		var states []offsets.State
 		for _, p := range pipes {
-			cp, err := pipeline.InspectCheckpoint(context.Background(), p)
+			cp, err := inspectCheckpoint(context.Background(), p)
 			if err != nil {
 				fmt.Fprintf(stderr, "connectd offsets show: pipeline %q: %v\n", p.Name, err)
 				return exitRuntime
@@ -386,7 +388,7 @@ func cmdOffsets(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "connectd offsets reset: %v\n", err)
 		return exitUsage
 	}
-	cp, err := pipeline.OpenCheckpoint(context.Background(), p)
+	cp, err := openCheckpoint(context.Background(), p)
 	if err != nil {
 		fmt.Fprintf(stderr, "connectd offsets reset: refused: %v\n", err)
 		return exitRuntime

@@ -16,6 +16,7 @@ import (
 	"github.com/connectd/connectd/host/config"
 	"github.com/connectd/connectd/host/plugin"
 	"github.com/connectd/connectd/internal/fault"
+	"github.com/connectd/connectd/internal/protocol"
 	"github.com/connectd/connectd/sdk"
 	"github.com/hashicorp/hcl/v2"
 	"google.golang.org/grpc/codes"
@@ -36,6 +37,11 @@ type Options struct {
 	// Restarts is how many times in a row a failing plugin is restarted (with
 	// exponential backoff) before the run fails.
 	Restarts int
+	// Checkpoint opens the pipeline's checkpoint. nil opens directory stores
+	// only (the store of PostgreSQL tables is linked by the connectd binary,
+	// which passes an Opener for both; the conformance suite's hosts, whose
+	// pipelines use directories, do without it).
+	Checkpoint Opener
 }
 
 // ConfigError ends a run whose plugin refused its configuration when it
@@ -103,7 +109,10 @@ func Run(ctx context.Context, o Options) error {
 		o.Restarts = 5
 	}
 	d := &driver{Options: o, p: o.Pipeline}
-	cp, err := OpenCheckpoint(ctx, d.p)
+	if d.Checkpoint == nil {
+		d.Checkpoint = openDir
+	}
+	cp, err := d.Checkpoint(ctx, d.p)
 	if err != nil {
 		return d.errorf("%w", err)
 	}
@@ -235,11 +244,11 @@ func (d *driver) checkCapabilities() error {
 		}
 		return false
 	}
-	if has(d.src.Spec, d.p.Source.Values, sdk.CapReplayable) && !d.src.Has("replayer") {
+	if has(d.src.Spec, d.p.Source.Values, sdk.CapReplayable) && !d.src.Has(protocol.FeatureReplayer) {
 		return d.errorf("source %q declares capability %q but does not implement sdk.Replayer", d.p.Source.Name, sdk.CapReplayable)
 	}
 	d.tx = has(d.snk.Spec, d.p.Sink.Values, sdk.CapTransactional)
-	if d.tx && !d.snk.Has("transactional") {
+	if d.tx && !d.snk.Has(protocol.FeatureTransactional) {
 		return d.errorf("sink %q declares capability %q but does not implement sdk.Transactional", d.p.Sink.Name, sdk.CapTransactional)
 	}
 	return nil
@@ -272,7 +281,7 @@ func (d *driver) session(ctx context.Context) error {
 	if err := d.ensure(ctx); err != nil {
 		return err
 	}
-	if d.Drain && d.stop == nil && d.src.Has("ender") {
+	if d.Drain && d.stop == nil && d.src.Has(protocol.FeatureEnder) {
 		end, err := d.src.Source.End(ctx)
 		if err != nil {
 			return err
@@ -363,7 +372,7 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 	if replay != nil {
 		r.Replay = true
 		from = replay.From
-		if d.src.Has("replayer") {
+		if d.src.Has(protocol.FeatureReplayer) {
 			f, u := moving(replay.From, replay.Until)
 			if data, err = d.src.Source.Replay(ctx, id, f, u); err != nil {
 				return false, stopOr(ctx, err)
@@ -490,7 +499,7 @@ func (d *driver) limits() sdk.Limits {
 // always, only after the current one is committed.
 func (d *driver) readAhead(ctx context.Context, id int64, from sdk.Offsets) {
 	d.dropAhead()
-	if !d.p.Batch.ReadAhead || !d.src.Has("replayer") {
+	if !d.p.Batch.ReadAhead || !d.src.Has(protocol.FeatureReplayer) {
 		return
 	}
 	rctx, cancel := context.WithCancel(ctx)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/connectd/connectd/internal/fault"
+	"github.com/connectd/connectd/internal/protocol"
 	pb "github.com/connectd/connectd/internal/protocol/connectorv1"
 	"github.com/connectd/connectd/internal/protocol/rawv1"
 	"github.com/connectd/connectd/sdk"
@@ -110,7 +111,7 @@ func wrap(plugin, op string, err error) error {
 	return &Error{Plugin: plugin, Op: op, Err: err}
 }
 
-func specFromPB(p *pb.PluginSpec) (sdk.Spec, []string, error) {
+func specFromPB(p *pb.PluginSpec) (sdk.Spec, []protocol.Feature, error) {
 	s := sdk.Spec{Name: p.Name, Version: p.Version, Kind: sdk.Kind(p.Kind), Summary: p.Summary}
 	for _, c := range p.Capabilities {
 		s.Capabilities = append(s.Capabilities, sdk.Capability(c))
@@ -144,7 +145,11 @@ func specFromPB(p *pb.PluginSpec) (sdk.Spec, []string, error) {
 	if err := s.Check(); err != nil {
 		return sdk.Spec{}, nil, err
 	}
-	return s, p.Features, nil
+	var features []protocol.Feature
+	for _, f := range p.Features {
+		features = append(features, protocol.Feature(f))
+	}
+	return s, features, nil
 }
 
 func openRequest(pipeline string, values map[string]any) (*pb.OpenRequest, error) {

@@ -21,6 +21,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Prefix is how third-party plugin executables are named: connectd-plugin-<name>.
@@ -41,7 +43,7 @@ type Loader struct {
 	Stderr  io.Writer             // where plugin stderr goes (nil: discarded)
 
 	mu    sync.Mutex
-	specs map[string]sdk.Spec
+	specs map[string][]sdk.Spec // by name, of third-party plugins
 }
 
 func roleName(kind sdk.Kind, name string) string { return fmt.Sprintf("%s %q", kind, name) }
@@ -114,47 +116,97 @@ func executable(path string) error {
 	return nil
 }
 
+// ErrNoRole is in the chain of the error that Spec and Start return when the
+// plugin does not offer the role asked for (a sink-only plugin asked for a
+// source): errors.Is(err, ErrNoRole). The error's message names the plugin and
+// the role, as in `plugin "jsonl" offers no source`.
+var ErrNoRole = errors.New("the plugin does not offer this role")
+
+// noRole is the error for a role a plugin does not offer.
+type noRole struct {
+	name string
+	kind sdk.Kind
+}
+
+func (e *noRole) Error() string        { return fmt.Sprintf("plugin %q offers no %s", e.name, e.kind) }
+func (e *noRole) Is(target error) bool { return target == ErrNoRole }
+
 // Spec returns the spec of the plugin role. A bundled plugin answers without a
-// process; a third-party plugin is started, asked, and stopped (the answer is
-// kept for the Loader's life).
+// process; a third-party plugin is started once, asked for both roles over one
+// connection, and stopped (the answers are kept for the Loader's life). A
+// role the plugin does not offer is an error for which errors.Is(err,
+// ErrNoRole) holds.
 func (l *Loader) Spec(kind sdk.Kind, name string) (sdk.Spec, error) {
-	if p, ok := l.Bundled[name]; ok && !strings.ContainsRune(name, '/') {
-		switch {
-		case kind == sdk.KindSource && p.Source != nil:
-			return p.Source.Spec, nil
-		case kind == sdk.KindSink && p.Sink != nil:
-			return p.Sink.Spec, nil
-		}
-		return sdk.Spec{}, fmt.Errorf("plugin %q has no %s", name, kind)
-	}
-	key := string(kind) + "\x00" + name
-	l.mu.Lock()
-	s, ok := l.specs[key]
-	l.mu.Unlock()
-	if ok {
-		return s, nil
-	}
-	p, err := l.Start(context.Background(), kind, name, os.Environ())
+	specs, err := l.Specs(name)
 	if err != nil {
 		return sdk.Spec{}, err
 	}
+	for _, s := range specs {
+		if s.Kind == kind {
+			return s, nil
+		}
+	}
+	return sdk.Spec{}, &noRole{name: name, kind: kind}
+}
+
+// Specs returns the specs of the roles the plugin offers: its source's, then
+// its sink's. A bundled plugin answers without a process; a third-party
+// plugin is started once and asked for both roles over one connection (the
+// answer is kept for the Loader's life). A plugin that offers neither role,
+// or cannot be started or asked, is an error that quotes the end of its stderr.
+func (l *Loader) Specs(name string) ([]sdk.Spec, error) {
+	if p, ok := l.Bundled[name]; ok && !strings.ContainsRune(name, '/') {
+		var out []sdk.Spec
+		if p.Source != nil {
+			out = append(out, p.Source.Spec)
+		}
+		if p.Sink != nil {
+			out = append(out, p.Sink.Spec)
+		}
+		return out, nil
+	}
+	l.mu.Lock()
+	specs, ok := l.specs[name]
+	l.mu.Unlock()
+	if ok {
+		return specs, nil
+	}
+	label := fmt.Sprintf("plugin %q", name)
+	p, err := l.connect(label, name, os.Environ())
+	if err != nil {
+		return nil, err
+	}
 	defer p.Kill()
+	for _, kind := range []sdk.Kind{sdk.KindSource, sdk.KindSink} {
+		s, _, err := p.spec(context.Background(), kind, name)
+		if errors.Is(err, ErrNoRole) {
+			continue
+		}
+		if err != nil {
+			return nil, p.fail(label, fmt.Errorf("%s: %w", kind, err))
+		}
+		specs = append(specs, s)
+	}
+	if len(specs) == 0 {
+		return nil, p.fail(label, errors.New("it offers neither a source nor a sink (its Spec calls of connector.v1.Source and connector.v1.Sink are both unimplemented)"))
+	}
 	l.mu.Lock()
 	if l.specs == nil {
-		l.specs = map[string]sdk.Spec{}
+		l.specs = map[string][]sdk.Spec{}
 	}
-	l.specs[key] = p.Spec
+	l.specs[name] = specs
 	l.mu.Unlock()
-	return p.Spec, nil
+	return specs, nil
 }
 
 // Process is one running plugin process serving one role.
 type Process struct {
 	Spec     sdk.Spec
-	Features []string
+	Features []protocol.Feature
 	Source   *Source // set for a source
 	Sink     *Sink   // set for a sink
 	client   *goplugin.Client
+	conn     *grpc.ClientConn
 	stderr   *tail
 }
 
@@ -164,9 +216,9 @@ func (p *Process) Exited() bool { return p.client.Exited() }
 // Kill stops the process (gracefully if it answers, then by force).
 func (p *Process) Kill() { p.client.Kill() }
 
-// Has reports whether the plugin implements an optional interface
-// ("replayer", "ender", "transactional", "lister").
-func (p *Process) Has(feature string) bool {
+// Has reports whether the plugin implements the optional interface feature
+// (it listed it in its spec).
+func (p *Process) Has(feature protocol.Feature) bool {
 	for _, f := range p.Features {
 		if f == feature {
 			return true
@@ -179,9 +231,35 @@ func (p *Process) Has(feature string) bool {
 func (p *Process) Stderr() string { return p.stderr.String() }
 
 // Start starts the plugin process for a role with environment env and
-// returns it connected. A plugin that dies at start-up is an error that
-// quotes the end of its stderr.
+// returns it connected. A plugin that does not offer the role is an error for
+// which errors.Is(err, ErrNoRole) holds; one that dies at start-up is an error
+// that quotes the end of its stderr.
 func (l *Loader) Start(ctx context.Context, kind sdk.Kind, name string, env []string) (*Process, error) {
+	label := roleName(kind, name)
+	p, err := l.connect(label, name, env)
+	if err != nil {
+		return nil, err
+	}
+	p.Spec, p.Features, err = p.spec(ctx, kind, name)
+	if errors.Is(err, ErrNoRole) {
+		p.Kill()
+		return nil, err
+	}
+	if err != nil {
+		return nil, p.fail(label, err)
+	}
+	if kind == sdk.KindSource {
+		p.Source = &Source{name: label, client: pb.NewSourceClient(p.conn), conn: p.conn}
+	} else {
+		p.Sink = &Sink{name: label, client: pb.NewSinkClient(p.conn), conn: p.conn}
+	}
+	return p, nil
+}
+
+// connect starts the plugin process called name with environment env and
+// connects to it, without asking for a role yet: both roles' services are
+// reached over the one connection. label names it in errors.
+func (l *Loader) connect(label, name string, env []string) (*Process, error) {
 	cmd, err := l.command(name)
 	if err != nil {
 		return nil, err
@@ -189,13 +267,9 @@ func (l *Loader) Start(ctx context.Context, kind sdk.Kind, name string, env []st
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	t := &tail{fwd: l.Stderr}
-	role := protocol.RoleSource
-	if kind == sdk.KindSink {
-		role = protocol.RoleSink
-	}
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  protocol.Handshake,
-		Plugins:          goplugin.PluginSet{role: &clientPlugin{}},
+		Plugins:          roles, // the handshake checks the protocol version against a set
 		Cmd:              cmd,
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		AutoMTLS:         true,
@@ -206,45 +280,58 @@ func (l *Loader) Start(ctx context.Context, kind sdk.Kind, name string, env []st
 		Logger:           hclog.New(&hclog.LoggerOptions{Level: hclog.Off, Output: io.Discard}),
 		GRPCDialOptions:  protocol.DialOptions(),
 	})
-	fail := func(err error) (*Process, error) {
-		client.Kill()
-		msg := fmt.Sprintf("start %s: %v", roleName(kind, name), err)
-		if s := strings.TrimSpace(t.String()); s != "" {
-			msg += "; its stderr ends with:\n" + s
-		}
-		return nil, errors.New(msg)
-	}
+	p := &Process{client: client, stderr: t}
 	rpc, err := client.Client()
 	if err != nil {
-		return fail(err)
+		return nil, p.fail(label, err)
 	}
-	raw, err := rpc.Dispense(role)
-	if err != nil {
-		return fail(fmt.Errorf("it does not offer a %s: %w", kind, err))
+	// One gRPC connection reaches both roles' services; which roles the
+	// plugin serves is learnt from their Spec calls (go-plugin's Dispense
+	// would not ask the plugin).
+	g, ok := rpc.(*goplugin.GRPCClient)
+	if !ok {
+		return nil, p.fail(label, fmt.Errorf("go-plugin connected with %T, not gRPC", rpc))
 	}
-	conn := raw.(*grpc.ClientConn)
-	p := &Process{client: client, stderr: t}
-	var sp *pb.PluginSpec
-	label := roleName(kind, name)
-	if kind == sdk.KindSource {
-		c := pb.NewSourceClient(conn)
-		p.Source = &Source{name: label, client: c, conn: conn}
-		sp, err = c.Spec(ctx, &pb.Empty{})
-	} else {
-		c := pb.NewSinkClient(conn)
-		p.Sink = &Sink{name: label, client: c, conn: conn}
-		sp, err = c.Spec(ctx, &pb.Empty{})
-	}
-	if err != nil {
-		return fail(fmt.Errorf("spec: %w", err))
-	}
-	if p.Spec, p.Features, err = specFromPB(sp); err != nil {
-		return fail(err)
-	}
-	if p.Spec.Kind != kind {
-		return fail(fmt.Errorf("it says its %s is of kind %q", kind, p.Spec.Kind))
-	}
+	p.conn = g.Conn
 	return p, nil
+}
+
+// spec asks the plugin for the spec of its kind role. A plugin that does not
+// serve the role's service (the call is Unimplemented, as gRPC answers for a
+// service that is not registered) does not offer it: the error is a noRole.
+func (p *Process) spec(ctx context.Context, kind sdk.Kind, name string) (sdk.Spec, []protocol.Feature, error) {
+	var sp *pb.PluginSpec
+	var err error
+	if kind == sdk.KindSource {
+		sp, err = pb.NewSourceClient(p.conn).Spec(ctx, &pb.Empty{})
+	} else {
+		sp, err = pb.NewSinkClient(p.conn).Spec(ctx, &pb.Empty{})
+	}
+	if status.Code(err) == codes.Unimplemented {
+		return sdk.Spec{}, nil, &noRole{name: name, kind: kind}
+	}
+	if err != nil {
+		return sdk.Spec{}, nil, fmt.Errorf("spec: %w", err)
+	}
+	s, features, err := specFromPB(sp)
+	if err != nil {
+		return sdk.Spec{}, nil, err
+	}
+	if s.Kind != kind {
+		return sdk.Spec{}, nil, fmt.Errorf("it says its %s is of kind %q", kind, s.Kind)
+	}
+	return s, features, nil
+}
+
+// fail stops the process and returns err as a start-up failure of label,
+// with the end of the plugin's stderr.
+func (p *Process) fail(label string, err error) error {
+	p.client.Kill()
+	msg := fmt.Sprintf("start %s: %v", label, err)
+	if s := strings.TrimSpace(p.stderr.String()); s != "" {
+		msg += "; its stderr ends with:\n" + s
+	}
+	return errors.New(msg)
 }
 
 // Env returns the environment for a plugin process: the host's, without the
@@ -264,8 +351,12 @@ func Env(restart bool) []string {
 	return out
 }
 
-// clientPlugin is the go-plugin glue on the host side: it hands back the
-// gRPC connection, which the host wraps in Source or Sink.
+// roles is the host's go-plugin plugin set. go-plugin needs one to accept the
+// handshake's protocol version; the host never dispenses from it (the
+// connection is taken as is, and both roles are reached over it).
+var roles = goplugin.PluginSet{protocol.RoleSource: clientPlugin{}, protocol.RoleSink: clientPlugin{}}
+
+// clientPlugin is the go-plugin glue on the host side, for roles.
 type clientPlugin struct {
 	goplugin.NetRPCUnsupportedPlugin
 }

@@ -12,19 +12,6 @@ import (
 	"github.com/connectd/connectd/sdk"
 )
 
-// The test binary serves testPlugins when the Loader re-executes it as
-// `<test binary> __plugin <name>`, as connectd serves its bundled plugins.
-func TestMain(m *testing.M) {
-	if len(os.Args) == 3 && os.Args[1] == ServeArg {
-		if p, ok := testPlugins[os.Args[2]]; ok {
-			sdk.Serve(p)
-			os.Exit(0)
-		}
-		os.Exit(2)
-	}
-	os.Exit(m.Run())
-}
-
 // rulesSpec declares every field of a Param, in the Go types a spec coming
 // back from the wire holds (int64, float64, time.Duration, []string).
 var rulesSpec = sdk.Spec{

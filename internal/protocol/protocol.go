@@ -26,6 +26,24 @@ const (
 	RoleSink   = "sink"
 )
 
+// Feature names an optional interface a plugin role implements, beyond the
+// required methods of its kind: PluginSpec.features lists them, and the host
+// calls a feature's RPCs only on a plugin that lists it. The wire carries the
+// constants' string values.
+type Feature string
+
+// The features.
+const (
+	// FeatureReplayer: the source serves Replay (sdk.Replayer).
+	FeatureReplayer Feature = "replayer"
+	// FeatureEnder: the source serves End (sdk.Ender).
+	FeatureEnder Feature = "ender"
+	// FeatureTransactional: the sink serves LastCommitted (sdk.Transactional).
+	FeatureTransactional Feature = "transactional"
+	// FeatureLister: the sink serves List (sdk.Lister).
+	FeatureLister Feature = "lister"
+)
+
 // ChunkBytes is the size above which a batch is split into several chunks on
 // the wire; MaxMessage bounds one message (a single record may be that large).
 const (
