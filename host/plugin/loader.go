@@ -11,10 +11,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/connectd/connectd/internal/fault"
+	"github.com/connectd/connectd/internal/proc"
 	"github.com/connectd/connectd/internal/protocol"
 	pb "github.com/connectd/connectd/internal/protocol/connectorv1"
 	"github.com/connectd/connectd/sdk"
@@ -187,7 +187,7 @@ func (l *Loader) Start(ctx context.Context, kind sdk.Kind, name string, env []st
 		return nil, err
 	}
 	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	proc.KillWithParent(cmd)
 	t := &tail{fwd: l.Stderr}
 	role := protocol.RoleSource
 	if kind == sdk.KindSink {
