@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -39,6 +40,9 @@ func TestKill(t *testing.T) {
 	err := cmd.Wait()
 	if cmd.ProcessState.Success() || time.Since(start) > 10*time.Second {
 		t.Fatalf("the process ended with %v after %v, want killed at once", err, time.Since(start))
+	}
+	if runtime.GOOS == "windows" {
+		return // no promise for a process that has ended
 	}
 	if err := Kill(cmd.Process.Pid); !errors.Is(err, os.ErrProcessDone) {
 		t.Fatalf("Kill of an ended process: %v, want os.ErrProcessDone", err)
