@@ -17,7 +17,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 )
 
 // Env is the environment variable that enables fault points for one run.
@@ -155,8 +154,14 @@ func K(point string, batch int64, n int) (int, bool) {
 	return int(it.k), true
 }
 
-// Die kills the process at once with SIGKILL.
-func Die() {
-	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-	select {} // SIGKILL is not catchable; wait for it to land
-}
+// Die ends the process at once, as kill -9 would: no deferred function runs,
+// nothing is flushed, and it never returns. On Unix the process sends itself
+// SIGKILL, so its parent sees it killed by that signal. On Windows it
+// terminates itself (TerminateProcess, what taskkill /F does) with exit status
+// DieExitCode.
+func Die() { killSelf() }
+
+// DieExitCode is the exit status of a process that Die ended on Windows:
+// 128+9, what a Unix shell reports for a process killed by SIGKILL. (On Unix
+// the process has no exit status: it was killed by the signal.)
+const DieExitCode = 137
