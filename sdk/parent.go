@@ -32,11 +32,17 @@ func watchParent(alive func() bool, every time.Duration, die func()) {
 // ppidAlive returns a probe that reports whether the process parent is still
 // this process's parent. Unix gives an orphan a new parent (init, pid 1, or a
 // subreaper), so a changed parent pid means the parent died; a parent pid of 1
-// at the start means it died before the probe was made. Windows never changes
-// a process's parent pid: there dieWithParent waits on the parent instead.
-func ppidAlive(parent int) func() bool {
-	return func() bool {
-		p := os.Getppid()
-		return p == parent && p != 1
-	}
+// at the start means it died before the probe was made — unless the host said
+// in protocol.HostPIDEnv that its pid is 1 (a container's entrypoint), which
+// hostPID holds ("" when the plugin was not started by a connectd host that
+// says so). Windows never changes a process's parent pid: there dieWithParent
+// waits on the parent instead.
+func ppidAlive(parent int, hostPID string) func() bool {
+	return func() bool { return sameParent(parent, os.Getppid(), hostPID) }
+}
+
+// sameParent reports whether a process whose parent was parent, and whose
+// parent is now ppid, still has its host: see ppidAlive.
+func sameParent(parent, ppid int, hostPID string) bool {
+	return ppid == parent && (ppid != 1 || hostPID == "1")
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 
 	"github.com/connectd/connectd/internal/fault"
+	"github.com/connectd/connectd/internal/protocol"
 	"golang.org/x/sys/unix"
 )
 
@@ -13,5 +14,5 @@ import (
 func dieWithParent() {
 	parent := os.Getppid()
 	_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
-	watchParent(ppidAlive(parent), parentPoll, fault.Die)
+	watchParent(ppidAlive(parent, os.Getenv(protocol.HostPIDEnv)), parentPoll, fault.Die)
 }

@@ -43,3 +43,26 @@ func TestWatchParentDiesOnceWhenTheParentEnds(t *testing.T) {
 		t.Fatalf("the parent was checked %d times, want the watch to stop after check %d", n, aliveChecks+1)
 	}
 }
+
+// A parent pid of 1 means the host died and init adopted the plugin, unless
+// the host said it is pid 1 itself (a container's entrypoint): there every
+// plugin used to kill itself at start.
+func TestSameParent(t *testing.T) {
+	for _, c := range []struct {
+		parent, ppid int
+		hostPID      string
+		want         bool
+	}{
+		{parent: 4242, ppid: 4242, want: true},
+		{parent: 4242, ppid: 4242, hostPID: "4242", want: true},
+		{parent: 4242, ppid: 1, want: false},               // adopted by init
+		{parent: 4242, ppid: 77, want: false},              // adopted by a subreaper
+		{parent: 1, ppid: 1, want: false},                  // started by a host already dead
+		{parent: 1, ppid: 1, hostPID: "1", want: true},     // the host is pid 1
+		{parent: 1, ppid: 1, hostPID: "4242", want: false}, // a wrapper's host died
+	} {
+		if got := sameParent(c.parent, c.ppid, c.hostPID); got != c.want {
+			t.Errorf("sameParent(%d, %d, %q) = %v, want %v", c.parent, c.ppid, c.hostPID, got, c.want)
+		}
+	}
+}

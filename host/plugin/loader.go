@@ -264,7 +264,7 @@ func (l *Loader) connect(label, name string, env []string) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd.Env = env
+	cmd.Env = append(env[:len(env):len(env)], fmt.Sprintf("%s=%d", protocol.HostPIDEnv, os.Getpid()))
 	proc.KillWithParent(cmd)
 	t := &tail{fwd: l.Stderr}
 	client := goplugin.NewClient(&goplugin.ClientConfig{
