@@ -229,7 +229,7 @@ var (
 		Attributes: []hcl.AttributeSchema{{Name: "plugin_dir"}},
 		Blocks:     []hcl.BlockHeaderSchema{{Type: "pipeline", LabelNames: []string{"name"}}, {Type: "http"}},
 	}
-	httpSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "addr", Required: true}, {Name: "token"}}}
+	httpSchema     = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "addr", Required: true}, {Name: "token"}}}
 	pipelineSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{{Name: "delivery"}},
 		Blocks: []hcl.BlockHeaderSchema{

@@ -226,8 +226,11 @@ func lagOf(end, committed sdk.Offsets) map[string]int64 {
 	return lag
 }
 
-// end records how the run ended.
-func (c *Control) end(err error) {
+// End records how the run ended (nil: finished, else failed with err); after
+// it every request fails with ErrEnded. Run calls it as it returns; a host
+// that ends a pipeline without Run (one that never started) calls it too.
+// It accepts a nil *Control.
+func (c *Control) End(err error) {
 	c.set(func(st *Status) {
 		if err != nil {
 			st.State, st.Error = StateFailed, err.Error()

@@ -131,7 +131,7 @@ func Run(ctx context.Context, o Options) error {
 	if errors.Is(err, errStopped) {
 		err = nil
 	}
-	d.Control.end(err)
+	d.Control.End(err)
 	return err
 }
 
