@@ -266,6 +266,24 @@ pipeline "files" {
 	if code, _ := call(t, "GET", s.url+"/healthz", ""); code != http.StatusOK {
 		t.Errorf("/healthz = %d, want 200", code)
 	}
+
+	// connectd status shows the same as a table and as JSON.
+	addr := strings.TrimPrefix(s.url, "http://")
+	r := connectd(t, dir, nil, "status", "--addr", addr)
+	row := regexp.MustCompile(fmt.Sprintf(`(?m)^files +running +exactly-once +file → file +%d +900 +0 +0 +\d+s ago$`, len(batches)))
+	if r.Code != 0 || !strings.HasPrefix(r.Stdout, "PIPELINE ") || !row.MatchString(r.Stdout) {
+		t.Errorf("status: exit %d, want a row matching %s:\n%s%s", r.Code, row, r.Stdout, r.Stderr)
+	}
+	r = connectd(t, dir, nil, "status", "--addr", addr, "--json")
+	var list struct{ Pipelines []pipeStatus }
+	if err := json.Unmarshal([]byte(r.Stdout), &list); err != nil || r.Code != 0 || len(list.Pipelines) != 1 || list.Pipelines[0].RecordsWritten != 900 {
+		t.Errorf("status --json: exit %d, %v: %s", r.Code, err, r.Stdout)
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.done
+	if r := connectd(t, dir, nil, "status", "--addr", addr); r.Code != 1 || !strings.Contains(r.Stderr, "is connectd running with --http at") {
+		t.Errorf("status of a stopped host: exit %d, want 1 and a hint:\n%s", r.Code, r.Stderr)
+	}
 }
 
 func keysWith(m map[string]float64, sub string) []string {

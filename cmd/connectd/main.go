@@ -47,6 +47,7 @@ Usage:
   connectd plugins [--json] [--plugin-dir DIR]
   connectd offsets show FILE [--pipeline NAME] [--json]
   connectd offsets reset FILE --pipeline NAME --to earliest|latest|<json>|batch:<id>
+  connectd status [--addr ADDR] [--json]
   connectd conformance --source NAME|PATH --sink NAME|PATH [--config FILE.hcl] [--quick] [--json] [--junit FILE]
   connectd version
 
@@ -79,6 +80,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdPlugins(rest, stdout, stderr)
 	case "offsets":
 		return cmdOffsets(rest, stdout, stderr)
+	case "status":
+		return cmdStatus(rest, stdout, stderr)
 	case "conformance":
 		return cmdConformance(rest, stdout, stderr)
 	case "version", "--version", "-version":

@@ -95,7 +95,7 @@ type Status struct {
 	Checkpoint     string           `json:"checkpoint"`
 	Committed      sdk.Offsets      `json:"committed"`
 	LastCommit     *time.Time       `json:"lastCommit,omitempty"`
-	LastBatch      *pipeline.Report `json:"lastBatch,omitempty"`
+	LastBatch      json.RawMessage  `json:"lastBatch,omitempty"` // a pipeline.Report as --progress json prints it
 	End            sdk.Offsets      `json:"end,omitempty"`
 	Lag            map[string]int64 `json:"lag,omitempty"`
 	TotalLag       *int64           `json:"totalLag,omitempty"`
@@ -125,7 +125,7 @@ func statusOf(p Pipeline) Status {
 		out.LastCommit = &t
 	}
 	if s.Last.Batch != 0 {
-		out.LastBatch = &s.Last
+		out.LastBatch, _ = json.Marshal(s.Last) // a Report always marshals
 	}
 	if s.Lag != nil {
 		var total int64
@@ -135,6 +135,17 @@ func statusOf(p Pipeline) Status {
 		out.TotalLag = &total
 	}
 	return out
+}
+
+// LastBatchID is the id of the last finished batch, 0 before any.
+func (s Status) LastBatchID() int64 {
+	var b struct {
+		BatchID int64 `json:"batchId"`
+	}
+	if len(s.LastBatch) == 0 || json.Unmarshal(s.LastBatch, &b) != nil {
+		return 0
+	}
+	return b.BatchID
 }
 
 func (s *Server) find(w http.ResponseWriter, name string) (Pipeline, bool) {
