@@ -1,80 +1,29 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/connectd/connectd/internal/e2e"
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 )
 
-// host is a `connectd run --http` process started by a test.
-type host struct {
-	cmd    *exec.Cmd
-	url    string // http://127.0.0.1:port
-	mu     sync.Mutex
-	stderr bytes.Buffer
-	done   chan struct{}
-}
+// host is a `connectd run --http` process started by serve.
+type host struct{ *e2e.Host }
 
-func (s *host) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stderr.Write(p)
-}
-
-func (s *host) log() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stderr.String()
-}
-
-var servingLine = regexp.MustCompile(`serving http://(\S+?)/ `)
-
-// serve starts `connectd run --http 127.0.0.1:0 args...` in dir and waits
-// for the URL it prints. The process is killed when the test ends.
+// serve starts `connectd run --http 127.0.0.1:0 args...` in dir.
 func serve(t *testing.T, dir string, env []string, args ...string) *host {
 	t.Helper()
-	s := &host{done: make(chan struct{})}
-	s.cmd = exec.Command(bin, append([]string{"run", "--http", "127.0.0.1:0"}, args...)...)
-	s.cmd.Dir = dir
-	s.cmd.Env = append(s.cmd.Environ(), env...)
-	s.cmd.Stderr = s
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = s.cmd.Wait(); close(s.done) }()
-	t.Cleanup(func() {
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if m := servingLine.FindStringSubmatch(s.log()); m != nil {
-			s.url = "http://" + strings.Replace(m[1], "[::]", "127.0.0.1", 1)
-			return s
-		}
-		select {
-		case <-s.done:
-			t.Fatalf("connectd exited before serving HTTP:\n%s", s.log())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	t.Fatalf("connectd printed no URL in 30s:\n%s", s.log())
-	return nil
+	return &host{e2e.Serve(t, bin, dir, env, args...)}
 }
+
+func (s *host) log() string { return s.Log() }
 
 // call makes an HTTP request and returns the status and body.
 func call(t *testing.T, method, url, token string) (int, []byte) {
@@ -112,7 +61,7 @@ type pipeStatus struct {
 
 func (s *host) status(t *testing.T, name string) pipeStatus {
 	t.Helper()
-	code, b := call(t, "GET", s.url+"/v1/pipelines/"+name, "")
+	code, b := call(t, "GET", s.URL+"/v1/pipelines/"+name, "")
 	if code != http.StatusOK {
 		t.Fatalf("GET pipeline %q: %d %s", name, code, b)
 	}
@@ -123,59 +72,9 @@ func (s *host) status(t *testing.T, name string) pipeStatus {
 	return st
 }
 
-// waitFor polls cond every 50ms for up to a minute.
-func (s *host) waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited a minute for %s; log:\n%s", what, s.log())
-		}
-		select {
-		case <-s.done:
-			t.Fatalf("connectd exited while waiting for %s:\n%s", what, s.log())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
+func (s *host) waitFor(t *testing.T, what string, cond func() bool) { s.WaitFor(t, what, cond) }
 
-// scrape reads /metrics and returns the value of each series, keyed by
-// name{label="value",...} with labels sorted (histograms by _count).
-func scrape(t *testing.T, url string) map[string]float64 {
-	t.Helper()
-	code, b := call(t, "GET", url+"/metrics", "")
-	if code != http.StatusOK {
-		t.Fatalf("GET /metrics: %d", code)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(bytes.NewReader(b))
-	if err != nil {
-		t.Fatalf("parsing /metrics: %v", err)
-	}
-	out := map[string]float64{}
-	for name, f := range fams {
-		for _, m := range f.Metric {
-			key := name + labelsOf(m)
-			switch {
-			case m.Counter != nil:
-				out[key] = m.Counter.GetValue()
-			case m.Gauge != nil:
-				out[key] = m.Gauge.GetValue()
-			case m.Histogram != nil:
-				out[name+"_count"+labelsOf(m)] = float64(m.Histogram.GetSampleCount())
-			}
-		}
-	}
-	return out
-}
-
-func labelsOf(m *dto.Metric) string {
-	var parts []string
-	for _, l := range m.Label { // the text format sorts labels by name
-		parts = append(parts, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
-	}
-	return "{" + strings.Join(parts, ",") + "}"
-}
+func scrape(t *testing.T, url string) map[string]float64 { return e2e.Scrape(t, url) }
 
 // TestHTTPMetricsFileToFile scrapes /metrics while a file → file pipeline
 // runs and checks its counters against what the sink holds.
@@ -205,7 +104,7 @@ pipeline "files" {
 	var m map[string]float64
 	const p = `{pipeline="files"}`
 	s.waitFor(t, "900 records written", func() bool {
-		m = scrape(t, s.url)
+		m = scrape(t, s.URL)
 		return m["connectd_records_written_total"+p] >= float64(len(want))
 	})
 	checkDelivery(t, "exactly-once", want, ids(t, dir))
@@ -248,7 +147,7 @@ pipeline "files" {
 		st := s.status(t, "files")
 		return len(st.Lag) == 3
 	})
-	m = scrape(t, s.url)
+	m = scrape(t, s.URL)
 	for _, f := range []string{"in/part0.txt", "in/part1.txt", "in/part2.txt"} {
 		k := fmt.Sprintf(`connectd_partition_lag{partition=%q,pipeline="files"}`, f)
 		if got, ok := m[k]; !ok || got != 0 {
@@ -260,15 +159,15 @@ pipeline "files" {
 	if st.State != "running" || st.RecordsWritten != 900 || st.LastBatch == nil || st.LastBatch.BatchID != int64(len(batches)) {
 		t.Errorf("API status = %+v, want running, 900 written, last batch %d", st, len(batches))
 	}
-	if code, b := call(t, "GET", s.url+"/readyz", ""); code != http.StatusOK {
+	if code, b := call(t, "GET", s.URL+"/readyz", ""); code != http.StatusOK {
 		t.Errorf("/readyz = %d %s, want 200", code, b)
 	}
-	if code, _ := call(t, "GET", s.url+"/healthz", ""); code != http.StatusOK {
+	if code, _ := call(t, "GET", s.URL+"/healthz", ""); code != http.StatusOK {
 		t.Errorf("/healthz = %d, want 200", code)
 	}
 
 	// connectd status shows the same as a table and as JSON.
-	addr := strings.TrimPrefix(s.url, "http://")
+	addr := strings.TrimPrefix(s.URL, "http://")
 	r := connectd(t, dir, nil, "status", "--addr", addr)
 	row := regexp.MustCompile(fmt.Sprintf(`(?m)^files +running +exactly-once +file → file +%d +900 +0 +0 +\d+s ago$`, len(batches)))
 	if r.Code != 0 || !strings.HasPrefix(r.Stdout, "PIPELINE ") || !row.MatchString(r.Stdout) {
@@ -279,8 +178,8 @@ pipeline "files" {
 	if err := json.Unmarshal([]byte(r.Stdout), &list); err != nil || r.Code != 0 || len(list.Pipelines) != 1 || list.Pipelines[0].RecordsWritten != 900 {
 		t.Errorf("status --json: exit %d, %v: %s", r.Code, err, r.Stdout)
 	}
-	_ = s.cmd.Process.Kill()
-	<-s.done
+	_ = s.Cmd.Process.Kill()
+	<-s.Done
 	if r := connectd(t, dir, nil, "status", "--addr", addr); r.Code != 1 || !strings.Contains(r.Stderr, "is connectd running with --http at") {
 		t.Errorf("status of a stopped host: exit %d, want 1 and a hint:\n%s", r.Code, r.Stderr)
 	}
@@ -311,14 +210,14 @@ func TestHTTPTokenRefused(t *testing.T) {
 }
 `+genPipeline("exactly-once", "batch", 0, 1, 10, "rate = 100"))
 	s := serve(t, dir, []string{"TEST_TOKEN=letmein"}, cfg) // --http 127.0.0.1:0 wins over addr; the token stays
-	pause := s.url + "/v1/pipelines/p/pause"
+	pause := s.URL + "/v1/pipelines/p/pause"
 	if code, b := call(t, "POST", pause, ""); code != http.StatusUnauthorized {
 		t.Errorf("pause without a token: %d %s, want 401", code, b)
 	}
 	if code, b := call(t, "POST", pause, "wrong"); code != http.StatusForbidden {
 		t.Errorf("pause with a wrong token: %d %s, want 403", code, b)
 	}
-	if code, _ := call(t, "GET", s.url+"/v1/pipelines/p", ""); code != http.StatusOK {
+	if code, _ := call(t, "GET", s.URL+"/v1/pipelines/p", ""); code != http.StatusOK {
 		t.Errorf("a read without a token: %d, want 200", code)
 	}
 	if code, b := call(t, "POST", pause, "letmein"); code != http.StatusAccepted {
@@ -342,7 +241,7 @@ func TestHTTPPauseResume(t *testing.T) {
 
 	pause := func() pipeStatus {
 		t.Helper()
-		if code, b := call(t, "POST", s.url+"/v1/pipelines/p/pause", ""); code != http.StatusAccepted {
+		if code, b := call(t, "POST", s.URL+"/v1/pipelines/p/pause", ""); code != http.StatusAccepted {
 			t.Fatalf("pause: %d %s", code, b)
 		}
 		s.waitFor(t, "the paused state", func() bool { return s.status(t, "p").State == "paused" })
@@ -358,30 +257,30 @@ func TestHTTPPauseResume(t *testing.T) {
 	if got := len(ids(t, dir)); got != held || after.RecordsWritten != paused.RecordsWritten || after.State != "paused" {
 		t.Fatalf("records moved while paused: sink %d → %d, API %d → %d (state %s)", held, got, paused.RecordsWritten, after.RecordsWritten, after.State)
 	}
-	if code, b := call(t, "POST", s.url+"/v1/pipelines/p/pause", ""); code != http.StatusConflict {
+	if code, b := call(t, "POST", s.URL+"/v1/pipelines/p/pause", ""); code != http.StatusConflict {
 		t.Errorf("pausing a paused pipeline: %d %s, want 409", code, b)
 	}
 
-	if code, b := call(t, "POST", s.url+"/v1/pipelines/p/resume", ""); code != http.StatusAccepted {
+	if code, b := call(t, "POST", s.URL+"/v1/pipelines/p/resume", ""); code != http.StatusAccepted {
 		t.Fatalf("resume: %d %s", code, b)
 	}
 	s.waitFor(t, "records after resume", func() bool { return s.status(t, "p").RecordsWritten > paused.RecordsWritten })
-	if code, b := call(t, "POST", s.url+"/v1/pipelines/p/resume", ""); code != http.StatusConflict {
+	if code, b := call(t, "POST", s.URL+"/v1/pipelines/p/resume", ""); code != http.StatusConflict {
 		t.Errorf("resuming a running pipeline: %d %s, want 409", code, b)
 	}
 
 	before := s.status(t, "p").RecordsWritten
-	if code, b := call(t, "POST", s.url+"/v1/pipelines/p/restart", ""); code != http.StatusAccepted {
+	if code, b := call(t, "POST", s.URL+"/v1/pipelines/p/restart", ""); code != http.StatusAccepted {
 		t.Fatalf("restart: %d %s", code, b)
 	}
 	s.waitFor(t, "the restart", func() bool { return strings.Contains(s.log(), "restarting the plugins as asked") })
 	s.waitFor(t, "records after the restart", func() bool { return s.status(t, "p").RecordsWritten > before+100 })
 
 	pause()
-	if err := s.cmd.Process.Kill(); err != nil {
+	if err := s.Cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	<-s.done
+	<-s.Done
 	if got := len(ids(t, dir)); got == 0 || got >= count {
 		t.Fatalf("killed after %d of %d records; want a kill in the middle", got, count)
 	}

@@ -257,31 +257,35 @@ func (c *Control) takeRestart() bool {
 	return r
 }
 
-// gate returns at once unless a pause is requested; then it sets StatePaused
-// and waits until the pipeline is resumed, a restart is requested or done is
-// closed, and sets StateRunning again. It reports whether it paused.
-func (c *Control) gate(done <-chan struct{}) bool {
+// gate returns false at once unless a pause is requested; then it sets
+// StatePaused and waits until the pipeline is resumed or a restart is
+// requested (it sets StateRunning again and returns false), until done is
+// closed (false), or until wait has passed while still paused (true: call it
+// again).
+func (c *Control) gate(done <-chan struct{}, wait time.Duration) bool {
 	if c == nil {
 		return false
 	}
-	paused := false
+	timeout := time.NewTimer(wait)
+	defer timeout.Stop()
 	for {
 		c.mu.Lock()
 		if !c.paused || c.restart {
-			if paused {
+			if c.st.State == StatePaused {
 				c.st.State = StateRunning
 			}
 			c.mu.Unlock()
-			return paused
+			return false
 		}
-		paused = true
 		c.st.State = StatePaused
 		wake := c.wake
 		c.mu.Unlock()
 		select {
 		case <-wake:
 		case <-done:
-			return paused
+			return false
+		case <-timeout.C:
+			return true
 		}
 	}
 }
@@ -300,21 +304,18 @@ func (d *driver) between(ctx context.Context) error {
 	if d.Control == nil {
 		return nil
 	}
-	if d.src.Has(protocol.FeatureEnder) && time.Since(d.lagAt) >= lagEvery {
-		if d.ahead != nil {
-			<-d.ahead.done // a source serves one call at a time
-		}
-		d.lagAt = time.Now()
-		end, err := d.src.Source.End(ctx)
-		if err != nil {
-			return stopOr(ctx, err)
-		}
-		d.Control.lag(end)
+	if err := d.measureLag(ctx); err != nil {
+		return err
 	}
 	if d.Control.pausing() {
 		d.dropAhead() // nothing read while paused
 		d.Log.Info("paused between batches", "pipeline", d.p.Name)
-		if d.Control.gate(ctx.Done()) {
+		for d.Control.gate(ctx.Done(), lagEvery) {
+			if err := d.measureLag(ctx); err != nil { // the lag grows while paused
+				return err
+			}
+		}
+		if ctx.Err() == nil && !d.Control.pausing() {
 			d.Log.Info("resumed", "pipeline", d.p.Name)
 		}
 	}
@@ -324,6 +325,25 @@ func (d *driver) between(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return errStopped
 	}
+	return nil
+}
+
+// measureLag asks an sdk.Ender source for its end, at most once per lagEvery,
+// and gives it to Control, which reports the lag against the committed
+// offsets.
+func (d *driver) measureLag(ctx context.Context) error {
+	if !d.src.Has(protocol.FeatureEnder) || time.Since(d.lagAt) < lagEvery {
+		return nil
+	}
+	if d.ahead != nil {
+		<-d.ahead.done // a source serves one call at a time
+	}
+	d.lagAt = time.Now()
+	end, err := d.src.Source.End(ctx)
+	if err != nil {
+		return stopOr(ctx, err)
+	}
+	d.Control.lag(end)
 	return nil
 }
 

@@ -12,7 +12,7 @@ import (
 func TestGate(t *testing.T) {
 	c := NewControl("p")
 	c.state(StateRunning)
-	if c.gate(nil) {
+	if c.gate(nil, time.Hour) {
 		t.Fatal("gate paused without a pause request")
 	}
 	if err := c.Pause(); err != nil {
@@ -22,7 +22,7 @@ func TestGate(t *testing.T) {
 		t.Errorf("second Pause = %v, want ErrAlreadyPaused", err)
 	}
 	returned := make(chan bool)
-	go func() { returned <- c.gate(nil) }()
+	go func() { returned <- c.gate(nil, time.Hour) }()
 	deadline := time.Now().Add(5 * time.Second)
 	for c.Status().State != StatePaused {
 		if time.Now().After(deadline) {
@@ -38,7 +38,7 @@ func TestGate(t *testing.T) {
 	if err := c.Resume(); err != nil {
 		t.Fatal(err)
 	}
-	if !<-returned || c.Status().State != StateRunning {
+	if <-returned || c.Status().State != StateRunning {
 		t.Errorf("after Resume: state %s", c.Status().State)
 	}
 	if err := c.Resume(); !errors.Is(err, ErrNotPaused) {
@@ -46,7 +46,10 @@ func TestGate(t *testing.T) {
 	}
 	// A restart asked while paused lets the gate return; the pause stays.
 	_ = c.Pause()
-	go func() { returned <- c.gate(nil) }()
+	if !c.gate(nil, time.Millisecond) || c.Status().State != StatePaused {
+		t.Errorf("gate did not return true after its wait while paused")
+	}
+	go func() { returned <- c.gate(nil, time.Hour) }()
 	for c.Status().State != StatePaused {
 		time.Sleep(time.Millisecond)
 	}
