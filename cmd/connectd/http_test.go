@@ -289,3 +289,32 @@ func TestHTTPPauseResume(t *testing.T) {
 	}
 	checkDelivery(t, "exactly-once", e2e.GenIDs(count, parts), ids(t, dir))
 }
+
+// TestHTTPUnboundedSourceHasNoLag: a source that cannot tell its end now
+// (an unbounded generator answers End with an error) runs on without lag,
+// never failing or restarting for it.
+func TestHTTPUnboundedSourceHasNoLag(t *testing.T) {
+	dir := t.TempDir()
+	cfg := write(t, dir, "p.hcl", genPipeline("exactly-once", "batch", 0, 1, 50, "rate = 500"))
+	s := serve(t, dir, nil, cfg)
+	start := time.Now()
+	s.waitFor(t, "3 seconds of batches", func() bool {
+		return time.Since(start) > 3*time.Second && s.status(t, "p").RecordsWritten > 0
+	})
+	code, b := call(t, "GET", s.URL+"/v1/pipelines/p", "")
+	var st struct {
+		State         string
+		Lag           map[string]int64
+		FailedBatches int64 `json:"failedBatches"`
+		Error         string
+	}
+	if err := json.Unmarshal(b, &st); err != nil || code != http.StatusOK {
+		t.Fatalf("%d %v: %s", code, err, b)
+	}
+	if st.State != "running" || st.FailedBatches != 0 || st.Lag != nil || st.Error != "" {
+		t.Errorf("status %+v, want running, no failures, no lag, no error; log:\n%s", st, s.log())
+	}
+	if n := strings.Count(s.log(), "lag unknown"); n != 1 {
+		t.Errorf("%d warnings about the unknown lag, want 1:\n%s", n, s.log())
+	}
+}

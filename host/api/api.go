@@ -1,7 +1,7 @@
 // Package api is the host's HTTP API: /healthz, /readyz, Prometheus'
-// /metrics and the JSON API under /v1/ that shows each pipeline's run and
-// pauses, resumes and restarts it; mutating calls need the bearer token
-// when one is set.
+// /metrics, the JSON API under /v1/ that shows each pipeline's run and
+// pauses, resumes and restarts it (mutating calls need the bearer token
+// when one is set), and the status page at / that draws it.
 package api
 
 import (
@@ -66,6 +66,8 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
+	mux.HandleFunc("GET /{$}", s.page)
+	mux.Handle("GET /ui/", http.FileServerFS(ui))
 	if s.Metrics != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics, promhttp.HandlerOpts{Registry: s.Metrics}))
 	}

@@ -341,7 +341,19 @@ func (d *driver) measureLag(ctx context.Context) error {
 	d.lagAt = time.Now()
 	end, err := d.src.Source.End(ctx)
 	if err != nil {
-		return stopOr(ctx, err)
+		if ctx.Err() != nil {
+			return errStopped
+		}
+		// The lag is for watching: a source that cannot tell its end now (an
+		// unbounded generator, a broker that does not answer) leaves it
+		// unknown and the pipeline runs on; a dead plugin is found by the
+		// next batch's call.
+		if d.Control.Status().End != nil || !d.lagFailed {
+			d.Log.Warn("the source cannot tell where its data ends; lag unknown", "pipeline", d.p.Name, "error", err.Error())
+		}
+		d.lagFailed = true
+		d.Control.lag(nil)
+		return nil
 	}
 	d.Control.lag(end)
 	return nil

@@ -77,10 +77,13 @@ type driver struct {
 	batches  int64
 	records  int64
 	started  bool
-	lagAt    time.Time // when between last asked the source for its end
 	// ahead is the read of the next batch, running while the current one is
 	// written and committed (see readAhead); nil when none runs.
 	ahead *ahead
+	// lagAt is when between last asked the source for its end; lagFailed,
+	// that the source could not tell it (logged once).
+	lagAt     time.Time
+	lagFailed bool
 }
 
 // ahead is a Read of batch id from the offsets the current batch ends at,
