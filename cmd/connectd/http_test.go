@@ -7,11 +7,13 @@ import (
 	"net/http"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/connectd/connectd/internal/e2e"
+	"github.com/connectd/connectd/internal/fault"
 )
 
 // host is a `connectd run --http` process started by serve.
@@ -270,10 +272,18 @@ func TestHTTPPauseResume(t *testing.T) {
 	}
 
 	before := s.status(t, "p").RecordsWritten
+	children := func() []int { c := e2e.Children(s.Cmd.Process.Pid); slices.Sort(c); return c }
+	kids := children()
+	if len(kids) != 2 {
+		t.Fatalf("want 2 plugin processes before the restart, found %v", kids)
+	}
 	if code, b := call(t, "POST", s.URL+"/v1/pipelines/p/restart", ""); code != http.StatusAccepted {
 		t.Fatalf("restart: %d %s", code, b)
 	}
-	s.waitFor(t, "the restart", func() bool { return strings.Contains(s.log(), "restarting the plugins as asked") })
+	s.waitFor(t, "new plugin processes", func() bool {
+		now := children()
+		return len(now) == 2 && !slices.Contains(now, kids[0]) && !slices.Contains(now, kids[1])
+	})
 	s.waitFor(t, "records after the restart", func() bool { return s.status(t, "p").RecordsWritten > before+100 })
 
 	pause()
@@ -316,5 +326,35 @@ func TestHTTPUnboundedSourceHasNoLag(t *testing.T) {
 	}
 	if n := strings.Count(s.log(), "lag unknown"); n != 1 {
 		t.Errorf("%d warnings about the unknown lag, want 1:\n%s", n, s.log())
+	}
+}
+
+// TestHTTPMetricsAfterPluginCrash: a sink that dies in the middle of batch 3
+// shows in /metrics as one sink restart, one failed batch and one replayed
+// batch, and the records written still match what the sink holds.
+func TestHTTPMetricsAfterPluginCrash(t *testing.T) {
+	dir := t.TempDir()
+	const count, parts = 1000, 2
+	cfg := write(t, dir, "p.hcl", genPipeline("exactly-once", "batch", count, parts, 100, ""))
+	s := serve(t, dir, []string{fault.Env + "=" + fault.SinkWritePartial + "@3"}, cfg)
+	var m map[string]float64
+	s.waitFor(t, "every record written", func() bool {
+		m = scrape(t, s.URL)
+		return m[`connectd_records_written_total{pipeline="p"}`] >= count
+	})
+	checkDelivery(t, "exactly-once", e2e.GenIDs(count, parts), ids(t, dir))
+	for k, v := range map[string]float64{
+		`connectd_records_written_total{pipeline="p"}`:                 count,
+		`connectd_plugin_restarts_total{pipeline="p",role="sink"}`:     1,
+		`connectd_plugin_restarts_total{pipeline="p",role="source"}`:   0,
+		`connectd_batches_total{outcome="failed",pipeline="p"}`:        1,
+		`connectd_batches_total{outcome="replayed",pipeline="p"}`:      1,
+		`connectd_batches_total{outcome="committed",pipeline="p"}`:     count/100 - 1,
+		`connectd_pipeline_state{pipeline="p",state="running"}`:        1,
+		`connectd_partition_lag{partition="generator/0",pipeline="p"}`: 0,
+	} {
+		if got, ok := m[k]; !ok || got != v {
+			t.Errorf("%s = %v (present %v), want %v", k, got, ok, v)
+		}
 	}
 }
