@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -227,6 +228,24 @@ func TestHTTPTokenRefused(t *testing.T) {
 	}
 	if strings.Contains(s.log(), "letmein") {
 		t.Errorf("the token is in the log:\n%s", s.log())
+	}
+	// A paused pipeline stops cleanly on SIGTERM.
+	s.waitFor(t, "the paused state", func() bool { return s.status(t, "p").State == "paused" })
+	_ = s.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.Done:
+		if code := s.Cmd.ProcessState.ExitCode(); code != 0 {
+			t.Errorf("SIGTERM while paused: exit %d, want 0:\n%s", code, s.log())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("SIGTERM while paused: still running after 20s:\n%s", s.log())
+	}
+
+	// The file's address without a token: refused, naming the http block.
+	cfg = write(t, dir, "r.hcl", "http { addr = \"0.0.0.0:0\" }\n"+genPipeline("exactly-once", "batch", 0, 1, 10, "rate = 100"))
+	r = connectd(t, dir, []string{"CONNECTD_TOKEN="}, "run", cfg)
+	if r.Code != 2 || !strings.Contains(r.Stderr, "r.hcl:1:1: refusing to serve HTTP") {
+		t.Errorf("exit %d, want 2 naming r.hcl:1:1:\n%s", r.Code, r.Stderr)
 	}
 }
 

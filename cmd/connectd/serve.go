@@ -47,7 +47,12 @@ func serveHTTP(file *config.File, pipes []*config.Pipeline, flagAddr string, std
 		token = os.Getenv(tokenEnv)
 	}
 	if err := api.CheckAddr(addr, token); err != nil {
-		fmt.Fprintf(stderr, "connectd run: refusing to serve HTTP: %v\n", err)
+		where := "--http"
+		if flagAddr == "" {
+			r := file.HTTP.Range
+			where = fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
+		}
+		fmt.Fprintf(stderr, "connectd run: %s: refusing to serve HTTP: %v\n", where, err)
 		return nil, exitUsage
 	}
 	s.controls = map[string]*pipeline.Control{}
