@@ -182,6 +182,7 @@ func (c *Control) read(records, bytes int64) {
 
 func (c *Control) batchDone(r Report) {
 	c.set(func(st *Status) {
+		r.From, r.Until = r.From.Clone(), r.Until.Clone() // read by Status's callers later
 		st.Last, st.Committed, st.LastCommit, st.Failures = r, r.Until.Clone(), time.Now(), 0
 		st.RecordsWritten += r.Records
 		st.BytesWritten += r.Bytes
