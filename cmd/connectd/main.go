@@ -212,7 +212,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	progress := f.String("progress", "text", "progress output: text (a line per batch or per second, on stderr) or json (one object per batch, on stdout)")
 	dir := f.String("plugin-dir", "", "directory of third-party plugins (connectd-plugin-<name>); overrides plugin_dir in FILE")
 	grace := f.Duration("grace", 30*time.Second, "on SIGINT/SIGTERM, how long to let the batch in flight finish before abandoning it (it is replayed at the next start)")
-	httpAddr := f.String("http", "", "serve /metrics, /healthz, /readyz and the API /v1/ at host:port (overrides the file's http block); an address other than loopback needs a token ("+tokenEnv+" or the http block's token)")
+	httpAddr := f.String("http", "", "serve the status page /, /metrics, /healthz, /readyz and the API /v1/ at host:port (overrides the file's http block); an address other than loopback needs a token ("+tokenEnv+" or the http block's token)")
 	if code, ok := f.parse(args, 1); !ok {
 		return code
 	}

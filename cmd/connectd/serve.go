@@ -84,7 +84,7 @@ func serveHTTP(file *config.File, pipes []*config.Pipeline, flagAddr string, std
 	if token != "" {
 		auth = "mutating calls need the token"
 	}
-	fmt.Fprintf(stderr, "connectd: serving http://%s/ (metrics /metrics, health /healthz /readyz, API /v1/pipelines; %s)\n", ln.Addr(), auth)
+	fmt.Fprintf(stderr, "connectd: serving http://%s/ (status page /, metrics /metrics, health /healthz /readyz, API /v1/pipelines; %s)\n", ln.Addr(), auth)
 	s.stop = func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
