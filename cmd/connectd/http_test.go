@@ -247,6 +247,10 @@ func TestHTTPTokenRefused(t *testing.T) {
 	if r.Code != 2 || !strings.Contains(r.Stderr, "r.hcl:1:1: refusing to serve HTTP") {
 		t.Errorf("exit %d, want 2 naming r.hcl:1:1:\n%s", r.Code, r.Stderr)
 	}
+	r = connectd(t, dir, []string{"CONNECTD_TOKEN="}, "validate", cfg)
+	if r.Code != 2 || !strings.Contains(r.Stderr, "r.hcl:1:1: http address") {
+		t.Errorf("validate: exit %d, want 2 naming r.hcl:1:1:\n%s", r.Code, r.Stderr)
+	}
 }
 
 // TestHTTPPauseResume pauses a running pipeline through the API: no record

@@ -199,6 +199,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	if code != exitOK {
 		return code
 	}
+	if code := checkHTTP(file, stderr); code != exitOK {
+		return code
+	}
 	for _, p := range file.Pipelines {
 		fmt.Fprintf(stdout, "pipeline %q: %s, source %q → sink %q, checkpoint %s: ok\n", p.Name, p.Delivery, p.Source.Name, p.Sink.Name, p.Checkpoint.Where())
 	}

@@ -49,8 +49,7 @@ func serveHTTP(file *config.File, pipes []*config.Pipeline, flagAddr string, std
 	if err := api.CheckAddr(addr, token); err != nil {
 		where := "--http"
 		if flagAddr == "" {
-			r := file.HTTP.Range
-			where = fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
+			where = httpBlock(file)
 		}
 		fmt.Fprintf(stderr, "connectd run: %s: refusing to serve HTTP: %v\n", where, err)
 		return nil, exitUsage
@@ -91,4 +90,27 @@ func serveHTTP(file *config.File, pipes []*config.Pipeline, flagAddr string, std
 		_ = srv.Shutdown(ctx)
 	}
 	return s, exitOK
+}
+
+// checkHTTP refuses, for validate, the file's http block that run would
+// refuse: an address other than loopback without a token.
+func checkHTTP(file *config.File, stderr io.Writer) int {
+	if file.HTTP == nil {
+		return exitOK
+	}
+	token := file.HTTP.Token
+	if token == "" {
+		token = os.Getenv(tokenEnv)
+	}
+	if err := api.CheckAddr(file.HTTP.Addr, token); err != nil {
+		fmt.Fprintf(stderr, "connectd validate: %s: %v\n", httpBlock(file), err)
+		return exitUsage
+	}
+	return exitOK
+}
+
+// httpBlock is the file:line:column of the file's http block.
+func httpBlock(file *config.File) string {
+	r := file.HTTP.Range
+	return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
 }
