@@ -42,11 +42,12 @@ micro-batches and keeps each pipeline's delivery promise (at-most-once,
 at-least-once, exactly-once) across crashes of any process.
 
 Usage:
-  connectd run [--drain] [--pipeline NAME] [--progress text|json] [--plugin-dir DIR] FILE
+  connectd run [--drain] [--pipeline NAME] [--progress text|json] [--http ADDR] [--plugin-dir DIR] FILE
   connectd validate [--plugin-dir DIR] FILE
   connectd plugins [--json] [--plugin-dir DIR]
   connectd offsets show FILE [--pipeline NAME] [--json]
   connectd offsets reset FILE --pipeline NAME --to earliest|latest|<json>|batch:<id>
+  connectd status [--addr ADDR] [--json]
   connectd conformance --source NAME|PATH --sink NAME|PATH [--config FILE.hcl] [--quick] [--json] [--junit FILE]
   connectd version
 
@@ -79,6 +80,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdPlugins(rest, stdout, stderr)
 	case "offsets":
 		return cmdOffsets(rest, stdout, stderr)
+	case "status":
+		return cmdStatus(rest, stdout, stderr)
 	case "conformance":
 		return cmdConformance(rest, stdout, stderr)
 	case "version", "--version", "-version":
@@ -196,6 +199,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	if code != exitOK {
 		return code
 	}
+	if code := checkHTTP(file, stderr); code != exitOK {
+		return code
+	}
 	for _, p := range file.Pipelines {
 		fmt.Fprintf(stdout, "pipeline %q: %s, source %q → sink %q, checkpoint %s: ok\n", p.Name, p.Delivery, p.Source.Name, p.Sink.Name, p.Checkpoint.Where())
 	}
@@ -203,12 +209,13 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
-	f := newFlags("run", "run [--drain] [--pipeline NAME] [--progress text|json] [--plugin-dir DIR] FILE", stderr)
+	f := newFlags("run", "run [--drain] [--pipeline NAME] [--progress text|json] [--http ADDR] [--plugin-dir DIR] FILE", stderr)
 	drain := f.Bool("drain", false, "process what the sources hold at start, then exit 0")
 	only := f.String("pipeline", "", "run only this pipeline of FILE (default: all of them)")
 	progress := f.String("progress", "text", "progress output: text (a line per batch or per second, on stderr) or json (one object per batch, on stdout)")
 	dir := f.String("plugin-dir", "", "directory of third-party plugins (connectd-plugin-<name>); overrides plugin_dir in FILE")
 	grace := f.Duration("grace", 30*time.Second, "on SIGINT/SIGTERM, how long to let the batch in flight finish before abandoning it (it is replayed at the next start)")
+	httpAddr := f.String("http", "", "serve the status page /, /metrics, /healthz, /readyz and the API /v1/ at host:port (overrides the file's http block); an address other than loopback needs a token ("+tokenEnv+" or the http block's token)")
 	if code, ok := f.parse(args, 1); !ok {
 		return code
 	}
@@ -238,6 +245,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		prog = &pipeline.JSON{W: stdout}
 	}
 	log := logger(stderr)
+	srv, code := serveHTTP(file, pipes, *httpAddr, stderr)
+	if srv == nil {
+		return code
+	}
+	defer srv.stop()
+	prog = pipeline.Tee(prog, srv.progress)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -259,7 +272,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		go func() {
 			defer wg.Done()
 			log.Info("starting pipeline", "pipeline", p.Name, "delivery", string(p.Delivery), "source", p.Source.Name, "sink", p.Sink.Name, "checkpoint", p.Checkpoint.Where(), "drain", *drain)
-			errs[i] = pipeline.Run(ctx, pipeline.Options{Pipeline: p, Loader: loader, Drain: *drain, Progress: prog, Log: log, Grace: *grace, Checkpoint: openCheckpoint})
+			errs[i] = pipeline.Run(ctx, pipeline.Options{Pipeline: p, Loader: loader, Drain: *drain, Progress: prog, Log: log, Grace: *grace, Checkpoint: openCheckpoint, Control: srv.controls[p.Name]})
 			if errs[i] != nil {
 				cancel() // one pipeline failing stops the others cleanly
 			}

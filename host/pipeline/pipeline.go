@@ -42,6 +42,9 @@ type Options struct {
 	// which passes an Opener for both; the conformance suite's hosts, whose
 	// pipelines use directories, do without it).
 	Checkpoint Opener
+	// Control, when not nil, receives the run's state once per batch and
+	// holds the operator's pause, resume and restart requests (control.go).
+	Control *Control
 }
 
 // ConfigError ends a run whose plugin refused its configuration when it
@@ -77,6 +80,10 @@ type driver struct {
 	// ahead is the read of the next batch, running while the current one is
 	// written and committed (see readAhead); nil when none runs.
 	ahead *ahead
+	// lagAt is when between last asked the source for its end; lagFailed,
+	// that the source could not tell it (logged once).
+	lagAt     time.Time
+	lagFailed bool
 }
 
 // ahead is a Read of batch id from the offsets the current batch ends at,
@@ -125,8 +132,9 @@ func Run(ctx context.Context, o Options) error {
 		d.Progress.Done(d.p.Name, d.batches, d.records, time.Since(start))
 	}
 	if errors.Is(err, errStopped) {
-		return nil
+		err = nil
 	}
+	d.Control.End(err)
 	return err
 }
 
@@ -151,6 +159,12 @@ func (d *driver) supervise(ctx context.Context) error {
 		if err == nil || errors.Is(err, errStopped) {
 			return err
 		}
+		if errors.Is(err, errRestart) {
+			d.Log.Info("restarting the plugins as asked", "pipeline", d.p.Name)
+			d.shutdown()
+			d.src, d.snk = nil, nil
+			continue
+		}
 		var perr *plugin.Error
 		if !errors.As(err, &perr) {
 			return err // checkpoint, config or contract errors are not retried
@@ -160,6 +174,7 @@ func (d *driver) supervise(ctx context.Context) error {
 			bo.Reset()
 		}
 		failures++
+		d.Control.failed(err, failures)
 		if failures > d.Restarts {
 			return d.errorf("giving up after %d restarts: %w", d.Restarts, err)
 		}
@@ -178,10 +193,12 @@ func (d *driver) ensure(ctx context.Context) error {
 	if d.src != nil && d.src.Exited() {
 		d.src.Kill() // releases what the client holds for the dead process
 		d.src = nil
+		d.Control.restarted("source")
 	}
 	if d.snk != nil && d.snk.Exited() {
 		d.snk.Kill()
 		d.snk = nil
+		d.Control.restarted("sink")
 	}
 	restart := d.started
 	if d.src == nil {
@@ -278,6 +295,7 @@ func (d *driver) shutdown() {
 // session starts what is missing, recovers, and runs batches.
 func (d *driver) session(ctx context.Context) error {
 	defer d.dropAhead()
+	d.Control.state(StateStarting)
 	if err := d.ensure(ctx); err != nil {
 		return err
 	}
@@ -289,12 +307,18 @@ func (d *driver) session(ctx context.Context) error {
 		d.stop = end
 		d.Log.Info("draining up to the source's end at start", "pipeline", d.p.Name, "end", end.String())
 	}
+	d.Control.state(StateRecovering)
 	if err := d.recover(ctx); err != nil {
 		return err
 	}
+	d.Control.committed(d.cp.Committed())
+	d.Control.state(StateRunning)
 	for {
 		if ctx.Err() != nil {
 			return errStopped
+		}
+		if err := d.between(ctx); err != nil {
+			return err
 		}
 		done, err := d.next(ctx)
 		if err != nil || done {
@@ -382,6 +406,7 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 			}
 			data.From, data.Until = replay.From, replay.Until
 			r.Read = time.Since(t)
+			d.Control.read(data.Records, data.Bytes)
 		}
 	}
 	if data == nil {
@@ -398,6 +423,7 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 		if data.Records == 0 {
 			return d.Drain, nil
 		}
+		d.Control.read(data.Records, data.Bytes)
 		data.From, data.Until = from.Merge(data.From), from.Merge(data.Until)
 		t = time.Now()
 		if err := d.cp.Plan(checkpoint.Entry{Batch: id, From: data.From, Until: data.Until, Records: data.Records}); err != nil {
@@ -481,6 +507,7 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 	r.Records, r.Bytes, r.From, r.Until = data.Records, data.Bytes, data.From, data.Until
 	r.Total = time.Since(r.Start)
 	r.Delivered = d.records
+	d.Control.batchDone(r)
 	if d.Progress != nil {
 		d.Progress.Batch(r)
 	}

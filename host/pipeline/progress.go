@@ -83,6 +83,14 @@ type jsonSink struct {
 
 // Batch writes r as one line of JSON.
 func (j *JSON) Batch(r Report) {
+	b, _ := json.Marshal(r)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	fmt.Fprintf(j.W, "%s\n", b)
+}
+
+// MarshalJSON renders r as `--progress json` prints it.
+func (r Report) MarshalJSON() ([]byte, error) {
 	ms := func(d time.Duration) int64 { return d.Milliseconds() }
 	p := jsonProgress{
 		Name: r.Pipeline, Timestamp: r.Start.UTC().Format(time.RFC3339Nano), BatchID: r.Batch, Replay: r.Replay, ReadAhead: r.ReadAhead,
@@ -91,10 +99,7 @@ func (j *JSON) Batch(r Report) {
 		Sources:    []jsonSource{{Description: r.Source, StartOffset: r.From, EndOffset: r.Until, NumInputRows: r.Records}},
 		Sink:       jsonSink{Description: r.Sink, NumOutputRows: r.Records},
 	}
-	b, _ := json.Marshal(p)
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	fmt.Fprintf(j.W, "%s\n", b)
+	return json.Marshal(p)
 }
 
 // Done does nothing: the per-batch objects say everything.
