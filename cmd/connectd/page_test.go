@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"strconv"
@@ -72,10 +73,33 @@ func TestStatusPage(t *testing.T) {
 		t.Helper()
 		eval(q(sel) + ".click(), ''")
 	}
+	// The server keeps the last minutes: let it sample for a while before
+	// the page opens, so that the page must draw what the server kept.
+	const kept = 6
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		_, b := call(t, "GET", s.URL+"/v1/pipelines/p/history", "")
+		var h struct{ Samples []json.RawMessage }
+		if err := json.Unmarshal(b, &h); err != nil {
+			t.Fatalf("history: %v: %s", err, b)
+		}
+		if len(h.Samples) >= kept {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server kept %d samples in 30s, want %d", len(h.Samples), kept)
+		}
+	}
 	if err := chromedp.Do(ctx, chromedp.Navigate(s.URL+"/")); err != nil {
 		t.Fatalf("opening the page: %v", err)
 	}
 	waitText(".state", "running")
+	// Right after it opens (before its own second refresh) the page plots
+	// the server's history: kept-1 rates or more, not the one or two it
+	// could have measured itself.
+	time.Sleep(500 * time.Millisecond)
+	if n, _ := strconv.Atoi(attr(".chart-rate", "points")); n < kept-1 {
+		t.Errorf("the throughput chart has %d points right after the page opened, want >= %d from the server's history", n, kept-1)
+	}
 	if got := text(".delivery"); got != "exactly-once" {
 		t.Errorf("delivery = %q", got)
 	}

@@ -70,10 +70,10 @@ func serveHTTP(file *config.File, pipes []*config.Pipeline, flagAddr string, std
 		fmt.Fprintf(stderr, "connectd run: cannot serve HTTP: %v\n", err)
 		return nil, exitUsage
 	}
-	srv := &http.Server{
-		Handler:           (&api.Server{Pipelines: apiPipes, Token: token, Metrics: m.Registry}).Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
+	as := &api.Server{Pipelines: apiPipes, Token: token, Metrics: m.Registry}
+	srv := &http.Server{Handler: as.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	sampling, stopSampling := context.WithCancel(context.Background())
+	go as.Run(sampling, time.Second)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			fmt.Fprintf(stderr, "connectd: HTTP server: %v\n", err)
@@ -85,6 +85,7 @@ func serveHTTP(file *config.File, pipes []*config.Pipeline, flagAddr string, std
 	}
 	fmt.Fprintf(stderr, "connectd: serving http://%s/ (status page /, metrics /metrics, health /healthz /readyz, API /v1/pipelines; %s)\n", ln.Addr(), auth)
 	s.stop = func() {
+		stopSampling()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)

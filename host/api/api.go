@@ -36,6 +36,8 @@ type Server struct {
 	Token string
 	// Metrics is served at /metrics; nil serves no /metrics.
 	Metrics *prometheus.Registry
+
+	hist history // what Run samples for /v1/pipelines/{name}/history
 }
 
 // ErrNeedsToken is returned by CheckAddr for an address other than loopback
@@ -73,6 +75,7 @@ func (s *Server) Handler() http.Handler {
 	}
 	mux.HandleFunc("GET /v1/pipelines", s.list)
 	mux.HandleFunc("GET /v1/pipelines/{name}", s.get)
+	mux.HandleFunc("GET /v1/pipelines/{name}/history", s.historyOf)
 	mux.HandleFunc("POST /v1/pipelines/{name}/{action}", s.act)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no API route %s %s; see docs/api.md", r.Method, r.URL.Path))

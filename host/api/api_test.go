@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/connectd/connectd/host/config"
 	"github.com/connectd/connectd/host/pipeline"
@@ -124,5 +125,33 @@ func TestCheckAddr(t *testing.T) {
 		if err := CheckAddr(tc.addr, tc.token); (err == nil) != tc.ok {
 			t.Errorf("CheckAddr(%q, %q) = %v, want ok %v", tc.addr, tc.token, err, tc.ok)
 		}
+	}
+}
+
+// The history holds one sample per Sample call within HistoryWindow, oldest
+// first, so the status page can plot the last minutes as soon as it opens.
+func TestHistory(t *testing.T) {
+	s, _ := newServer("")
+	h := s.Handler()
+	t0 := time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC)
+	for i := 0; i <= 400; i++ { // 400 s: the first 100 fall out of the window
+		s.Sample(t0.Add(time.Duration(i) * time.Second))
+	}
+	req := httptest.NewRequest("GET", "/v1/pipelines/orders/history", nil)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	var body struct{ Samples []Sample }
+	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || w.Code != 200 {
+		t.Fatalf("history = %d %s (%v)", w.Code, w.Body.String(), err)
+	}
+	n := len(body.Samples)
+	if n != 301 {
+		t.Fatalf("%d samples, want 301 (the last %s at one a second)", n, HistoryWindow)
+	}
+	if first, last := body.Samples[0].Time, body.Samples[n-1].Time; !first.Equal(t0.Add(100*time.Second)) || !last.Equal(t0.Add(400*time.Second)) {
+		t.Fatalf("samples from %s to %s, want %s to %s", first, last, t0.Add(100*time.Second), t0.Add(400*time.Second))
+	}
+	if code, _ := do(t, h, "GET", "/v1/pipelines/nope/history", ""); code != 404 {
+		t.Fatalf("history of an unknown pipeline = %d, want 404", code)
 	}
 }

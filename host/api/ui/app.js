@@ -1,6 +1,7 @@
-// The status page: polls GET /v1/pipelines every second, keeps the last
-// minutes of throughput and lag in the browser, draws them as SVG, and
-// sends pause / resume (asking for the API token when the server wants one).
+// The status page: starts from the last minutes the server kept
+// (GET /v1/pipelines/{name}/history), polls GET /v1/pipelines every second,
+// draws throughput and lag as SVG, and sends pause / resume (asking for the
+// API token when the server wants one).
 "use strict";
 
 const WINDOW_S = 300; // seconds of history plotted
@@ -80,6 +81,22 @@ function showProblem(msg) {
   p.hidden = !msg;
 }
 
+// seed fills a pipeline's history with what the server kept before the
+// page was opened.
+async function seed(name) {
+  try {
+    const r = await fetch("/v1/pipelines/" + encodeURIComponent(name) + "/history", { cache: "no-store" });
+    if (!r.ok) throw new Error(r.statusText);
+    const body = await r.json();
+    const kept = body.samples.map((s) => ({ t: Date.parse(s.t), written: s.recordsWritten, lag: s.totalLag == null ? null : s.totalLag }));
+    const h = history.get(name) || [];
+    const first = h.length ? h[0].t : Infinity;
+    history.set(name, kept.filter((s) => s.t < first).concat(h));
+  } catch (e) {
+    history.set(name, history.get(name) || []); // no history: the plots start now
+  }
+}
+
 function card(p) {
   let el = document.querySelector('section[data-name="' + CSS.escape(p.name) + '"]');
   if (!el) {
@@ -126,7 +143,10 @@ async function refresh() {
     const r = await fetch("/v1/pipelines", { cache: "no-store" });
     const body = await r.json();
     const now = Date.now();
-    for (const p of body.pipelines) show(p, now);
+    for (const p of body.pipelines) {
+      if (!history.has(p.name)) await seed(p.name);
+      show(p, now);
+    }
     document.getElementById("updated").textContent = "updated " + new Date(now).toLocaleTimeString();
     document.body.dataset.refreshed = String(now);
     showProblem("");
