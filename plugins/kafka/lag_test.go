@@ -50,6 +50,7 @@ pipeline "lag" {
 		Committed      map[string]map[string]int64 `json:"committed"`
 		Lag            map[string]int64            `json:"lag"`
 		RecordsWritten int64                       `json:"recordsWritten"`
+		Batches        int64                       `json:"batches"`
 	}
 	get := func() status {
 		t.Helper()
@@ -143,5 +144,16 @@ pipeline "lag" {
 		if l != 0 {
 			t.Errorf("caught up: Kafka's lag of %s is %d, want 0", p, l)
 		}
+	}
+	// The counters /metrics shows are what was delivered: every record
+	// produced, read and written once (no replay happened).
+	m := e2e.Scrape(t, h.URL)
+	for _, name := range []string{"connectd_records_read_total", "connectd_records_written_total"} {
+		if got := m[name+`{pipeline="lag"}`]; got != 3*100+10+20+30 {
+			t.Errorf("%s = %v, want %d", name, got, 3*100+10+20+30)
+		}
+	}
+	if got := m[`connectd_batches_total{outcome="committed",pipeline="lag"}`]; got != float64(get().Batches) || got == 0 {
+		t.Errorf("committed batches on /metrics = %v, API says %d", got, get().Batches)
 	}
 }
