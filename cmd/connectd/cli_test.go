@@ -191,6 +191,39 @@ func TestOffsetsShowAndReset(t *testing.T) {
 	if dup != 50 {
 		t.Errorf("after reset to batch:6, %d records delivered twice, want 50", dup)
 	}
+
+	// A partition the pipeline never had is refused, naming the known ones,
+	// and changes nothing.
+	r = connectd(t, dir, nil, "offsets", "reset", cfg, "--pipeline", "p", "--to", `{"gen":{"0":5}}`)
+	if r.Code != 2 || !strings.Contains(r.Stderr, `unknown partition(s) "gen/0"`) || !strings.Contains(r.Stderr, `it knows "generator/0", "generator/1"`) {
+		t.Errorf("reset to an unknown partition: exit %d, want 2 naming it and the known ones:\n%s", r.Code, r.Stderr)
+	}
+	// Spark JSON moves only the partitions it names and says what changed.
+	r = connectd(t, dir, nil, "offsets", "reset", cfg, "--pipeline", "p", "--to", `{"generator":{"0":40}}`)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "generator/0: 50 → 40") || strings.Contains(r.Stdout, "generator/1:") {
+		t.Errorf("reset of one partition: exit %d, want 0 and only generator/0: 50 → 40 listed:\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if text := connectd(t, dir, nil, "offsets", "show", cfg); !strings.Contains(text.Stdout, `committed offsets: {"generator":{"0":40,"1":50}}`) {
+		t.Errorf("after resetting generator/0 only, show says:\n%s", text.Stdout)
+	}
+}
+
+// TestOffsetsHelpAndMissingFile: `offsets --help` is help, not an error, and
+// a pipeline file that cannot be read says why.
+func TestOffsetsHelpAndMissingFile(t *testing.T) {
+	dir := t.TempDir()
+	for _, h := range []string{"--help", "-h"} {
+		r := connectd(t, dir, nil, "offsets", h)
+		if r.Code != 0 || !strings.Contains(r.Stdout, "connectd offsets reset FILE") {
+			t.Errorf("offsets %s: exit %d, want 0 and the usage on stdout:\n%s%s", h, r.Code, r.Stdout, r.Stderr)
+		}
+	}
+	for _, args := range [][]string{{"run", "nothere.hcl"}, {"validate", "nothere.hcl"}, {"offsets", "show", "nothere.hcl"}} {
+		r := connectd(t, dir, nil, args...)
+		if r.Code != 2 || !strings.Contains(r.Stderr, "open nothere.hcl: no such file or directory") {
+			t.Errorf("%q: exit %d, want 2 and the OS's reason:\n%s", args, r.Code, r.Stderr)
+		}
+	}
 }
 
 // TestPluginsCommand lists the bundled specs, as text and JSON.

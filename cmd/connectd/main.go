@@ -322,8 +322,13 @@ func cmdPlugins(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdOffsets(args []string, stdout, stderr io.Writer) int {
+	const offsetsUsage = "Usage:\n  connectd offsets show FILE [--pipeline NAME] [--json] [--last N]\n  connectd offsets reset FILE --pipeline NAME --to earliest|latest|<json>|batch:<id>\n\nRun 'connectd offsets show --help' or 'connectd offsets reset --help' for their flags.\n"
+	if len(args) > 0 && (args[0] == "--help" || args[0] == "-h" || args[0] == "-help" || args[0] == "help") {
+		fmt.Fprint(stdout, offsetsUsage)
+		return exitOK
+	}
 	if len(args) == 0 || (args[0] != "show" && args[0] != "reset") {
-		fmt.Fprint(stderr, "Usage:\n  connectd offsets show FILE [--pipeline NAME] [--json]\n  connectd offsets reset FILE --pipeline NAME --to earliest|latest|<json>|batch:<id>\n")
+		fmt.Fprint(stderr, offsetsUsage)
 		return exitUsage
 	}
 	if args[0] == "show" {
@@ -399,11 +404,13 @@ func cmdOffsets(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "connectd offsets reset: %v\n", err)
 		return exitUsage
 	}
+	before := cp.Committed()
 	e, err := cp.Reset(target, "offsets reset --to "+*to)
 	if err != nil {
 		fmt.Fprintf(stderr, "connectd offsets reset: %v\n", err)
 		return exitRuntime
 	}
 	fmt.Fprintf(stdout, "pipeline %q: reset (batch %d); it continues from %s\n", p.Name, e.Batch, e.Until)
+	offsets.WriteChanges(stdout, offsets.Changes(before, e.Until))
 	return exitOK
 }
