@@ -351,3 +351,21 @@ func TestPluginsBrokenThirdParty(t *testing.T) {
 		t.Errorf("exit %d, want 1 with the plugin's stderr and the bundled plugins listed; stdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
 	}
 }
+
+// TestPermanentErrorNotRetried: a source refusing offsets it has no partition
+// for fails the run at once (no restart loop), as a configuration error.
+func TestPermanentErrorNotRetried(t *testing.T) {
+	dir := t.TempDir()
+	cfg := write(t, dir, "p.hcl", genPipeline("exactly-once", "batch", 100, 2, 10, ""))
+	// A checkpoint that knows no partition yet takes any: the run finds out.
+	if r := connectd(t, dir, nil, "offsets", "reset", cfg, "--pipeline", "p", "--to", `{"gen":{"0":5}}`); r.Code != 0 {
+		t.Fatalf("reset of a fresh checkpoint: exit %d:\n%s", r.Code, r.Stderr)
+	}
+	r := connectd(t, dir, nil, "run", "--drain", cfg)
+	if r.Code != 2 || !strings.Contains(r.Stderr, `unknown partition "gen/0"`) || !strings.Contains(r.Stderr, "not retried") {
+		t.Fatalf("run: exit %d, want 2 and the unknown partition, not retried:\n%s", r.Code, r.Stderr)
+	}
+	if strings.Contains(r.Stderr, "restarting") {
+		t.Errorf("a permanent error was retried:\n%s", r.Stderr)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -151,9 +152,12 @@ func (d *driver) supervise(ctx context.Context) error {
 		if err == nil || errors.Is(err, errStopped) {
 			return err
 		}
+		if perm := d.permanent(err); perm != nil {
+			return perm // retrying cannot help: fail at once
+		}
 		var perr *plugin.Error
 		if !errors.As(err, &perr) {
-			return err // checkpoint, config or contract errors are not retried
+			return err // checkpoint or host-side contract errors are not retried
 		}
 		if d.batches > before {
 			failures = 0
@@ -171,6 +175,36 @@ func (d *driver) supervise(ctx context.Context) error {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// permanent returns the error that ends the run at once for an error no
+// restart can cure, or nil: a plugin's refusal of its configuration (a
+// *ConfigError naming the plugin's block, exit status 2) and a plugin call
+// that failed for good (plugin.Error.Permanent: a broken contract, a missing
+// call). A plugin that died is not permanent: it is restarted.
+func (d *driver) permanent(err error) error {
+	var own *ConfigError
+	if errors.As(err, &own) {
+		return own
+	}
+	var cerr *plugin.ConfigError
+	if errors.As(err, &cerr) {
+		block := &d.p.Source
+		if strings.HasPrefix(cerr.Plugin, string(sdk.KindSink)+" ") {
+			block = &d.p.Sink
+		}
+		return &ConfigError{Range: block.Range, Err: d.errorf("%w (not retried: the configuration or the offsets must change)", err)}
+	}
+	var perr *plugin.Error
+	if errors.As(err, &perr) && perr.Permanent() && !d.exited() {
+		return d.errorf("%w (not retried: restarting the plugin cannot help)", err)
+	}
+	return nil
+}
+
+// exited reports whether a plugin process of the pipeline has died.
+func (d *driver) exited() bool {
+	return (d.src != nil && d.src.Exited()) || (d.snk != nil && d.snk.Exited())
 }
 
 // ensure starts the plugin processes that are not running and opens them.
