@@ -184,7 +184,7 @@ func sendRecords(stream grpc.ServerStream, batch int64, recs []Record, from, unt
 				return err
 			}
 		}
-		fault.Die()
+		fault.Fire(partial, batch)
 	}
 	if err := e.add(recs, send); err != nil {
 		return err
@@ -352,7 +352,7 @@ func (s *sinkServer) Write(stream pb.Sink_WriteServer) error {
 			part.Records = b.Records[:k]
 			_ = sk.Write(stream.Context(), part)
 		}
-		fault.Die()
+		fault.Fire(fault.SinkWritePartial, b.ID)
 	}
 	if err := sk.Write(stream.Context(), b); err != nil {
 		return rpcError(fmt.Errorf("batch %d: %w", b.ID, err))

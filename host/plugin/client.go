@@ -303,7 +303,7 @@ func (s *Sink) Write(ctx context.Context, batch int64, d *Data, replay bool) err
 			c, k = cut(c, k)
 			_ = st.SendMsg(&rawv1.RawWriteRequest{Chunk: c})
 			if k == 0 {
-				fault.Die()
+				fault.Fire(fault.HostWritePartial, batch)
 			}
 			continue
 		}
@@ -312,7 +312,7 @@ func (s *Sink) Write(ctx context.Context, batch int64, d *Data, replay bool) err
 		}
 	}
 	if partial {
-		fault.Die()
+		fault.Fire(fault.HostWritePartial, batch)
 	}
 	return wrap(s.name, "write", closeErr(st, nil))
 }

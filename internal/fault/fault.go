@@ -131,11 +131,30 @@ func Init() error {
 // Enabled reports whether any fault point is enabled in this process.
 func Enabled() bool { return len(active.items) > 0 }
 
-// Hit kills the process if point is enabled for batch.
+// Hit kills the process if point is enabled for batch, after saying so on
+// stderr (see Fire).
 func Hit(point string, batch int64) {
 	if it, ok := active.items[point]; ok && (it.batch == 0 || it.batch == batch) {
-		Die()
+		Fire(point, batch)
 	}
+}
+
+// Fire writes one line on stderr naming point and batch, then kills the
+// process as Die does. The line is written with one write(2) on file
+// descriptor 2, unbuffered, before the kill, so it is never lost with the
+// process. It is the descriptor and not os.Stderr because a plugin's
+// go-plugin server points os.Stderr at a pipe relayed over gRPC, which dies
+// with the process; its descriptor 2 is read by the host, which copies it to
+// its own stderr.
+func Fire(point string, batch int64) {
+	_, _ = syscall.Write(2, []byte(Message(point, batch)+"\n"))
+	Die()
+}
+
+// Message is the line Fire writes: `connectd: fault point "host.commit.after"
+// fired in batch 3 (CONNECTD_FAULT): killing process 4242`.
+func Message(point string, batch int64) string {
+	return fmt.Sprintf("connectd: fault point %q fired in batch %d (%s): killing process %d", point, batch, Env, os.Getpid())
 }
 
 // K returns how many records a partial point lets through in batch out of n
