@@ -35,6 +35,9 @@ const (
 	exitOK      = 0
 	exitRuntime = 1
 	exitUsage   = 2
+	// exitInterrupted is a `run --drain` stopped by SIGINT or SIGTERM before
+	// it finished, 128+SIGINT as shells report Ctrl-C.
+	exitInterrupted = 130
 )
 
 const usage = `connectd moves records from a source plugin to a sink plugin in numbered
@@ -51,7 +54,8 @@ Usage:
   connectd version
 
 Run 'connectd COMMAND --help' for a command's flags. Exit status: 0 success,
-1 runtime failure, 2 bad usage or configuration. Docs: docs/README.md.
+1 runtime failure, 2 bad usage or configuration, 130 a drain interrupted by a
+signal before it finished. Docs: docs/README.md.
 `
 
 func main() {
@@ -204,7 +208,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	f := newFlags("run", "run [--drain] [--pipeline NAME] [--progress text|json] [--plugin-dir DIR] FILE", stderr)
-	drain := f.Bool("drain", false, "process what the sources hold at start, then exit 0")
+	drain := f.Bool("drain", false, "process what the sources hold at start, then exit 0 (130 when a signal stops it before the end)")
 	only := f.String("pipeline", "", "run only this pipeline of FILE (default: all of them)")
 	progress := f.String("progress", "text", "progress output: text (a line per batch or per second, on stderr) or json (one object per batch, on stdout)")
 	dir := f.String("plugin-dir", "", "directory of third-party plugins (connectd-plugin-<name>); overrides plugin_dir in FILE")
@@ -260,24 +264,36 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			defer wg.Done()
 			log.Info("starting pipeline", "pipeline", p.Name, "delivery", string(p.Delivery), "source", p.Source.Name, "sink", p.Sink.Name, "checkpoint", p.Checkpoint.Where(), "drain", *drain)
 			errs[i] = pipeline.Run(ctx, pipeline.Options{Pipeline: p, Loader: loader, Drain: *drain, Progress: prog, Log: log, Grace: *grace, Checkpoint: openCheckpoint})
-			if errs[i] != nil {
+			var stopped *pipeline.Interrupted
+			if errs[i] != nil && !errors.As(errs[i], &stopped) {
 				cancel() // one pipeline failing stops the others cleanly
 			}
 		}()
 	}
 	wg.Wait()
 	code = exitOK
+	interrupted := false
 	for _, err := range errs {
-		if err != nil {
-			fmt.Fprintf(stderr, "connectd: %v\n", err)
-			code = max(code, exitCode(err))
+		if err == nil {
+			continue
 		}
+		fmt.Fprintf(stderr, "connectd: %v\n", err)
+		var stopped *pipeline.Interrupted
+		if errors.As(err, &stopped) {
+			interrupted = true // a drain stopped by a signal, or by another pipeline's failure
+			continue
+		}
+		code = max(code, exitCode(err))
+	}
+	if code == exitOK && interrupted {
+		return exitInterrupted
 	}
 	return code
 }
 
 // exitCode is the exit status for a pipeline's error: exitUsage for a
-// configuration a plugin refused when it opened, exitRuntime otherwise.
+// configuration a plugin refused (when it opened or later), exitRuntime
+// otherwise.
 func exitCode(err error) int {
 	var cerr *pipeline.ConfigError
 	if errors.As(err, &cerr) {

@@ -62,8 +62,50 @@ func (e *ConfigError) Error() string {
 // Unwrap returns Err.
 func (e *ConfigError) Unwrap() error { return e.Err }
 
-// errStopped ends a run stopped through its context: Run returns nil for it.
+// errStopped ends a run stopped through its context: Run returns nil for it,
+// or an *Interrupted in drain mode.
 var errStopped = errors.New("stopped")
+
+// Interrupted ends a drain stopped through its context before it processed
+// what the source held at start: a script must be able to tell it from a
+// finished drain (connectd exits with status 130 for it). What was committed
+// stays committed; running the drain again finishes it.
+type Interrupted struct {
+	Pipeline  string
+	Committed sdk.Offsets // where the pipeline continues
+	// End is the source's end at the run's start (sdk.Ender); nil when the
+	// source cannot tell where its data ends.
+	End sdk.Offsets
+	// Left is how far Committed is from End, summed over the partitions of
+	// End (a partition without a committed offset counts from 0); -1 when End
+	// is nil.
+	Left int64
+}
+
+// Error says the drain did not finish and what is left.
+func (e *Interrupted) Error() string {
+	if e.End == nil {
+		return fmt.Sprintf("pipeline %q: interrupted before the drain finished (the source cannot tell how much is left); committed %s; run again to finish", e.Pipeline, e.Committed)
+	}
+	return fmt.Sprintf("pipeline %q: interrupted before the drain finished: %d records left by offsets (committed %s, the drain's end %s); run again to finish", e.Pipeline, e.Left, e.Committed, e.End)
+}
+
+// left sums, over the partitions of end, how far committed is from it; a
+// partition without a real committed offset counts from 0.
+func left(committed, end sdk.Offsets) int64 {
+	var n int64
+	for p, e := range end {
+		if e < 0 {
+			continue
+		}
+		c := committed[p]
+		if c < 0 {
+			c = 0
+		}
+		n += max(0, e-c)
+	}
+	return n
+}
 
 type driver struct {
 	Options
@@ -126,6 +168,16 @@ func Run(ctx context.Context, o Options) error {
 		d.Progress.Done(d.p.Name, d.batches, d.records, time.Since(start))
 	}
 	if errors.Is(err, errStopped) {
+		if d.Drain {
+			c := d.cp.Committed()
+			i := &Interrupted{Pipeline: d.p.Name, Committed: c, End: d.stop, Left: -1}
+			if d.stop != nil {
+				if i.Left = left(c, d.stop); i.Left == 0 {
+					return nil // everything up to the end is committed: the drain is done
+				}
+			}
+			return i
+		}
 		return nil
 	}
 	return err
@@ -146,11 +198,11 @@ func (d *driver) supervise(ctx context.Context) error {
 	for {
 		before := d.batches
 		err := d.session(ctx)
-		if ctx.Err() != nil {
-			return errStopped // a stop asked for while starting or recovering is clean too
+		if err == nil {
+			return nil // drained, even if a stop came just after
 		}
-		if err == nil || errors.Is(err, errStopped) {
-			return err
+		if ctx.Err() != nil || errors.Is(err, errStopped) {
+			return errStopped // a stop asked for while starting or recovering is clean too
 		}
 		if perm := d.permanent(err); perm != nil {
 			return perm // retrying cannot help: fail at once
