@@ -34,6 +34,8 @@ func TestBadInput(t *testing.T) {
 		{"missing plugin binary", "plugin_dir = \"plugins\"\n" + strings.Replace(good, `sink "file"`, `sink "thirdparty"`, 1), nil, 2, []string{"connectd-plugin-thirdparty"}},
 		{"unknown pipeline", good, []string{"--pipeline", "nope"}, 2, []string{"nope"}},
 		{"bad fault point", good, []string{"--fault-env"}, 2, []string{"unknown fault point"}},
+		{"bad log format", good, []string{"--log-format", "yaml"}, 2, []string{`--log-format "yaml": want text or json`}},
+		{"bad log level", good, []string{"--log-level", "verbose"}, 2, []string{`--log-level "verbose": want debug, info, warn or error`}},
 		{"value outside its enum", genPipeline("at-least-once", "bogus", 10, 1, 5, ""), nil, 2, []string{`"bogus" is not one of`, "p.hcl:12:12"}},
 	}
 	for _, c := range cases {
@@ -367,5 +369,41 @@ func TestPermanentErrorNotRetried(t *testing.T) {
 	}
 	if strings.Contains(r.Stderr, "restarting") {
 		t.Errorf("a permanent error was retried:\n%s", r.Stderr)
+	}
+}
+
+// TestLogFlags: --log-format json writes one JSON object per log line;
+// --log-level warn hides the info lines.
+func TestLogFlags(t *testing.T) {
+	dir := t.TempDir()
+	cfg := write(t, dir, "p.hcl", genPipeline("exactly-once", "batch", 20, 1, 10, ""))
+	r := connectd(t, dir, nil, "run", "--drain", "--log-format", "json", "--log-level", "debug", cfg)
+	if r.Code != 0 {
+		t.Fatalf("exit %d:\n%s", r.Code, r.Stderr)
+	}
+	logged := 0
+	for _, line := range strings.Split(r.Stderr, "\n") {
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("log line is not JSON: %v: %s", err, line)
+		}
+		if rec["msg"] == "starting pipeline" && rec["pipeline"] == "p" && rec["level"] == "INFO" {
+			logged++
+		}
+	}
+	if logged != 1 {
+		t.Errorf("want one JSON log object for \"starting pipeline\", got %d:\n%s", logged, r.Stderr)
+	}
+	if strings.Contains(r.Stderr, "level=INFO") {
+		t.Errorf("--log-format json still wrote text log lines:\n%s", r.Stderr)
+	}
+	dir = t.TempDir()
+	cfg = write(t, dir, "p.hcl", genPipeline("exactly-once", "batch", 20, 1, 10, ""))
+	r = connectd(t, dir, nil, "run", "--drain", "--log-level", "warn", cfg)
+	if r.Code != 0 || strings.Contains(r.Stderr, "starting pipeline") {
+		t.Errorf("--log-level warn: exit %d, want 0 and no info lines:\n%s", r.Code, r.Stderr)
 	}
 }

@@ -45,7 +45,8 @@ micro-batches and keeps each pipeline's delivery promise (at-most-once,
 at-least-once, exactly-once) across crashes of any process.
 
 Usage:
-  connectd run [--drain] [--pipeline NAME] [--progress text|json] [--plugin-dir DIR] FILE
+  connectd run [--drain] [--pipeline NAME] [--progress text|json] [--log-format text|json]
+               [--log-level debug|info|warn|error] [--plugin-dir DIR] FILE
   connectd validate [--plugin-dir DIR] FILE
   connectd plugins [--json] [--plugin-dir DIR]
   connectd offsets show FILE [--pipeline NAME] [--json]
@@ -152,8 +153,25 @@ func (f *flags) parse(args []string, npos int) (int, bool) {
 	return 0, true
 }
 
-func logger(stderr io.Writer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+// logLevels are the values of run's --log-level, by name.
+var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
+
+// logger returns the log on stderr in format (text: log/slog's key=value
+// lines, json: one object per line) at level and above; an unknown format or
+// level is an error naming the allowed values.
+func logger(stderr io.Writer, format, level string) (*slog.Logger, error) {
+	lv, ok := logLevels[level]
+	if !ok {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }
 
 func newLoader(dir string, stderr io.Writer) (*plugin.Loader, error) {
@@ -207,17 +225,24 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
-	f := newFlags("run", "run [--drain] [--pipeline NAME] [--progress text|json] [--plugin-dir DIR] FILE", stderr)
+	f := newFlags("run", "run [--drain] [--pipeline NAME] [--progress text|json] [--log-format text|json] [--log-level LEVEL] [--plugin-dir DIR] FILE", stderr)
 	drain := f.Bool("drain", false, "process what the sources hold at start, then exit 0 (130 when a signal stops it before the end)")
 	only := f.String("pipeline", "", "run only this pipeline of FILE (default: all of them)")
 	progress := f.String("progress", "text", "progress output: text (a line per batch or per second, on stderr) or json (one object per batch, on stdout)")
 	dir := f.String("plugin-dir", "", "directory of third-party plugins (connectd-plugin-<name>); overrides plugin_dir in FILE")
+	logFormat := f.String("log-format", "text", "log format on stderr: text (key=value lines) or json (one object per line)")
+	logLevel := f.String("log-level", "info", "least severe log level shown: debug, info, warn or error")
 	grace := f.Duration("grace", 30*time.Second, "on SIGINT/SIGTERM, how long to let the batch in flight finish before abandoning it (it is replayed at the next start)")
 	if code, ok := f.parse(args, 1); !ok {
 		return code
 	}
 	if *progress != "text" && *progress != "json" {
 		fmt.Fprintf(stderr, "connectd run: --progress %q: want text or json\n", *progress)
+		return exitUsage
+	}
+	log, err := logger(stderr, *logFormat, *logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "connectd run: %v\n", err)
 		return exitUsage
 	}
 	if err := fault.Init(); err != nil {
@@ -241,7 +266,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if *progress == "json" {
 		prog = &pipeline.JSON{W: stdout}
 	}
-	log := logger(stderr)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
