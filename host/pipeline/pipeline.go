@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -38,6 +39,11 @@ type Options struct {
 	// Restarts is how many times in a row a failing plugin is restarted (with
 	// exponential backoff) before the run fails.
 	Restarts int
+	// Heartbeat is how long a pipeline may go without finishing a batch
+	// before it says so (state and committed offsets, through the Progress
+	// if it is a Heartbeater, else the log), and again after each such
+	// interval. 0 means 30s; a negative value turns heartbeats off.
+	Heartbeat time.Duration
 	// Checkpoint opens the pipeline's checkpoint. nil opens directory stores
 	// only (the store of PostgreSQL tables is linked by the connectd binary,
 	// which passes an Opener for both; the conformance suite's hosts, whose
@@ -117,6 +123,15 @@ type driver struct {
 	batches  int64
 	records  int64
 	started  bool
+	// begin is the committed offsets at the run's start, for a drain's
+	// progress (see drainProgress); runStart is when the run started.
+	begin    sdk.Offsets
+	runStart time.Time
+	// state is what the pipeline does now, for heartbeats; quietSince is
+	// when the last batch finished or the last heartbeat was shown (unix ns).
+	state      atomic.Value // string
+	quietSince atomic.Int64
+	lastBatch  atomic.Int64 // when the last batch finished (unix ns); 0 before the first
 	// ahead is the read of the next batch, running while the current one is
 	// written and committed (see readAhead); nil when none runs.
 	ahead *ahead
@@ -163,6 +178,13 @@ func Run(ctx context.Context, o Options) error {
 	defer cp.Close()
 	defer d.shutdown()
 	start := time.Now()
+	d.runStart, d.begin = start, cp.Committed().Clone()
+	d.setState("starting")
+	d.quietSince.Store(start.UnixNano())
+	if d.Heartbeat >= 0 {
+		stop := d.heartbeats()
+		defer stop()
+	}
 	err = d.supervise(ctx)
 	if d.Progress != nil && d.started {
 		d.Progress.Done(d.p.Name, d.batches, d.records, time.Since(start))
@@ -185,6 +207,53 @@ func Run(ctx context.Context, o Options) error {
 
 func (d *driver) errorf(format string, args ...any) error {
 	return fmt.Errorf("pipeline %q: "+format, append([]any{d.p.Name}, args...)...)
+}
+
+func (d *driver) setState(s string) { d.state.Store(s) }
+
+// heartbeats shows a heartbeat whenever no batch finished for d.Heartbeat,
+// until the returned function is called.
+func (d *driver) heartbeats() (stop func()) {
+	every := d.Heartbeat
+	if every == 0 {
+		every = 30 * time.Second
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		wait := every
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(wait):
+			}
+			quiet := time.Since(time.Unix(0, d.quietSince.Load()))
+			if quiet < every {
+				wait = every - quiet
+				continue
+			}
+			h := Heartbeat{Pipeline: d.p.Name, State: d.state.Load().(string), Quiet: d.quiet(), Committed: d.cp.Committed()}
+			if hb, ok := d.Progress.(Heartbeater); ok {
+				hb.Heartbeat(h)
+			} else {
+				d.Log.Info("no batch for a while", "pipeline", h.Pipeline, "state", h.State, "quiet", h.Quiet.Round(time.Second).String(), "committed", h.Committed.String())
+			}
+			d.quietSince.Store(time.Now().UnixNano())
+			wait = every
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// quiet is how long ago the last batch finished, or the run started.
+func (d *driver) quiet() time.Duration {
+	last := d.runStart
+	if t := d.lastBatch.Load(); t != 0 {
+		last = time.Unix(0, t)
+	}
+	return time.Since(last)
 }
 
 // supervise runs sessions; a session that fails because a plugin died or a
@@ -219,6 +288,7 @@ func (d *driver) supervise(ctx context.Context) error {
 		if failures > d.Restarts {
 			return d.errorf("giving up after %d restarts: %w", d.Restarts, err)
 		}
+		d.setState("restarting")
 		wait := bo.NextBackOff()
 		d.Log.Warn("plugin failed; restarting and recovering", "pipeline", d.p.Name, "error", err.Error(), "attempt", failures, "backoff", wait.String())
 		select {
@@ -364,6 +434,7 @@ func (d *driver) shutdown() {
 // session starts what is missing, recovers, and runs batches.
 func (d *driver) session(ctx context.Context) error {
 	defer d.dropAhead()
+	d.setState("starting")
 	if err := d.ensure(ctx); err != nil {
 		return err
 	}
@@ -375,9 +446,11 @@ func (d *driver) session(ctx context.Context) error {
 		d.stop = end
 		d.Log.Info("draining up to the source's end at start", "pipeline", d.p.Name, "end", end.String())
 	}
+	d.setState("recovering")
 	if err := d.recover(ctx); err != nil {
 		return err
 	}
+	d.setState("running")
 	for {
 		if ctx.Err() != nil {
 			return errStopped
@@ -567,6 +640,12 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 	r.Records, r.Bytes, r.From, r.Until = data.Records, data.Bytes, data.From, data.Until
 	r.Total = time.Since(r.Start)
 	r.Delivered = d.records
+	if d.stop != nil {
+		r.Drain = drainProgress(d.begin, d.stop, data.From, data.Until, time.Since(d.runStart))
+	}
+	now := time.Now().UnixNano()
+	d.lastBatch.Store(now)
+	d.quietSince.Store(now)
 	if d.Progress != nil {
 		d.Progress.Batch(r)
 	}
