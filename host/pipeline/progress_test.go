@@ -434,3 +434,22 @@ func TestTextProgressDrainAndHeartbeat(t *testing.T) {
 		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+func TestJSONProgressDrain(t *testing.T) {
+	var buf bytes.Buffer
+	p := &JSON{W: &buf}
+	r := report(1)
+	p.Batch(r)
+	r.Drain = &Drain{Done: 10, Total: 40, ETA: 1500 * time.Millisecond}
+	p.Batch(r)
+	got := lines(buf.String())
+	if len(got) != 2 {
+		t.Fatalf("want 2 lines, got %q", got)
+	}
+	if strings.Contains(got[0], `"drain"`) {
+		t.Errorf("a batch without drain progress has a drain object: %s", got[0])
+	}
+	if !strings.Contains(got[1], `"drain":{"done":10,"total":40,"etaSeconds":1.5}`) {
+		t.Errorf("drain object missing or wrong: %s", got[1])
+	}
+}
