@@ -277,6 +277,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		cancel()
 		<-sigs
 		fmt.Fprintln(stderr, "connectd: second signal, exiting at once; the batch in flight is replayed at the next start")
+		if *drain {
+			os.Exit(exitInterrupted) // the drain did not finish
+		}
 		os.Exit(exitRuntime)
 	}()
 
