@@ -315,7 +315,7 @@ func (d *driver) permanent(err error) error {
 		if strings.HasPrefix(cerr.Plugin, string(sdk.KindSink)+" ") {
 			block = &d.p.Sink
 		}
-		return &ConfigError{Range: block.Range, Err: d.errorf("%w (not retried: the configuration or the offsets must change)", err)}
+		return &ConfigError{Range: block.Range, Err: d.errorf("%w (not retried: change the configuration, or the offsets with connectd offsets reset)", err)}
 	}
 	var perr *plugin.Error
 	if errors.As(err, &perr) && perr.Permanent() && !d.exited() {
