@@ -11,10 +11,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/connectd/connectd/internal/fault"
+	"github.com/connectd/connectd/internal/proc"
 	"github.com/connectd/connectd/sdk"
 )
 
@@ -314,7 +314,7 @@ func (s *suite) soakRuns(ctx context.Context, dir, name, guarantee string) (*lis
 		if len(kids) > 0 && rng.Intn(2) == 0 {
 			victim, what = kids[rng.Intn(len(kids))], "a plugin"
 		}
-		_ = syscall.Kill(victim, syscall.SIGKILL)
+		_ = proc.Kill(victim)
 		kills++
 		if what != "host" && !wait(time.Duration(50+rng.Intn(250))*time.Millisecond) {
 			_ = cmd.Process.Kill()

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/connectd/connectd/internal/fault"
+	"github.com/connectd/connectd/internal/proc"
 	"github.com/connectd/connectd/sdk"
 )
 
@@ -494,7 +495,7 @@ func (s *suite) env(name string, extra []string) []string {
 // command prepares a child process in dir.
 func (s *suite) command(dir, name string, extra []string, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
 	cmd := exec.Command(s.exe, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // no host outlives the suite
+	proc.KillWithParent(cmd) // no host outlives the suite (on Linux)
 	cmd.Dir = dir
 	cmd.Env = s.env(name, extra)
 	var out, errb bytes.Buffer

@@ -7,13 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
-	"time"
 
 	"github.com/connectd/connectd/internal/fault"
 	"github.com/connectd/connectd/internal/protocol"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
-	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 )
 
@@ -113,24 +111,6 @@ func check(p Plugin) error {
 		}
 	}
 	return nil
-}
-
-// dieWithParent makes the process die with its host: the kernel's parent-death
-// signal, and a watch on the parent pid for the case where the signal was
-// missed (the parent died before prctl, or the thread that forked us exited).
-func dieWithParent() {
-	parent := os.Getppid()
-	_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
-	if os.Getppid() != parent || parent == 1 {
-		fault.Die()
-	}
-	go func() {
-		for range time.Tick(200 * time.Millisecond) {
-			if os.Getppid() != parent {
-				fault.Die()
-			}
-		}
-	}()
 }
 
 // grpcPlugin is the go-plugin glue for one role; only the server half is used

@@ -15,6 +15,7 @@ import (
 
 	"github.com/connectd/connectd/internal/e2e"
 	"github.com/connectd/connectd/internal/fault"
+	"github.com/connectd/connectd/internal/proc"
 )
 
 // TestDrainDeliversEverything runs generator → file once, with no crash.
@@ -164,7 +165,7 @@ func TestRandomKills(t *testing.T) {
 					if kids := e2e.Children(victim); len(kids) > 0 && rng.Intn(2) == 0 {
 						victim, what = kids[rng.Intn(len(kids))], "plugin"
 					}
-					_ = syscall.Kill(victim, syscall.SIGKILL)
+					_ = proc.Kill(victim)
 					if what == "plugin" {
 						// The host restarts the plugin and goes on; then kill the host too.
 						time.Sleep(time.Duration(100+rng.Intn(300)) * time.Millisecond)
@@ -250,7 +251,7 @@ func TestNoOrphans(t *testing.T) {
 		}
 		if e2e.Alive(k) {
 			t.Errorf("plugin %d still alive 1.5s after its host was killed", k)
-			_ = syscall.Kill(k, syscall.SIGKILL)
+			_ = proc.Kill(k)
 		}
 	}
 }

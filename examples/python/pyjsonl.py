@@ -421,8 +421,8 @@ def die_with_parent():
     """Exits within a second of the host's death, even after kill -9: an orphan
     sink still writing while a restarted host replays its batch would tear it."""
     parent = os.getppid()
-    if parent == 1:
-        die()
+    if parent == 1 and os.environ.get("CONNECTD_HOST_PID") != "1":
+        die()  # re-parented to init: the host is gone (unless the host is pid 1)
 
     def watch():
         while os.getppid() == parent:

@@ -11,10 +11,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/connectd/connectd/internal/fault"
+	"github.com/connectd/connectd/internal/proc"
 	"github.com/connectd/connectd/internal/protocol"
 	pb "github.com/connectd/connectd/internal/protocol/connectorv1"
 	"github.com/connectd/connectd/sdk"
@@ -264,8 +264,8 @@ func (l *Loader) connect(label, name string, env []string) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.Env = append(env[:len(env):len(env)], fmt.Sprintf("%s=%d", protocol.HostPIDEnv, os.Getpid()))
+	proc.KillWithParent(cmd)
 	t := &tail{fwd: l.Stderr}
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  protocol.Handshake,

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/connectd/connectd/internal/proc"
 )
 
 // BuildKafka builds the test broker (testenv/kafka under the repository
@@ -46,7 +48,7 @@ func StartKafka(exe, dir string, flags ...string) (*Broker, error) {
 	cmd.Stdout = io.Discard
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	proc.KillWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}

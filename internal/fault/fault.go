@@ -139,17 +139,20 @@ func Hit(point string, batch int64) {
 	}
 }
 
-// Fire writes one line on stderr naming point and batch, then kills the
-// process as Die does. The line is written with one write(2) on file
-// descriptor 2, unbuffered, before the kill, so it is never lost with the
-// process. It is the descriptor and not os.Stderr because a plugin's
-// go-plugin server points os.Stderr at a pipe relayed over gRPC, which dies
-// with the process; its descriptor 2 is read by the host, which copies it to
-// its own stderr.
+// Fire writes one line on stderr naming point and batch, then ends the
+// process as Die does. The line is written with one unbuffered write on the
+// process's standard error as it started (syscall.Stderr), before the kill,
+// so it is never lost with the process. It is that descriptor and not
+// os.Stderr because a plugin's go-plugin server points os.Stderr at a pipe
+// relayed over gRPC, which dies with the process; the original one is read
+// by the host, which copies it to its own stderr.
 func Fire(point string, batch int64) {
-	_, _ = syscall.Write(2, []byte(Message(point, batch)+"\n"))
+	_, _ = stderr.Write([]byte(Message(point, batch) + "\n"))
 	Die()
 }
+
+// stderr is the standard error the process started with.
+var stderr = os.NewFile(uintptr(syscall.Stderr), "stderr")
 
 // Message is the line Fire writes: `connectd: fault point "host.commit.after"
 // fired in batch 3 (CONNECTD_FAULT): killing process 4242`.
@@ -174,8 +177,14 @@ func K(point string, batch int64, n int) (int, bool) {
 	return int(it.k), true
 }
 
-// Die kills the process at once with SIGKILL.
-func Die() {
-	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-	select {} // SIGKILL is not catchable; wait for it to land
-}
+// Die ends the process at once, as kill -9 would: no deferred function runs,
+// nothing is flushed, and it never returns. On Unix the process sends itself
+// SIGKILL, so its parent sees it killed by that signal. On Windows it
+// terminates itself (TerminateProcess, what taskkill /F does) with exit status
+// DieExitCode.
+func Die() { killSelf() }
+
+// DieExitCode is the exit status of a process that Die ended on Windows:
+// 128+9, what a Unix shell reports for a process killed by SIGKILL. (On Unix
+// the process has no exit status: it was killed by the signal.)
+const DieExitCode = 137

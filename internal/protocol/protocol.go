@@ -20,6 +20,12 @@ var Handshake = plugin.HandshakeConfig{
 	MagicCookieValue: "connector.v1:7d0c6f8e-streams",
 }
 
+// HostPIDEnv names the environment variable in which the host gives every
+// plugin process its own pid, so that a plugin can tell its host from an
+// adoptive parent: a host that runs as pid 1 (a container's entrypoint) looks
+// to its child exactly like init adopting an orphan.
+const HostPIDEnv = "CONNECTD_HOST_PID"
+
 // Role names in the go-plugin plugin set.
 const (
 	RoleSource = "source"

@@ -1,3 +1,7 @@
+//go:build unix
+
+// The benchmarks read CPU time with getrusage, which Windows does not have.
+
 package elasticsearch
 
 import (

@@ -8,11 +8,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/connectd/connectd/internal/e2e"
+	"github.com/connectd/connectd/internal/proc"
 
 	"github.com/connectd/connectd/plugins/generator"
 	"github.com/connectd/connectd/sdk"
@@ -156,7 +156,7 @@ func TestRandomKills(t *testing.T) {
 				if kids := e2e.Children(victim); len(kids) > 0 && rng.Intn(2) == 0 {
 					victim, what = kids[rng.Intn(len(kids))], "plugin"
 				}
-				if syscall.Kill(victim, syscall.SIGKILL) == nil {
+				if proc.Kill(victim) == nil {
 					kills++
 				}
 				if what == "plugin" {

@@ -14,13 +14,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/connectd/connectd/internal/e2e"
 	"github.com/connectd/connectd/internal/fault"
 	"github.com/connectd/connectd/internal/pg/pgtest"
+	"github.com/connectd/connectd/internal/proc"
 )
 
 // connectd runs the binary in dir with PG_URL and env set.
@@ -232,7 +232,7 @@ func TestRandomKills(t *testing.T) {
 				if kids := e2e.Children(victim); len(kids) > 0 && rng.Intn(2) == 0 {
 					victim, what = kids[rng.Intn(len(kids))], "plugin"
 				}
-				_ = syscall.Kill(victim, syscall.SIGKILL)
+				_ = proc.Kill(victim)
 				if what == "plugin" {
 					time.Sleep(time.Duration(100+rng.Intn(300)) * time.Millisecond)
 					_ = cmd.Process.Kill()

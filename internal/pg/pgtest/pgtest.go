@@ -15,10 +15,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/connectd/connectd/internal/proc"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -71,7 +71,7 @@ func Start() (url string, stop func(), err error) {
 	// (a test binary killed by its timeout), so no cluster is left running.
 	watch := exec.Command("sh", "-c", `while kill -0 "$1" 2>/dev/null; do sleep 1; done; TESTENV_DIR="$2" "$3" stop >/dev/null 2>&1; rm -rf "$2"`,
 		"pgtest-watchdog", strconv.Itoa(os.Getpid()), state, script)
-	watch.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	proc.OwnSession(watch)
 	if err := watch.Start(); err != nil {
 		os.RemoveAll(state)
 		return "", nil, err
