@@ -51,7 +51,14 @@ func BenchmarkBoundary(b *testing.B) {
 // plugin processes and the checkpoint: one iteration is a whole
 // `connectd run --drain` of 1,000,000 100-byte records (process start-up
 // included). cpu-s/run is the CPU time of the three processes together.
-func BenchmarkEndToEnd(b *testing.B) {
+func BenchmarkEndToEnd(b *testing.B) { endToEnd(b) }
+
+// BenchmarkEndToEndHTTP is BenchmarkEndToEnd with `--http 127.0.0.1:0`: the
+// pipeline reports to its Control and the metrics' Progress once per batch
+// (docs/benchmarks.md compares the two).
+func BenchmarkEndToEndHTTP(b *testing.B) { endToEnd(b, "--http", "127.0.0.1:0") }
+
+func endToEnd(b *testing.B, args ...string) {
 	const count = 1000000
 	var records int64
 	var elapsed, cpu time.Duration
@@ -74,7 +81,7 @@ pipeline "bench" {
 			b.Fatal(err)
 		}
 		start, cpu0 := time.Now(), childCPU(b)
-		r := connectd(b, dir, nil, "run", "--drain", cfg)
+		r := connectd(b, dir, nil, append(append([]string{"run", "--drain"}, args...), cfg)...)
 		elapsed += time.Since(start)
 		cpu += childCPU(b) - cpu0
 		if r.Code != 0 {

@@ -46,12 +46,13 @@ micro-batches and keeps each pipeline's delivery promise (at-most-once,
 at-least-once, exactly-once) across crashes of any process.
 
 Usage:
-  connectd run [--drain] [--pipeline NAME] [--progress text|json] [--log-format text|json]
-               [--log-level debug|info|warn|error] [--plugin-dir DIR] FILE
+  connectd run [--drain] [--pipeline NAME] [--progress text|json] [--http ADDR]
+               [--log-format text|json] [--log-level debug|info|warn|error] [--plugin-dir DIR] FILE
   connectd validate [--plugin-dir DIR] FILE
   connectd plugins [--json] [--plugin-dir DIR]
   connectd offsets show FILE [--pipeline NAME] [--json]
   connectd offsets reset FILE --pipeline NAME --to earliest|latest|<json>|batch:<id>
+  connectd status [--addr ADDR] [--json]
   connectd conformance --source NAME|PATH --sink NAME|PATH [--config FILE.hcl] [--quick] [--json] [--junit FILE]
   connectd version
 
@@ -85,6 +86,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdPlugins(rest, stdout, stderr)
 	case "offsets":
 		return cmdOffsets(rest, stdout, stderr)
+	case "status":
+		return cmdStatus(rest, stdout, stderr)
 	case "conformance":
 		return cmdConformance(rest, stdout, stderr)
 	case "version", "--version", "-version":
@@ -219,6 +222,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	if code != exitOK {
 		return code
 	}
+	if code := checkHTTP(file, stderr); code != exitOK {
+		return code
+	}
 	for _, p := range file.Pipelines {
 		fmt.Fprintf(stdout, "pipeline %q: %s, source %q → sink %q, checkpoint %s: ok\n", p.Name, p.Delivery, p.Source.Name, p.Sink.Name, p.Checkpoint.Where())
 	}
@@ -226,7 +232,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
-	f := newFlags("run", "run [--drain] [--pipeline NAME] [--progress text|json] [--log-format text|json] [--log-level LEVEL] [--plugin-dir DIR] FILE", stderr)
+	f := newFlags("run", "run [--drain] [--pipeline NAME] [--progress text|json] [--http ADDR] [--log-format text|json] [--log-level LEVEL] [--plugin-dir DIR] FILE", stderr)
 	drain := f.Bool("drain", false, "process what the sources hold at start, then exit 0 (130 when a signal stops it before the end)")
 	only := f.String("pipeline", "", "run only this pipeline of FILE (default: all of them)")
 	progress := f.String("progress", "text", "progress output: text (a line per batch or per second, on stderr) or json (one object per batch, on stdout)")
@@ -234,6 +240,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	logFormat := f.String("log-format", "text", "log format on stderr: text (key=value lines) or json (one object per line)")
 	logLevel := f.String("log-level", "info", "least severe log level shown: debug, info, warn or error")
 	grace := f.Duration("grace", 30*time.Second, "on SIGINT/SIGTERM, how long to let the batch in flight finish before abandoning it (it is replayed at the next start)")
+	httpAddr := f.String("http", "", "serve the status page /, /metrics, /healthz, /readyz and the API /v1/ at host:port (overrides the file's http block); an address other than loopback needs a token ("+tokenEnv+" or the http block's token)")
 	if code, ok := f.parse(args, 1); !ok {
 		return code
 	}
@@ -267,6 +274,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if *progress == "json" {
 		prog = &pipeline.JSON{W: stdout}
 	}
+	srv, code := serveHTTP(file, pipes, *httpAddr, stderr)
+	if srv == nil {
+		return code
+	}
+	defer srv.stop()
+	prog = pipeline.Tee(prog, srv.progress)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -291,7 +304,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		go func() {
 			defer wg.Done()
 			log.Info("starting pipeline", "pipeline", p.Name, "delivery", string(p.Delivery), "source", p.Source.Name, "sink", p.Sink.Name, "checkpoint", p.Checkpoint.Where(), "drain", *drain)
-			errs[i] = pipeline.Run(ctx, pipeline.Options{Pipeline: p, Loader: loader, Drain: *drain, Progress: prog, Log: log, Grace: *grace, Checkpoint: openCheckpoint})
+			errs[i] = pipeline.Run(ctx, pipeline.Options{Pipeline: p, Loader: loader, Drain: *drain, Progress: prog, Log: log, Grace: *grace, Checkpoint: openCheckpoint, Control: srv.controls[p.Name]})
 			var stopped *pipeline.Interrupted
 			if errs[i] != nil && !errors.As(errs[i], &stopped) {
 				cancel() // one pipeline failing stops the others cleanly

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -40,12 +41,26 @@ type File struct {
 	// PluginDir is the top-level plugin_dir as written, "" when the file does not
 	// set it.
 	PluginDir string
+	// HTTP is the top-level http block, nil when the file has none.
+	HTTP *HTTP
 	// Pipelines are in file order. Parse and Load return them only when they
 	// report no errors.
 	Pipelines []*Pipeline
 
 	files map[string]*hcl.File  // for Format; secret literals masked after Load
 	remap func(hcl.Pos) hcl.Pos // rewritten source → file as written (oneline.go)
+}
+
+// HTTP is the top-level http block: where `connectd run` serves its metrics,
+// health checks and API.
+type HTTP struct {
+	// Addr is host:port (checked to have that form).
+	Addr string
+	// Token, when not "", is the bearer token mutating calls need. It may
+	// come from env() and is then secret: never print it.
+	Token string
+	// Range is the block's definition range.
+	Range hcl.Range
 }
 
 // Pipeline is one pipeline block. One returned by Load is complete and valid:
@@ -212,8 +227,9 @@ func Load(path string, lookup Lookup) (*File, hcl.Diagnostics) {
 var (
 	topSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{{Name: "plugin_dir"}},
-		Blocks:     []hcl.BlockHeaderSchema{{Type: "pipeline", LabelNames: []string{"name"}}},
+		Blocks:     []hcl.BlockHeaderSchema{{Type: "pipeline", LabelNames: []string{"name"}}, {Type: "http"}},
 	}
+	httpSchema     = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "addr", Required: true}, {Name: "token"}}}
 	pipelineSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{{Name: "delivery"}},
 		Blocks: []hcl.BlockHeaderSchema{
@@ -257,7 +273,13 @@ func parse(path string) (*File, hcl.Diagnostics) {
 		f.PluginDir = s
 	}
 	seen := map[string]*Pipeline{}
+	pipelines := 0
 	for _, b := range content.Blocks {
+		if b.Type == "http" {
+			diags = append(diags, f.parseHTTP(b)...)
+			continue
+		}
+		pipelines++
 		p, d := parsePipeline(b)
 		diags = append(diags, d...)
 		if p == nil {
@@ -275,7 +297,7 @@ func parse(path string) (*File, hcl.Diagnostics) {
 		seen[p.Name] = p
 		f.Pipelines = append(f.Pipelines, p)
 	}
-	if len(content.Blocks) == 0 && !diags.HasErrors() {
+	if pipelines == 0 && !diags.HasErrors() {
 		start := hcl.Pos{Line: 1, Column: 1, Byte: 0}
 		diags = append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
@@ -285,6 +307,37 @@ func parse(path string) (*File, hcl.Diagnostics) {
 		})
 	}
 	return f, diags
+}
+
+// parseHTTP reads the http block into f.HTTP; a second one is an error.
+func (f *File) parseHTTP(b *hcl.Block) hcl.Diagnostics {
+	if f.HTTP != nil {
+		return hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Duplicate http block",
+			Detail:   fmt.Sprintf("The file already has an http block at %s; a file has at most one.", posString(f.HTTP.Range)),
+			Subject:  b.DefRange.Ptr(),
+		}}
+	}
+	h := &HTTP{Range: b.DefRange}
+	content, diags := bodyContent(b.Body, httpSchema)
+	if a := content.Attributes["addr"]; a != nil {
+		s, d := evalString(a, true)
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			if _, _, err := net.SplitHostPort(s); err != nil {
+				diags = append(diags, badValue(a, fmt.Sprintf("addr takes host:port, such as \"127.0.0.1:8083\"; got %q (%v).", s, err)))
+			}
+			h.Addr = s
+		}
+	}
+	if a := content.Attributes["token"]; a != nil {
+		s, d := evalString(a, true)
+		diags = append(diags, d...)
+		h.Token = s
+	}
+	f.HTTP = h
+	return diags
 }
 
 func parsePipeline(b *hcl.Block) (*Pipeline, hcl.Diagnostics) {

@@ -264,8 +264,17 @@ func TestErrors(t *testing.T) {
 			3, 32, []string{"Missing item separator"}, 0},
 		{"unclosed block", "pipeline \"a\" {\n  delivery = \"at-most-once\"\n", 1, 14, []string{"Unclosed configuration block"}, 0},
 		{"empty file", "", 1, 1, []string{"No pipeline"}, 1},
+		{"only an http block", "http { addr = \"127.0.0.1:8083\" }\n", 1, 1, []string{"No pipeline"}, 1},
+		{"http addr without port", "http { addr = \"127.0.0.1\" }\npipeline \"a\" {\n" + ok + "}\n", 1, 15,
+			[]string{"addr takes host:port", `got "127.0.0.1"`}, 1},
+		{"http without addr", "http { token = \"x\" }\npipeline \"a\" {\n" + ok + "}\n", 1, 8,
+			[]string{`The argument "addr" is required`}, 1},
+		{"two http blocks", "http { addr = \":1\" }\nhttp { addr = \":2\" }\npipeline \"a\" {\n" + ok + "}\n", 2, 1,
+			[]string{"Duplicate http block", "already has an http block at"}, 1},
+		{"unknown http attribute", "http {\n  addr = \":1\"\n  tokn = \"x\"\n}\npipeline \"a\" {\n" + ok + "}\n", 3, 3,
+			[]string{"Unsupported argument", `Did you mean "token"?`, "Valid here: addr, token"}, 1},
 		{"unknown top level", "pipelines \"a\" {\n" + ok + "}\n", 1, 1,
-			[]string{"Unsupported block type", `Did you mean "pipeline"?`, `plugin_dir, pipeline "<name>" { }`}, 0},
+			[]string{"Unsupported block type", `Did you mean "pipeline"?`, `plugin_dir, pipeline "<name>" { }, http { }`}, 0},
 		{"unknown pipeline attribute", "pipeline \"a\" {\n" + ok + "  deliver = \"x\"\n}\n", 5, 3,
 			[]string{"Unsupported argument", `"deliver"`, `Valid here: delivery, source "<name>" { }, sink "<name>" { }, batch { }, checkpoint { }`}, 1},
 		{"unknown pipeline block", "pipeline \"a\" {\n" + ok + "  batches { max_records = 1 }\n}\n", 5, 3,
@@ -646,5 +655,31 @@ func TestRuleDiagnostics(t *testing.T) {
 				t.Errorf("Format output contains %q:\n%s", tc.never, text)
 			}
 		})
+	}
+}
+
+func TestHTTPBlock(t *testing.T) {
+	t.Setenv("CFGTEST_TOKEN", "s3cret")
+	path := writeFile(t, `
+http {
+  addr  = "0.0.0.0:8083"
+  token = env("CFGTEST_TOKEN")
+}
+pipeline "a" {
+  delivery = "at-least-once"
+  source "file" { paths = ["in"] }
+  sink "file" { dir = "out" }
+}
+`)
+	f, diags := Load(path, fakeLookup)
+	if diags.HasErrors() {
+		t.Fatalf("unexpected diagnostics:\n%s", f.Format(diags))
+	}
+	if f.HTTP == nil || f.HTTP.Addr != "0.0.0.0:8083" || f.HTTP.Token != "s3cret" || f.HTTP.Range.Start.Line != 2 {
+		t.Fatalf("http = %+v", f.HTTP)
+	}
+	g, diags := Load(writeFile(t, "pipeline \"a\" {\n  delivery = \"at-least-once\"\n  source \"file\" { paths = [\"in\"] }\n  sink \"file\" { dir = \"out\" }\n}\n"), fakeLookup)
+	if diags.HasErrors() || g.HTTP != nil {
+		t.Fatalf("a file without an http block: http = %+v, diags %v", g.HTTP, diags)
 	}
 }

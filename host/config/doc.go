@@ -4,6 +4,10 @@
 // A pipeline file is HCL (native syntax). It may hold several pipelines:
 //
 //	plugin_dir = "plugins"                 # optional: where connectd-plugin-<name> executables live
+//	http {                                 # optional, at most one: run serves its API here (docs/api.md)
+//	  addr  = "127.0.0.1:8083"             # required: host:port
+//	  token = env("CONNECTD_TOKEN")        # needed for any address but loopback
+//	}
 //
 //	pipeline "demo" {                      # name: [A-Za-z0-9_.-]+, unique in the file
 //	  delivery = "exactly-once"            # required: "exactly-once", "at-least-once" or "at-most-once"

@@ -49,6 +49,9 @@ type Options struct {
 	// which passes an Opener for both; the conformance suite's hosts, whose
 	// pipelines use directories, do without it).
 	Checkpoint Opener
+	// Control, when not nil, receives the run's state once per batch and
+	// holds the operator's pause, resume and restart requests (control.go).
+	Control *Control
 }
 
 // ConfigError ends a run whose plugin refused its configuration when it
@@ -129,12 +132,16 @@ type driver struct {
 	runStart time.Time
 	// state is what the pipeline does now, for heartbeats; quietSince is
 	// when the last batch finished or the last heartbeat was shown (unix ns).
-	state      atomic.Value // string
+	state      atomic.Value // State
 	quietSince atomic.Int64
 	lastBatch  atomic.Int64 // when the last batch finished (unix ns); 0 before the first
 	// ahead is the read of the next batch, running while the current one is
 	// written and committed (see readAhead); nil when none runs.
 	ahead *ahead
+	// lagAt is when between last asked the source for its end; lagFailed,
+	// that the source could not tell it (logged once).
+	lagAt     time.Time
+	lagFailed bool
 }
 
 // ahead is a Read of batch id from the offsets the current batch ends at,
@@ -179,7 +186,7 @@ func Run(ctx context.Context, o Options) error {
 	defer d.shutdown()
 	start := time.Now()
 	d.runStart, d.begin = start, cp.Committed().Clone()
-	d.setState("starting")
+	d.state.Store(StateStarting)
 	d.quietSince.Store(start.UnixNano())
 	if d.Heartbeat >= 0 {
 		stop := d.heartbeats()
@@ -193,15 +200,18 @@ func Run(ctx context.Context, o Options) error {
 		if d.Drain {
 			c := d.cp.Committed()
 			i := &Interrupted{Pipeline: d.p.Name, Committed: c, End: d.stop, Left: -1}
+			err = nil
 			if d.stop != nil {
-				if i.Left = left(c, d.stop); i.Left == 0 {
-					return nil // everything up to the end is committed: the drain is done
-				}
+				i.Left = left(c, d.stop)
 			}
-			return i
+			if i.Left != 0 { // 0: everything up to the end is committed, the drain is done
+				err = i
+			}
+		} else {
+			err = nil
 		}
-		return nil
 	}
+	d.Control.End(err)
 	return err
 }
 
@@ -209,7 +219,20 @@ func (d *driver) errorf(format string, args ...any) error {
 	return fmt.Errorf("pipeline %q: "+format, append([]any{d.p.Name}, args...)...)
 }
 
-func (d *driver) setState(s string) { d.state.Store(s) }
+// enter records the pipeline's state for the Control and the heartbeats.
+func (d *driver) enter(s State) {
+	d.Control.state(s)
+	d.state.Store(s)
+}
+
+// current is the pipeline's state: the Control's when there is one (it
+// knows about pauses), else the driver's own.
+func (d *driver) current() State {
+	if d.Control != nil {
+		return d.Control.Status().State
+	}
+	return d.state.Load().(State)
+}
 
 // heartbeats shows a heartbeat whenever no batch finished for d.Heartbeat,
 // until the returned function is called.
@@ -234,11 +257,9 @@ func (d *driver) heartbeats() (stop func()) {
 				wait = every - quiet
 				continue
 			}
-			h := Heartbeat{Pipeline: d.p.Name, State: d.state.Load().(string), Quiet: d.quiet(), Committed: d.cp.Committed()}
-			if hb, ok := d.Progress.(Heartbeater); ok {
-				hb.Heartbeat(h)
-			} else {
-				d.Log.Info("no batch for a while", "pipeline", h.Pipeline, "state", h.State, "quiet", h.Quiet.Round(time.Second).String(), "committed", h.Committed.String())
+			h := Heartbeat{Pipeline: d.p.Name, State: d.current(), Quiet: d.quiet(), Committed: d.cp.Committed()}
+			if hb, ok := d.Progress.(Heartbeater); !ok || !hb.Heartbeat(h) {
+				d.Log.Info("no batch for a while", "pipeline", h.Pipeline, "state", string(h.State), "quiet", h.Quiet.Round(time.Second).String(), "committed", h.Committed.String())
 			}
 			d.quietSince.Store(time.Now().UnixNano())
 			wait = every
@@ -276,6 +297,12 @@ func (d *driver) supervise(ctx context.Context) error {
 		if perm := d.permanent(err); perm != nil {
 			return perm // retrying cannot help: fail at once
 		}
+		if errors.Is(err, errRestart) {
+			d.Log.Info("restarting the plugins as asked", "pipeline", d.p.Name)
+			d.shutdown()
+			d.src, d.snk = nil, nil
+			continue
+		}
 		var perr *plugin.Error
 		if !errors.As(err, &perr) {
 			return err // checkpoint or host-side contract errors are not retried
@@ -285,10 +312,11 @@ func (d *driver) supervise(ctx context.Context) error {
 			bo.Reset()
 		}
 		failures++
+		d.Control.failed(err, failures)
 		if failures > d.Restarts {
 			return d.errorf("giving up after %d restarts: %w", d.Restarts, err)
 		}
-		d.setState("restarting")
+		d.state.Store(StateRestarting) // the Control learns it from failed
 		wait := bo.NextBackOff()
 		d.Log.Warn("plugin failed; restarting and recovering", "pipeline", d.p.Name, "error", err.Error(), "attempt", failures, "backoff", wait.String())
 		select {
@@ -334,10 +362,12 @@ func (d *driver) ensure(ctx context.Context) error {
 	if d.src != nil && d.src.Exited() {
 		d.src.Kill() // releases what the client holds for the dead process
 		d.src = nil
+		d.Control.restarted("source")
 	}
 	if d.snk != nil && d.snk.Exited() {
 		d.snk.Kill()
 		d.snk = nil
+		d.Control.restarted("sink")
 	}
 	restart := d.started
 	if d.src == nil {
@@ -434,7 +464,7 @@ func (d *driver) shutdown() {
 // session starts what is missing, recovers, and runs batches.
 func (d *driver) session(ctx context.Context) error {
 	defer d.dropAhead()
-	d.setState("starting")
+	d.enter(StateStarting)
 	if err := d.ensure(ctx); err != nil {
 		return err
 	}
@@ -446,14 +476,18 @@ func (d *driver) session(ctx context.Context) error {
 		d.stop = end
 		d.Log.Info("draining up to the source's end at start", "pipeline", d.p.Name, "end", end.String())
 	}
-	d.setState("recovering")
+	d.enter(StateRecovering)
 	if err := d.recover(ctx); err != nil {
 		return err
 	}
-	d.setState("running")
+	d.Control.committed(d.cp.Committed())
+	d.enter(StateRunning)
 	for {
 		if ctx.Err() != nil {
 			return errStopped
+		}
+		if err := d.between(ctx); err != nil {
+			return err
 		}
 		done, err := d.next(ctx)
 		if err != nil || done {
@@ -541,6 +575,7 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 			}
 			data.From, data.Until = replay.From, replay.Until
 			r.Read = time.Since(t)
+			d.Control.read(data.Records, data.Bytes)
 		}
 	}
 	if data == nil {
@@ -557,6 +592,7 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 		if data.Records == 0 {
 			return d.Drain, nil
 		}
+		d.Control.read(data.Records, data.Bytes)
 		data.From, data.Until = from.Merge(data.From), from.Merge(data.Until)
 		t = time.Now()
 		if err := d.cp.Plan(checkpoint.Entry{Batch: id, From: data.From, Until: data.Until, Records: data.Records}); err != nil {
@@ -643,6 +679,7 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 	if d.stop != nil {
 		r.Drain = drainProgress(d.begin, d.stop, data.From, data.Until, time.Since(d.runStart))
 	}
+	d.Control.batchDone(r)
 	now := time.Now().UnixNano()
 	d.lastBatch.Store(now)
 	d.quietSince.Store(now)

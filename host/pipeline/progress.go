@@ -88,15 +88,15 @@ func drainProgress(begin, end, from, until sdk.Offsets, elapsed time.Duration) *
 // Heartbeat is what a pipeline says when no batch finished for a while.
 type Heartbeat struct {
 	Pipeline  string
-	State     string        // what the pipeline does: starting, recovering, running (waiting for records) or restarting
+	State     State         // what the pipeline does: starting, recovering, running (waiting for records), paused or restarting
 	Quiet     time.Duration // since the last batch finished (or the run started)
 	Committed sdk.Offsets
 }
 
-// Heartbeater is a Progress that also shows heartbeats. A Progress that is
-// not one gets none; the pipeline logs them instead.
+// Heartbeater is a Progress that also shows heartbeats. Heartbeat reports
+// whether it showed h; when no Progress shows it, the pipeline logs it.
 type Heartbeater interface {
-	Heartbeat(h Heartbeat)
+	Heartbeat(h Heartbeat) (shown bool)
 }
 
 // Rate is the batch's records per second over its whole duration.
@@ -156,6 +156,14 @@ type jsonSink struct {
 
 // Batch writes r as one line of JSON.
 func (j *JSON) Batch(r Report) {
+	b, _ := json.Marshal(r)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	fmt.Fprintf(j.W, "%s\n", b)
+}
+
+// MarshalJSON renders r as `--progress json` prints it.
+func (r Report) MarshalJSON() ([]byte, error) {
 	ms := func(d time.Duration) int64 { return d.Milliseconds() }
 	p := jsonProgress{
 		Name: r.Pipeline, Timestamp: r.Start.UTC().Format(time.RFC3339Nano), BatchID: r.Batch, Replay: r.Replay, ReadAhead: r.ReadAhead,
@@ -167,10 +175,7 @@ func (j *JSON) Batch(r Report) {
 	if d := r.Drain; d != nil {
 		p.Drain = &jsonDrain{Done: d.Done, Total: d.Total, ETASeconds: d.ETA.Seconds()}
 	}
-	b, _ := json.Marshal(p)
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	fmt.Fprintf(j.W, "%s\n", b)
+	return json.Marshal(p)
 }
 
 // Done does nothing: the per-batch objects say everything.
@@ -240,11 +245,12 @@ func (t *Text) flush(now time.Time) {
 
 // Heartbeat prints that the pipeline is quiet, its state and its committed
 // offsets.
-func (t *Text) Heartbeat(h Heartbeat) {
+func (t *Text) Heartbeat(h Heartbeat) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.flush(time.Now())
 	fmt.Fprintf(t.W, "pipeline %q: %s, no batch for %s; committed %s\n", h.Pipeline, h.State, h.Quiet.Round(time.Second), h.Committed)
+	return true
 }
 
 // Done prints what is left and a final summary.
