@@ -211,7 +211,12 @@ func Run(ctx context.Context, o Options) error {
 			err = nil
 		}
 	}
-	d.Control.End(err)
+	var stopped *Interrupted
+	if errors.As(err, &stopped) {
+		d.Control.End(nil) // a stop, not a failure: the run ended cleanly
+	} else {
+		d.Control.End(err)
+	}
 	return err
 }
 
