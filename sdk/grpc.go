@@ -64,7 +64,9 @@ func offsetsOf(o *pb.Offsets) Offsets {
 }
 
 // rpcError turns an author's error into a gRPC status the host shows as is,
-// after the plugin's name and the call (`sink "file": write: …`).
+// after the plugin's name and the call (`sink "file": write: …`). A
+// *ConfigError goes out as codes.InvalidArgument: the host reports it as the
+// user's configuration error (exit status 2) and does not retry the call.
 func rpcError(err error) error {
 	if err == nil {
 		return nil
@@ -72,18 +74,14 @@ func rpcError(err error) error {
 	if errors.Is(err, context.Canceled) {
 		return status.Error(codes.Canceled, err.Error())
 	}
-	return status.Error(codes.Unknown, err.Error())
-}
-
-// openError is rpcError for Open, except that a *ConfigError goes out as
-// codes.InvalidArgument: the host reports it as the user's configuration
-// error (exit status 2), not as a failure of the run.
-func openError(err error) error {
 	if IsConfigError(err) {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
-	return rpcError(err)
+	return status.Error(codes.Unknown, err.Error())
 }
+
+// openError is rpcError for Open.
+func openError(err error) error { return rpcError(err) }
 
 func openConfig(spec Spec, req *pb.OpenRequest) (Config, error) {
 	raw := map[string]any{}
@@ -186,7 +184,7 @@ func sendRecords(stream grpc.ServerStream, batch int64, recs []Record, from, unt
 				return err
 			}
 		}
-		fault.Die()
+		fault.Fire(partial, batch)
 	}
 	if err := e.add(recs, send); err != nil {
 		return err
@@ -339,10 +337,10 @@ func (s *sinkServer) Write(stream pb.Sink_WriteServer) error {
 		}
 	}
 	if b.Records, err = decodeChunks(nil, chunks); err != nil {
-		return status.Error(codes.InvalidArgument, "write: "+err.Error())
+		return status.Error(codes.Internal, "the host broke the Write contract: "+err.Error()) // not the user's configuration
 	}
 	if first {
-		return status.Error(codes.InvalidArgument, "write stream carried no batch")
+		return status.Error(codes.Internal, "the host broke the Write contract: the write stream carried no batch")
 	}
 	fault.Hit(fault.SinkWriteBefore, b.ID)
 	s.mu.Lock()
@@ -354,7 +352,7 @@ func (s *sinkServer) Write(stream pb.Sink_WriteServer) error {
 			part.Records = b.Records[:k]
 			_ = sk.Write(stream.Context(), part)
 		}
-		fault.Die()
+		fault.Fire(fault.SinkWritePartial, b.ID)
 	}
 	if err := sk.Write(stream.Context(), b); err != nil {
 		return rpcError(fmt.Errorf("batch %d: %w", b.ID, err))

@@ -34,6 +34,8 @@ func TestBadInput(t *testing.T) {
 		{"missing plugin binary", "plugin_dir = \"plugins\"\n" + strings.Replace(good, `sink "file"`, `sink "thirdparty"`, 1), nil, 2, []string{"connectd-plugin-thirdparty"}},
 		{"unknown pipeline", good, []string{"--pipeline", "nope"}, 2, []string{"nope"}},
 		{"bad fault point", good, []string{"--fault-env"}, 2, []string{"unknown fault point"}},
+		{"bad log format", good, []string{"--log-format", "yaml"}, 2, []string{`--log-format "yaml": want text or json`}},
+		{"bad log level", good, []string{"--log-level", "verbose"}, 2, []string{`--log-level "verbose": want debug, info, warn or error`}},
 		{"value outside its enum", genPipeline("at-least-once", "bogus", 10, 1, 5, ""), nil, 2, []string{`"bogus" is not one of`, "p.hcl:12:12"}},
 	}
 	for _, c := range cases {
@@ -191,6 +193,39 @@ func TestOffsetsShowAndReset(t *testing.T) {
 	if dup != 50 {
 		t.Errorf("after reset to batch:6, %d records delivered twice, want 50", dup)
 	}
+
+	// A partition the pipeline never had is refused, naming the known ones,
+	// and changes nothing.
+	r = connectd(t, dir, nil, "offsets", "reset", cfg, "--pipeline", "p", "--to", `{"gen":{"0":5}}`)
+	if r.Code != 2 || !strings.Contains(r.Stderr, `unknown partition(s) "gen/0"`) || !strings.Contains(r.Stderr, `it knows "generator/0", "generator/1"`) {
+		t.Errorf("reset to an unknown partition: exit %d, want 2 naming it and the known ones:\n%s", r.Code, r.Stderr)
+	}
+	// Spark JSON moves only the partitions it names and says what changed.
+	r = connectd(t, dir, nil, "offsets", "reset", cfg, "--pipeline", "p", "--to", `{"generator":{"0":40}}`)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "generator/0: 50 → 40") || strings.Contains(r.Stdout, "generator/1:") {
+		t.Errorf("reset of one partition: exit %d, want 0 and only generator/0: 50 → 40 listed:\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if text := connectd(t, dir, nil, "offsets", "show", cfg); !strings.Contains(text.Stdout, `committed offsets: {"generator":{"0":40,"1":50}}`) {
+		t.Errorf("after resetting generator/0 only, show says:\n%s", text.Stdout)
+	}
+}
+
+// TestOffsetsHelpAndMissingFile: `offsets --help` is help, not an error, and
+// a pipeline file that cannot be read says why.
+func TestOffsetsHelpAndMissingFile(t *testing.T) {
+	dir := t.TempDir()
+	for _, h := range []string{"--help", "-h"} {
+		r := connectd(t, dir, nil, "offsets", h)
+		if r.Code != 0 || !strings.Contains(r.Stdout, "connectd offsets reset FILE") {
+			t.Errorf("offsets %s: exit %d, want 0 and the usage on stdout:\n%s%s", h, r.Code, r.Stdout, r.Stderr)
+		}
+	}
+	for _, args := range [][]string{{"run", "nothere.hcl"}, {"validate", "nothere.hcl"}, {"offsets", "show", "nothere.hcl"}} {
+		r := connectd(t, dir, nil, args...)
+		if r.Code != 2 || !strings.Contains(r.Stderr, "open nothere.hcl: no such file or directory") {
+			t.Errorf("%q: exit %d, want 2 and the OS's reason:\n%s", args, r.Code, r.Stderr)
+		}
+	}
 }
 
 // TestPluginsCommand lists the bundled specs, as text and JSON.
@@ -316,5 +351,59 @@ func TestPluginsBrokenThirdParty(t *testing.T) {
 	r := connectd(t, dir, nil, "plugins", "--plugin-dir", filepath.Join(dir, "plugins"))
 	if r.Code != 1 || !strings.Contains(r.Stderr, "cannot find libfoo.so") || !strings.Contains(r.Stdout, `sink "file"`) {
 		t.Errorf("exit %d, want 1 with the plugin's stderr and the bundled plugins listed; stdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+}
+
+// TestPermanentErrorNotRetried: a source refusing offsets it has no partition
+// for fails the run at once (no restart loop), as a configuration error.
+func TestPermanentErrorNotRetried(t *testing.T) {
+	dir := t.TempDir()
+	cfg := write(t, dir, "p.hcl", genPipeline("exactly-once", "batch", 100, 2, 10, ""))
+	// A checkpoint that knows no partition yet takes any: the run finds out.
+	if r := connectd(t, dir, nil, "offsets", "reset", cfg, "--pipeline", "p", "--to", `{"gen":{"0":5}}`); r.Code != 0 {
+		t.Fatalf("reset of a fresh checkpoint: exit %d:\n%s", r.Code, r.Stderr)
+	}
+	r := connectd(t, dir, nil, "run", "--drain", cfg)
+	if r.Code != 2 || !strings.Contains(r.Stderr, `unknown partition "gen/0"`) || !strings.Contains(r.Stderr, "not retried") {
+		t.Fatalf("run: exit %d, want 2 and the unknown partition, not retried:\n%s", r.Code, r.Stderr)
+	}
+	if strings.Contains(r.Stderr, "restarting") {
+		t.Errorf("a permanent error was retried:\n%s", r.Stderr)
+	}
+}
+
+// TestLogFlags: --log-format json writes one JSON object per log line;
+// --log-level warn hides the info lines.
+func TestLogFlags(t *testing.T) {
+	dir := t.TempDir()
+	cfg := write(t, dir, "p.hcl", genPipeline("exactly-once", "batch", 20, 1, 10, ""))
+	r := connectd(t, dir, nil, "run", "--drain", "--log-format", "json", "--log-level", "debug", cfg)
+	if r.Code != 0 {
+		t.Fatalf("exit %d:\n%s", r.Code, r.Stderr)
+	}
+	logged := 0
+	for _, line := range strings.Split(r.Stderr, "\n") {
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("log line is not JSON: %v: %s", err, line)
+		}
+		if rec["msg"] == "starting pipeline" && rec["pipeline"] == "p" && rec["level"] == "INFO" {
+			logged++
+		}
+	}
+	if logged != 1 {
+		t.Errorf("want one JSON log object for \"starting pipeline\", got %d:\n%s", logged, r.Stderr)
+	}
+	if strings.Contains(r.Stderr, "level=INFO") {
+		t.Errorf("--log-format json still wrote text log lines:\n%s", r.Stderr)
+	}
+	dir = t.TempDir()
+	cfg = write(t, dir, "p.hcl", genPipeline("exactly-once", "batch", 20, 1, 10, ""))
+	r = connectd(t, dir, nil, "run", "--drain", "--log-level", "warn", cfg)
+	if r.Code != 0 || strings.Contains(r.Stderr, "starting pipeline") {
+		t.Errorf("--log-level warn: exit %d, want 0 and no info lines:\n%s", r.Code, r.Stderr)
 	}
 }

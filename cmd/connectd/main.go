@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -35,6 +36,9 @@ const (
 	exitOK      = 0
 	exitRuntime = 1
 	exitUsage   = 2
+	// exitInterrupted is a `run --drain` stopped by SIGINT or SIGTERM before
+	// it finished, 128+SIGINT as shells report Ctrl-C.
+	exitInterrupted = 130
 )
 
 const usage = `connectd moves records from a source plugin to a sink plugin in numbered
@@ -42,7 +46,8 @@ micro-batches and keeps each pipeline's delivery promise (at-most-once,
 at-least-once, exactly-once) across crashes of any process.
 
 Usage:
-  connectd run [--drain] [--pipeline NAME] [--progress text|json] [--http ADDR] [--plugin-dir DIR] FILE
+  connectd run [--drain] [--pipeline NAME] [--progress text|json] [--http ADDR]
+               [--log-format text|json] [--log-level debug|info|warn|error] [--plugin-dir DIR] FILE
   connectd validate [--plugin-dir DIR] FILE
   connectd plugins [--json] [--plugin-dir DIR]
   connectd offsets show FILE [--pipeline NAME] [--json]
@@ -52,7 +57,8 @@ Usage:
   connectd version
 
 Run 'connectd COMMAND --help' for a command's flags. Exit status: 0 success,
-1 runtime failure, 2 bad usage or configuration. Docs: docs/README.md.
+1 runtime failure, 2 bad usage or configuration, 130 a drain interrupted by a
+signal before it finished. Docs: docs/README.md.
 `
 
 func main() {
@@ -151,8 +157,25 @@ func (f *flags) parse(args []string, npos int) (int, bool) {
 	return 0, true
 }
 
-func logger(stderr io.Writer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+// logLevels are the values of run's --log-level, by name.
+var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
+
+// logger returns the log on stderr in format (text: log/slog's key=value
+// lines, json: one object per line) at level and above; an unknown format or
+// level is an error naming the allowed values.
+func logger(stderr io.Writer, format, level string) (*slog.Logger, error) {
+	lv, ok := logLevels[level]
+	if !ok {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }
 
 func newLoader(dir string, stderr io.Writer) (*plugin.Loader, error) {
@@ -209,11 +232,13 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
-	f := newFlags("run", "run [--drain] [--pipeline NAME] [--progress text|json] [--http ADDR] [--plugin-dir DIR] FILE", stderr)
-	drain := f.Bool("drain", false, "process what the sources hold at start, then exit 0")
+	f := newFlags("run", "run [--drain] [--pipeline NAME] [--progress text|json] [--http ADDR] [--log-format text|json] [--log-level LEVEL] [--plugin-dir DIR] FILE", stderr)
+	drain := f.Bool("drain", false, "process what the sources hold at start, then exit 0 (130 when a signal stops it before the end)")
 	only := f.String("pipeline", "", "run only this pipeline of FILE (default: all of them)")
 	progress := f.String("progress", "text", "progress output: text (a line per batch or per second, on stderr) or json (one object per batch, on stdout)")
 	dir := f.String("plugin-dir", "", "directory of third-party plugins (connectd-plugin-<name>); overrides plugin_dir in FILE")
+	logFormat := f.String("log-format", "text", "log format on stderr: text (key=value lines) or json (one object per line)")
+	logLevel := f.String("log-level", "info", "least severe log level shown: debug, info, warn or error")
 	grace := f.Duration("grace", 30*time.Second, "on SIGINT/SIGTERM, how long to let the batch in flight finish before abandoning it (it is replayed at the next start)")
 	httpAddr := f.String("http", "", "serve the status page /, /metrics, /healthz, /readyz and the API /v1/ at host:port (overrides the file's http block); an address other than loopback needs a token ("+tokenEnv+" or the http block's token)")
 	if code, ok := f.parse(args, 1); !ok {
@@ -221,6 +246,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	if *progress != "text" && *progress != "json" {
 		fmt.Fprintf(stderr, "connectd run: --progress %q: want text or json\n", *progress)
+		return exitUsage
+	}
+	log, err := logger(stderr, *logFormat, *logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "connectd run: %v\n", err)
 		return exitUsage
 	}
 	if err := fault.Init(); err != nil {
@@ -244,7 +274,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if *progress == "json" {
 		prog = &pipeline.JSON{W: stdout}
 	}
-	log := logger(stderr)
 	srv, code := serveHTTP(file, pipes, *httpAddr, stderr)
 	if srv == nil {
 		return code
@@ -262,6 +291,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		cancel()
 		<-sigs
 		fmt.Fprintln(stderr, "connectd: second signal, exiting at once; the batch in flight is replayed at the next start")
+		if *drain {
+			os.Exit(exitInterrupted) // the drain did not finish
+		}
 		os.Exit(exitRuntime)
 	}()
 
@@ -273,24 +305,36 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			defer wg.Done()
 			log.Info("starting pipeline", "pipeline", p.Name, "delivery", string(p.Delivery), "source", p.Source.Name, "sink", p.Sink.Name, "checkpoint", p.Checkpoint.Where(), "drain", *drain)
 			errs[i] = pipeline.Run(ctx, pipeline.Options{Pipeline: p, Loader: loader, Drain: *drain, Progress: prog, Log: log, Grace: *grace, Checkpoint: openCheckpoint, Control: srv.controls[p.Name]})
-			if errs[i] != nil {
+			var stopped *pipeline.Interrupted
+			if errs[i] != nil && !errors.As(errs[i], &stopped) {
 				cancel() // one pipeline failing stops the others cleanly
 			}
 		}()
 	}
 	wg.Wait()
 	code = exitOK
+	interrupted := false
 	for _, err := range errs {
-		if err != nil {
-			fmt.Fprintf(stderr, "connectd: %v\n", err)
-			code = max(code, exitCode(err))
+		if err == nil {
+			continue
 		}
+		fmt.Fprintf(stderr, "connectd: %v\n", err)
+		var stopped *pipeline.Interrupted
+		if errors.As(err, &stopped) {
+			interrupted = true // a drain stopped by a signal, or by another pipeline's failure
+			continue
+		}
+		code = max(code, exitCode(err))
+	}
+	if code == exitOK && interrupted {
+		return exitInterrupted
 	}
 	return code
 }
 
 // exitCode is the exit status for a pipeline's error: exitUsage for a
-// configuration a plugin refused when it opened, exitRuntime otherwise.
+// configuration a plugin refused (when it opened or later), exitRuntime
+// otherwise.
 func exitCode(err error) int {
 	var cerr *pipeline.ConfigError
 	if errors.As(err, &cerr) {
@@ -335,8 +379,13 @@ func cmdPlugins(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdOffsets(args []string, stdout, stderr io.Writer) int {
+	const offsetsUsage = "Usage:\n  connectd offsets show FILE [--pipeline NAME] [--json] [--last N]\n  connectd offsets reset FILE --pipeline NAME --to earliest|latest|<json>|batch:<id>\n\nRun 'connectd offsets show --help' or 'connectd offsets reset --help' for their flags.\n"
+	if len(args) > 0 && (args[0] == "--help" || args[0] == "-h" || args[0] == "-help" || args[0] == "help") {
+		fmt.Fprint(stdout, offsetsUsage)
+		return exitOK
+	}
 	if len(args) == 0 || (args[0] != "show" && args[0] != "reset") {
-		fmt.Fprint(stderr, "Usage:\n  connectd offsets show FILE [--pipeline NAME] [--json]\n  connectd offsets reset FILE --pipeline NAME --to earliest|latest|<json>|batch:<id>\n")
+		fmt.Fprint(stderr, offsetsUsage)
 		return exitUsage
 	}
 	if args[0] == "show" {
@@ -412,11 +461,16 @@ func cmdOffsets(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "connectd offsets reset: %v\n", err)
 		return exitUsage
 	}
+	before := cp.Committed()
 	e, err := cp.Reset(target, "offsets reset --to "+*to)
 	if err != nil {
 		fmt.Fprintf(stderr, "connectd offsets reset: %v\n", err)
 		return exitRuntime
 	}
 	fmt.Fprintf(stdout, "pipeline %q: reset (batch %d); it continues from %s\n", p.Name, e.Batch, e.Until)
+	offsets.WriteChanges(stdout, offsets.Changes(before, e.Until))
+	if len(before) == 0 && strings.HasPrefix(strings.TrimSpace(*to), "{") {
+		fmt.Fprintln(stderr, "connectd offsets reset: note: the checkpoint knows no partition yet, so these could not be checked; the source checks them when the pipeline runs")
+	}
 	return exitOK
 }

@@ -346,7 +346,7 @@ class Sink(pbgrpc.SinkServicer):
                 batch = m.batch
             records.extend(unpack(m.chunk))
         if batch is None:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "write stream carried no batch")
+            context.abort(grpc.StatusCode.INTERNAL, "the host broke the Write contract: the write stream carried no batch")
         hit("sink.write.before", batch)
         k = partial("sink.write.partial", batch, len(records))
         if k is not None:

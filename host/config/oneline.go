@@ -98,9 +98,13 @@ func parseFile(path string) (*hcl.File, map[string]*hcl.File, hcl.Diagnostics, f
 	ident := func(p hcl.Pos) hcl.Pos { return p }
 	src, err := os.ReadFile(path)
 	if err != nil {
-		parser := hclparse.NewParser()
-		hf, diags := parser.ParseHCLFile(path)
-		return hf, parser.Files(), diags, ident
+		// The operating system's reason (`open x.hcl: no such file or
+		// directory`), which hclparse's own diagnostic leaves out.
+		return nil, map[string]*hcl.File{}, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Failed to read file",
+			Detail:   err.Error(),
+		}}, ident
 	}
 	out, inserted := oneLine(src, path)
 	parser := hclparse.NewParser()

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -125,13 +126,38 @@ func describe(from, until sdk.Offsets) string {
 	return strings.Join(parts, ", ")
 }
 
+// UnknownPartitionError is a reset to offsets naming a partition the
+// pipeline has never had: the source would refuse it at the next run, so the
+// reset is refused instead.
+type UnknownPartitionError struct {
+	Partitions []string // the partitions named in --to the checkpoint does not know, sorted
+	Known      []string // the partitions the checkpoint knows, sorted
+}
+
+// Error names the unknown partitions and lists the known ones.
+func (e *UnknownPartitionError) Error() string {
+	q := func(names []string) string {
+		s := make([]string, len(names))
+		for i, n := range names {
+			s[i] = strconv.Quote(n)
+		}
+		return strings.Join(s, ", ")
+	}
+	return fmt.Sprintf("--to: unknown partition(s) %s: the pipeline has never had them; it knows %s", q(e.Partitions), q(e.Known))
+}
+
 // Target resolves what `offsets reset --to` accepts into the offsets the
 // pipeline continues from:
 //
 //	earliest     every partition the checkpoint knows starts at its earliest offset (-2)
 //	latest       every partition the checkpoint knows starts at its latest offset (-1)
-//	{"t":{"0":5}} Spark's JSON form; partitions not named start where the source's config says
+//	{"t":{"0":5}} Spark's JSON form: the partitions named move there, the others keep their committed offsets
 //	batch:<id>   the start of batch <id>, so it and every later batch run again
+//
+// The partitions the checkpoint knows are those of its committed offsets and
+// of its last planned batch. Offsets naming a partition outside them are
+// refused with an *UnknownPartitionError, unless the checkpoint knows no
+// partition yet (a pipeline that never ran: nothing to check against).
 func Target(cp *checkpoint.Store, to string) (sdk.Offsets, error) {
 	known := func() sdk.Offsets {
 		o := cp.Committed().Clone()
@@ -140,7 +166,9 @@ func Target(cp *checkpoint.Store, to string) (sdk.Offsets, error) {
 		}
 		if p, ok, _ := cp.Last(); ok {
 			for k := range p.Until {
-				o[k] = 0
+				if _, c := o[k]; !c {
+					o[k] = sdk.Earliest // never committed: it starts where the source's config says
+				}
 			}
 		}
 		return o
@@ -171,11 +199,85 @@ func Target(cp *checkpoint.Store, to string) (sdk.Offsets, error) {
 		}
 		return b.From.Clone(), nil
 	case strings.HasPrefix(strings.TrimSpace(to), "{"):
-		var o sdk.Offsets
-		if err := o.UnmarshalJSON([]byte(to)); err != nil { // its error shows the expected form
+		var named sdk.Offsets
+		if err := named.UnmarshalJSON([]byte(to)); err != nil { // its error shows the expected form
 			return nil, fmt.Errorf("--to: %w", err)
+		}
+		k := known()
+		if len(k) == 0 {
+			return named, nil
+		}
+		var unknown []string
+		for p := range named {
+			if _, ok := k[p]; !ok {
+				unknown = append(unknown, p)
+			}
+		}
+		if len(unknown) > 0 {
+			sort.Strings(unknown)
+			return nil, &UnknownPartitionError{Partitions: unknown, Known: k.Partitions()}
+		}
+		o := cp.Committed().Clone()
+		if o == nil {
+			o = sdk.Offsets{}
+		}
+		for p, v := range named {
+			o[p] = v
 		}
 		return o, nil
 	}
 	return nil, fmt.Errorf(`--to %q: want earliest, latest, batch:<id> or offsets as JSON such as '{"topic":{"0":23}}'`, to)
+}
+
+// Change is one partition's move by a reset.
+type Change struct {
+	Partition string
+	From, To  int64 // sdk.Earliest or sdk.Latest for the source's ends
+	Was, Is   bool  // the partition has a committed offset before, after the reset
+}
+
+// Changes lists the partitions whose committed offset differs between before
+// and after a reset, sorted by partition. A partition in only one of them has
+// no committed offset on the other side: there the source's config decides
+// where it starts.
+func Changes(before, after sdk.Offsets) []Change {
+	var out []Change
+	for _, p := range before.Merge(after).Partitions() {
+		b, was := before[p]
+		a, is := after[p]
+		if was == is && b == a {
+			continue
+		}
+		out = append(out, Change{Partition: p, From: b, To: a, Was: was, Is: is})
+	}
+	return out
+}
+
+// WriteChanges prints what a reset changed, one partition per line as
+// "  gen/0: 12 → 5", or that no committed offset changed.
+func WriteChanges(w io.Writer, changes []Change) {
+	if len(changes) == 0 {
+		fmt.Fprintln(w, "  no committed offset changed")
+		return
+	}
+	name := func(o int64, ok bool) string {
+		if !ok {
+			return "none (the source's config decides)"
+		}
+		return offsetName(o)
+	}
+	for _, c := range changes {
+		fmt.Fprintf(w, "  %s: %s → %s\n", c.Partition, name(c.From, c.Was), name(c.To, c.Is))
+	}
+}
+
+// offsetName renders an offset, naming the source's two ends.
+func offsetName(o int64) string {
+	switch o {
+	case sdk.Earliest:
+		return "earliest"
+	case sdk.Latest:
+		return "latest"
+	}
+	return strconv.FormatInt(o, 10)
 }

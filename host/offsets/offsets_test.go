@@ -3,6 +3,7 @@ package offsets
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"reflect"
@@ -63,9 +64,11 @@ func TestTarget(t *testing.T) {
 			sdk.Offsets{"t/0": -1, "t/1": -1, "./a.txt": -1}, ""},
 		{"earliest committed only", 2, "earliest", sdk.Offsets{"t/0": -2, "t/1": -2}, ""},
 		{"earliest on an empty checkpoint", 0, "earliest", sdk.Offsets{}, ""},
-		{"json", 3, `{"t":{"0":5}}`, sdk.Offsets{"t/0": 5}, ""},
+		{"json changes only the partitions it names", 3, `{"t":{"0":5}}`, sdk.Offsets{"t/0": 5, "t/1": 3}, ""},
 		{"json with specials and a file", 3, ` {"t":{"0":-2,"1":-1},".":{"a.txt":1}}`,
 			sdk.Offsets{"t/0": -2, "t/1": -1, "./a.txt": 1}, ""},
+		{"json unknown partition", 3, `{"gen":{"0":5}}`, nil, `unknown partition(s) "gen/0": the pipeline has never had them; it knows "./a.txt", "t/0", "t/1"`},
+		{"json unknown among known", 2, `{"t":{"0":1,"7":5}}`, nil, `unknown partition(s) "t/7"`},
 		{"json on an empty checkpoint", 0, `{"new":{"0":3}}`, sdk.Offsets{"new/0": 3}, ""},
 		{"json offset below earliest", 3, `{"t":{"0":-3}}`, nil, `offset -3 for "t/0"`},
 		{"json not spark form", 3, `{"t/0":5}`, nil, "--to: "},
@@ -120,7 +123,7 @@ func TestTarget(t *testing.T) {
 
 func TestTargetThenReset(t *testing.T) {
 	// What Target returns is what Reset accepts, and the pipeline continues there.
-	for _, to := range []string{"earliest", "latest", "batch:2", `{"t":{"0":7}}`} {
+	for _, to := range []string{"earliest", "latest", "batch:2", `{"t":{"0":7}}`, `{"t":{"1":-1}}`} {
 		t.Run(to, func(t *testing.T) {
 			cp := newCheckpoint(t, 3)
 			want, err := Target(cp, to)
@@ -134,6 +137,42 @@ func TestTargetThenReset(t *testing.T) {
 				t.Errorf("after reset, committed = %v, want %v", got, want)
 			}
 		})
+	}
+}
+
+func TestTargetUnknownPartitionError(t *testing.T) {
+	_, err := Target(newCheckpoint(t, 2), `{"gen":{"0":5}}`)
+	var u *UnknownPartitionError
+	if !errors.As(err, &u) {
+		t.Fatalf("Target error %v (%T), want an *UnknownPartitionError", err, err)
+	}
+	if !reflect.DeepEqual(u.Partitions, []string{"gen/0"}) || !reflect.DeepEqual(u.Known, []string{"t/0", "t/1"}) {
+		t.Errorf("unknown %q, known %q; want [gen/0] and [t/0 t/1]", u.Partitions, u.Known)
+	}
+}
+
+func TestChanges(t *testing.T) {
+	before := sdk.Offsets{"t/0": 9, "t/1": 3, "t/2": 4}
+	after := sdk.Offsets{"t/0": 5, "t/1": 3, "t/3": -2}
+	got := Changes(before, after)
+	want := []Change{
+		{Partition: "t/0", From: 9, To: 5, Was: true, Is: true},
+		{Partition: "t/2", From: 4, Was: true},
+		{Partition: "t/3", To: -2, Is: true},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Changes = %+v, want %+v", got, want)
+	}
+	var b bytes.Buffer
+	WriteChanges(&b, got)
+	wantText := "  t/0: 9 → 5\n  t/2: 4 → none (the source's config decides)\n  t/3: none (the source's config decides) → earliest\n"
+	if b.String() != wantText {
+		t.Errorf("WriteChanges wrote\n%s\nwant\n%s", b.String(), wantText)
+	}
+	b.Reset()
+	WriteChanges(&b, Changes(before, before))
+	if b.String() != "  no committed offset changed\n" {
+		t.Errorf("WriteChanges of no change wrote %q", b.String())
 	}
 }
 

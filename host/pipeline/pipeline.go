@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -37,6 +39,11 @@ type Options struct {
 	// Restarts is how many times in a row a failing plugin is restarted (with
 	// exponential backoff) before the run fails.
 	Restarts int
+	// Heartbeat is how long a pipeline may go without finishing a batch
+	// before it says so (state and committed offsets, through the Progress
+	// if it is a Heartbeater, else the log), and again after each such
+	// interval. 0 means 30s; a negative value turns heartbeats off.
+	Heartbeat time.Duration
 	// Checkpoint opens the pipeline's checkpoint. nil opens directory stores
 	// only (the store of PostgreSQL tables is linked by the connectd binary,
 	// which passes an Opener for both; the conformance suite's hosts, whose
@@ -64,8 +71,50 @@ func (e *ConfigError) Error() string {
 // Unwrap returns Err.
 func (e *ConfigError) Unwrap() error { return e.Err }
 
-// errStopped ends a run stopped through its context: Run returns nil for it.
+// errStopped ends a run stopped through its context: Run returns nil for it,
+// or an *Interrupted in drain mode.
 var errStopped = errors.New("stopped")
+
+// Interrupted ends a drain stopped through its context before it processed
+// what the source held at start: a script must be able to tell it from a
+// finished drain (connectd exits with status 130 for it). What was committed
+// stays committed; running the drain again finishes it.
+type Interrupted struct {
+	Pipeline  string
+	Committed sdk.Offsets // where the pipeline continues
+	// End is the source's end at the run's start (sdk.Ender); nil when the
+	// source cannot tell where its data ends.
+	End sdk.Offsets
+	// Left is how far Committed is from End, summed over the partitions of
+	// End (a partition without a committed offset counts from 0); -1 when End
+	// is nil.
+	Left int64
+}
+
+// Error says the drain did not finish and what is left.
+func (e *Interrupted) Error() string {
+	if e.End == nil {
+		return fmt.Sprintf("pipeline %q: interrupted before the drain finished (the source cannot tell how much is left); committed %s; run again to finish", e.Pipeline, e.Committed)
+	}
+	return fmt.Sprintf("pipeline %q: interrupted before the drain finished: %d records left by offsets (committed %s, the drain's end %s); run again to finish", e.Pipeline, e.Left, e.Committed, e.End)
+}
+
+// left sums, over the partitions of end, how far committed is from it; a
+// partition without a real committed offset counts from 0.
+func left(committed, end sdk.Offsets) int64 {
+	var n int64
+	for p, e := range end {
+		if e < 0 {
+			continue
+		}
+		c := committed[p]
+		if c < 0 {
+			c = 0
+		}
+		n += max(0, e-c)
+	}
+	return n
+}
 
 type driver struct {
 	Options
@@ -77,6 +126,15 @@ type driver struct {
 	batches  int64
 	records  int64
 	started  bool
+	// begin is the committed offsets at the run's start, for a drain's
+	// progress (see drainProgress); runStart is when the run started.
+	begin    sdk.Offsets
+	runStart time.Time
+	// state is what the pipeline does now, for heartbeats; quietSince is
+	// when the last batch finished or the last heartbeat was shown (unix ns).
+	state      atomic.Value // State
+	quietSince atomic.Int64
+	lastBatch  atomic.Int64 // when the last batch finished (unix ns); 0 before the first
 	// ahead is the read of the next batch, running while the current one is
 	// written and committed (see readAhead); nil when none runs.
 	ahead *ahead
@@ -127,19 +185,101 @@ func Run(ctx context.Context, o Options) error {
 	defer cp.Close()
 	defer d.shutdown()
 	start := time.Now()
+	d.runStart, d.begin = start, cp.Committed().Clone()
+	d.state.Store(StateStarting)
+	d.quietSince.Store(start.UnixNano())
+	if d.Heartbeat >= 0 {
+		stop := d.heartbeats()
+		defer stop()
+	}
 	err = d.supervise(ctx)
 	if d.Progress != nil && d.started {
 		d.Progress.Done(d.p.Name, d.batches, d.records, time.Since(start))
 	}
 	if errors.Is(err, errStopped) {
-		err = nil
+		if d.Drain {
+			c := d.cp.Committed()
+			i := &Interrupted{Pipeline: d.p.Name, Committed: c, End: d.stop, Left: -1}
+			err = nil
+			if d.stop != nil {
+				i.Left = left(c, d.stop)
+			}
+			if i.Left != 0 { // 0: everything up to the end is committed, the drain is done
+				err = i
+			}
+		} else {
+			err = nil
+		}
 	}
-	d.Control.End(err)
+	var stopped *Interrupted
+	if errors.As(err, &stopped) {
+		d.Control.End(nil) // a stop, not a failure: the run ended cleanly
+	} else {
+		d.Control.End(err)
+	}
 	return err
 }
 
 func (d *driver) errorf(format string, args ...any) error {
 	return fmt.Errorf("pipeline %q: "+format, append([]any{d.p.Name}, args...)...)
+}
+
+// enter records the pipeline's state for the Control and the heartbeats.
+func (d *driver) enter(s State) {
+	d.Control.state(s)
+	d.state.Store(s)
+}
+
+// current is the pipeline's state: the Control's when there is one (it
+// knows about pauses), else the driver's own.
+func (d *driver) current() State {
+	if d.Control != nil {
+		return d.Control.Status().State
+	}
+	return d.state.Load().(State)
+}
+
+// heartbeats shows a heartbeat whenever no batch finished for d.Heartbeat,
+// until the returned function is called.
+func (d *driver) heartbeats() (stop func()) {
+	every := d.Heartbeat
+	if every == 0 {
+		every = 30 * time.Second
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		wait := every
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(wait):
+			}
+			quiet := time.Since(time.Unix(0, d.quietSince.Load()))
+			if quiet < every {
+				wait = every - quiet
+				continue
+			}
+			h := Heartbeat{Pipeline: d.p.Name, State: d.current(), Quiet: d.quiet(), Committed: d.cp.Committed()}
+			if hb, ok := d.Progress.(Heartbeater); !ok || !hb.Heartbeat(h) {
+				d.Log.Info("no batch for a while", "pipeline", h.Pipeline, "state", string(h.State), "quiet", h.Quiet.Round(time.Second).String(), "committed", h.Committed.String())
+			}
+			d.quietSince.Store(time.Now().UnixNano())
+			wait = every
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// quiet is how long ago the last batch finished, or the run started.
+func (d *driver) quiet() time.Duration {
+	last := d.runStart
+	if t := d.lastBatch.Load(); t != 0 {
+		last = time.Unix(0, t)
+	}
+	return time.Since(last)
 }
 
 // supervise runs sessions; a session that fails because a plugin died or a
@@ -153,11 +293,14 @@ func (d *driver) supervise(ctx context.Context) error {
 	for {
 		before := d.batches
 		err := d.session(ctx)
-		if ctx.Err() != nil {
+		if err == nil {
+			return nil // drained, even if a stop came just after
+		}
+		if ctx.Err() != nil || errors.Is(err, errStopped) {
 			return errStopped // a stop asked for while starting or recovering is clean too
 		}
-		if err == nil || errors.Is(err, errStopped) {
-			return err
+		if perm := d.permanent(err); perm != nil {
+			return perm // retrying cannot help: fail at once
 		}
 		if errors.Is(err, errRestart) {
 			d.Log.Info("restarting the plugins as asked", "pipeline", d.p.Name)
@@ -167,7 +310,7 @@ func (d *driver) supervise(ctx context.Context) error {
 		}
 		var perr *plugin.Error
 		if !errors.As(err, &perr) {
-			return err // checkpoint, config or contract errors are not retried
+			return err // checkpoint or host-side contract errors are not retried
 		}
 		if d.batches > before {
 			failures = 0
@@ -178,6 +321,7 @@ func (d *driver) supervise(ctx context.Context) error {
 		if failures > d.Restarts {
 			return d.errorf("giving up after %d restarts: %w", d.Restarts, err)
 		}
+		d.state.Store(StateRestarting) // the Control learns it from failed
 		wait := bo.NextBackOff()
 		d.Log.Warn("plugin failed; restarting and recovering", "pipeline", d.p.Name, "error", err.Error(), "attempt", failures, "backoff", wait.String())
 		select {
@@ -186,6 +330,36 @@ func (d *driver) supervise(ctx context.Context) error {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// permanent returns the error that ends the run at once for an error no
+// restart can cure, or nil: a plugin's refusal of its configuration (a
+// *ConfigError naming the plugin's block, exit status 2) and a plugin call
+// that failed for good (plugin.Error.Permanent: a broken contract, a missing
+// call). A plugin that died is not permanent: it is restarted.
+func (d *driver) permanent(err error) error {
+	var own *ConfigError
+	if errors.As(err, &own) {
+		return own
+	}
+	var cerr *plugin.ConfigError
+	if errors.As(err, &cerr) {
+		block := &d.p.Source
+		if strings.HasPrefix(cerr.Plugin, string(sdk.KindSink)+" ") {
+			block = &d.p.Sink
+		}
+		return &ConfigError{Range: block.Range, Err: d.errorf("%w (not retried: change the configuration, or the offsets with connectd offsets reset)", err)}
+	}
+	var perr *plugin.Error
+	if errors.As(err, &perr) && perr.Permanent() && !d.exited() {
+		return d.errorf("%w (not retried: restarting the plugin cannot help)", err)
+	}
+	return nil
+}
+
+// exited reports whether a plugin process of the pipeline has died.
+func (d *driver) exited() bool {
+	return (d.src != nil && d.src.Exited()) || (d.snk != nil && d.snk.Exited())
 }
 
 // ensure starts the plugin processes that are not running and opens them.
@@ -295,7 +469,7 @@ func (d *driver) shutdown() {
 // session starts what is missing, recovers, and runs batches.
 func (d *driver) session(ctx context.Context) error {
 	defer d.dropAhead()
-	d.Control.state(StateStarting)
+	d.enter(StateStarting)
 	if err := d.ensure(ctx); err != nil {
 		return err
 	}
@@ -307,12 +481,12 @@ func (d *driver) session(ctx context.Context) error {
 		d.stop = end
 		d.Log.Info("draining up to the source's end at start", "pipeline", d.p.Name, "end", end.String())
 	}
-	d.Control.state(StateRecovering)
+	d.enter(StateRecovering)
 	if err := d.recover(ctx); err != nil {
 		return err
 	}
 	d.Control.committed(d.cp.Committed())
-	d.Control.state(StateRunning)
+	d.enter(StateRunning)
 	for {
 		if ctx.Err() != nil {
 			return errStopped
@@ -507,7 +681,13 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 	r.Records, r.Bytes, r.From, r.Until = data.Records, data.Bytes, data.From, data.Until
 	r.Total = time.Since(r.Start)
 	r.Delivered = d.records
+	if d.stop != nil {
+		r.Drain = drainProgress(d.begin, d.stop, data.From, data.Until, time.Since(d.runStart))
+	}
 	d.Control.batchDone(r)
+	now := time.Now().UnixNano()
+	d.lastBatch.Store(now)
+	d.quietSince.Store(now)
 	if d.Progress != nil {
 		d.Progress.Batch(r)
 	}

@@ -31,6 +31,72 @@ type Report struct {
 	Source    string
 	Sink      string
 	Delivered int64 // records delivered by this run so far, this batch included
+	// Drain is how far a drain is, when the run drains a source that tells
+	// where its data ends (sdk.Ender); nil otherwise.
+	Drain *Drain
+}
+
+// Drain is how far a drain is, by offsets: Total is the sum over the
+// partitions of the source's end at the run's start minus the committed
+// offset at the run's start (a partition without one counts from its first
+// batch's start, or from 0 until it has one), Done the same sum up to the
+// offsets committed now.
+type Drain struct {
+	Done, Total int64
+	// ETA is how long the rest takes at this run's rate so far; 0 when
+	// nothing is done yet.
+	ETA time.Duration
+}
+
+// Percent is Done as a percentage of Total (100 when Total is 0).
+func (d *Drain) Percent() float64 {
+	if d.Total <= 0 {
+		return 100
+	}
+	return 100 * float64(d.Done) / float64(d.Total)
+}
+
+// drainProgress computes a Drain from the offsets committed at the run's
+// start (begin; a partition learns its start from the first batch that
+// reads it: from, recorded in begin), the drain's end and the offsets
+// committed now (until), after elapsed of the run.
+func drainProgress(begin, end, from, until sdk.Offsets, elapsed time.Duration) *Drain {
+	d := &Drain{}
+	for p, e := range end {
+		if e < 0 {
+			continue
+		}
+		b, ok := begin[p]
+		if !ok || b < 0 {
+			if f, seen := from[p]; seen && f >= 0 {
+				begin[p], b = f, f
+			} else {
+				b = 0
+			}
+		}
+		d.Total += max(0, e-b)
+		if u, ok := until[p]; ok && u >= 0 {
+			d.Done += min(max(0, u-b), max(0, e-b))
+		}
+	}
+	if d.Done > 0 && elapsed > 0 {
+		d.ETA = time.Duration(float64(elapsed) * float64(d.Total-d.Done) / float64(d.Done))
+	}
+	return d
+}
+
+// Heartbeat is what a pipeline says when no batch finished for a while.
+type Heartbeat struct {
+	Pipeline  string
+	State     State         // what the pipeline does: starting, recovering, running (waiting for records), paused or restarting
+	Quiet     time.Duration // since the last batch finished (or the run started)
+	Committed sdk.Offsets
+}
+
+// Heartbeater is a Progress that also shows heartbeats. Heartbeat reports
+// whether it showed h; when no Progress shows it, the pipeline logs it.
+type Heartbeater interface {
+	Heartbeat(h Heartbeat) (shown bool)
 }
 
 // Rate is the batch's records per second over its whole duration.
@@ -67,6 +133,13 @@ type jsonProgress struct {
 	DurationMs             map[string]int64 `json:"durationMs"`
 	Sources                []jsonSource     `json:"sources"`
 	Sink                   jsonSink         `json:"sink"`
+	Drain                  *jsonDrain       `json:"drain,omitempty"`
+}
+
+type jsonDrain struct {
+	Done       int64   `json:"done"`
+	Total      int64   `json:"total"`
+	ETASeconds float64 `json:"etaSeconds"`
 }
 
 type jsonSource struct {
@@ -98,6 +171,9 @@ func (r Report) MarshalJSON() ([]byte, error) {
 		DurationMs: map[string]int64{"read": ms(r.Read), "plan": ms(r.Plan), "write": ms(r.Write), "commit": ms(r.Commit), "ack": ms(r.Ack), "triggerExecution": ms(r.Total)},
 		Sources:    []jsonSource{{Description: r.Source, StartOffset: r.From, EndOffset: r.Until, NumInputRows: r.Records}},
 		Sink:       jsonSink{Description: r.Sink, NumOutputRows: r.Records},
+	}
+	if d := r.Drain; d != nil {
+		p.Drain = &jsonDrain{Done: d.Done, Total: d.Total, ETASeconds: d.ETA.Seconds()}
 	}
 	return json.Marshal(p)
 }
@@ -155,9 +231,26 @@ func (t *Text) flush(now time.Time) {
 	if r.Replay {
 		replay = " (replayed after a crash)"
 	}
-	fmt.Fprintf(t.W, "pipeline %q: %s%s: %d records, %.0f records/s, %d delivered in all; last: %s\n",
-		r.Pipeline, ids, replay, t.records, rate, r.Delivered, ranges(r.From, r.Until, 3))
+	drain := ""
+	if d := r.Drain; d != nil {
+		drain = fmt.Sprintf(", drained %d/%d (%.0f%%)", d.Done, d.Total, d.Percent())
+		if d.Done < d.Total && d.ETA > 0 {
+			drain += fmt.Sprintf(", ETA %s", d.ETA.Round(time.Second))
+		}
+	}
+	fmt.Fprintf(t.W, "pipeline %q: %s%s: %d records, %.0f records/s, %d delivered in this run%s; last: %s\n",
+		r.Pipeline, ids, replay, t.records, rate, r.Delivered, drain, ranges(r.From, r.Until, 3))
 	t.last, t.batches, t.records, t.elapsed = now, 0, 0, 0
+}
+
+// Heartbeat prints that the pipeline is quiet, its state and its committed
+// offsets.
+func (t *Text) Heartbeat(h Heartbeat) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.flush(time.Now())
+	fmt.Fprintf(t.W, "pipeline %q: %s, no batch for %s; committed %s\n", h.Pipeline, h.State, h.Quiet.Round(time.Second), h.Committed)
+	return true
 }
 
 // Done prints what is left and a final summary.

@@ -55,9 +55,9 @@ func TestTextProgress(t *testing.T) {
 			reports: []Report{report(1), report(2), report(3)},
 			done:    [3]int64{3, 30, 300},
 			want: []string{
-				`pipeline "demo": batch 1: 10 records, 100 records/s, 10 delivered in all; last: t/0 0→10`,
-				`pipeline "demo": batch 2: 10 records, 100 records/s, 20 delivered in all; last: t/0 10→20`,
-				`pipeline "demo": batch 3: 10 records, 100 records/s, 30 delivered in all; last: t/0 20→30`,
+				`pipeline "demo": batch 1: 10 records, 100 records/s, 10 delivered in this run; last: t/0 0→10`,
+				`pipeline "demo": batch 2: 10 records, 100 records/s, 20 delivered in this run; last: t/0 10→20`,
+				`pipeline "demo": batch 3: 10 records, 100 records/s, 30 delivered in this run; last: t/0 20→30`,
 				`pipeline "demo": stopped after 3 batches, 30 records in 300ms (100 records/s)`,
 			},
 		},
@@ -67,8 +67,8 @@ func TestTextProgress(t *testing.T) {
 			reports: []Report{report(1), report(2), report(3), report(4)},
 			done:    [3]int64{4, 40, 2000},
 			want: []string{
-				`pipeline "demo": batch 1: 10 records, 100 records/s, 10 delivered in all; last: t/0 0→10`,
-				`pipeline "demo": batches 2-4: 30 records, 100 records/s, 40 delivered in all; last: t/0 30→40`,
+				`pipeline "demo": batch 1: 10 records, 100 records/s, 10 delivered in this run; last: t/0 0→10`,
+				`pipeline "demo": batches 2-4: 30 records, 100 records/s, 40 delivered in this run; last: t/0 30→40`,
 				`pipeline "demo": stopped after 4 batches, 40 records in 2s (20 records/s)`,
 			},
 		},
@@ -78,8 +78,8 @@ func TestTextProgress(t *testing.T) {
 			reports: []Report{report(1), report(2), report(3)},
 			done:    [3]int64{3, 30, 300},
 			want: []string{
-				`pipeline "demo": batch 1: 10 records, 100 records/s, 10 delivered in all; last: t/0 0→10`,
-				`pipeline "demo": batches 2-3: 20 records, 100 records/s, 30 delivered in all; last: t/0 20→30`,
+				`pipeline "demo": batch 1: 10 records, 100 records/s, 10 delivered in this run; last: t/0 0→10`,
+				`pipeline "demo": batches 2-3: 20 records, 100 records/s, 30 delivered in this run; last: t/0 20→30`,
 				`pipeline "demo": stopped after 3 batches, 30 records in 300ms (100 records/s)`,
 			},
 		},
@@ -89,8 +89,8 @@ func TestTextProgress(t *testing.T) {
 			reports: []Report{report(1), report(2)},
 			done:    [3]int64{2, 20, 200},
 			want: []string{
-				`pipeline "demo": batch 1: 10 records, 100 records/s, 10 delivered in all; last: t/0 0→10`,
-				`pipeline "demo": batch 2: 10 records, 100 records/s, 20 delivered in all; last: t/0 10→20`,
+				`pipeline "demo": batch 1: 10 records, 100 records/s, 10 delivered in this run; last: t/0 0→10`,
+				`pipeline "demo": batch 2: 10 records, 100 records/s, 20 delivered in this run; last: t/0 10→20`,
 				`pipeline "demo": stopped after 2 batches, 20 records in 200ms (100 records/s)`,
 			},
 		},
@@ -100,9 +100,9 @@ func TestTextProgress(t *testing.T) {
 			reports: []Report{report(1), replayed(report(2)), report(3)},
 			done:    [3]int64{3, 30, 300},
 			want: []string{
-				`pipeline "demo": batch 1: 10 records, 100 records/s, 10 delivered in all; last: t/0 0→10`,
-				`pipeline "demo": batch 2 (replayed after a crash): 10 records, 100 records/s, 20 delivered in all; last: t/0 10→20`,
-				`pipeline "demo": batch 3: 10 records, 100 records/s, 30 delivered in all; last: t/0 20→30`,
+				`pipeline "demo": batch 1: 10 records, 100 records/s, 10 delivered in this run; last: t/0 0→10`,
+				`pipeline "demo": batch 2 (replayed after a crash): 10 records, 100 records/s, 20 delivered in this run; last: t/0 10→20`,
+				`pipeline "demo": batch 3: 10 records, 100 records/s, 30 delivered in this run; last: t/0 20→30`,
 				`pipeline "demo": stopped after 3 batches, 30 records in 300ms (100 records/s)`,
 			},
 		},
@@ -119,7 +119,7 @@ func TestTextProgress(t *testing.T) {
 				Until: sdk.Offsets{"t/0": 5}}},
 			done: [3]int64{1, 0, 1},
 			want: []string{
-				`pipeline "demo": batch 1: 0 records, 0 records/s, 0 delivered in all; last: no ranges`,
+				`pipeline "demo": batch 1: 0 records, 0 records/s, 0 delivered in this run; last: no ranges`,
 				`pipeline "demo": stopped after 1 batches, 0 records in 1ms (0 records/s)`,
 			},
 		},
@@ -152,8 +152,8 @@ func TestTextProgressSummaryAfterEvery(t *testing.T) {
 	p.Batch(report(4))
 	got := lines(buf.String())
 	want := []string{
-		`pipeline "demo": batch 1: 10 records, 100 records/s, 10 delivered in all; last: t/0 0→10`,
-		`pipeline "demo": batches 2-4: 30 records, 100 records/s, 40 delivered in all; last: t/0 30→40`,
+		`pipeline "demo": batch 1: 10 records, 100 records/s, 10 delivered in this run; last: t/0 0→10`,
+		`pipeline "demo": batches 2-4: 30 records, 100 records/s, 40 delivered in this run; last: t/0 30→40`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -378,5 +378,78 @@ func TestProgressConcurrent(t *testing.T) {
 				t.Fatalf("%d lines, want 200 batch lines and a done line", len(ls))
 			}
 		})
+	}
+}
+
+func TestDrainProgressSums(t *testing.T) {
+	tests := []struct {
+		name             string
+		begin, end, from sdk.Offsets
+		until            sdk.Offsets
+		elapsed          time.Duration
+		done, total      int64
+		eta              time.Duration
+		learned          sdk.Offsets // begin after the call
+	}{
+		{"from committed offsets", sdk.Offsets{"t/0": 10, "t/1": 20}, sdk.Offsets{"t/0": 110, "t/1": 120}, sdk.Offsets{"t/0": 10, "t/1": 20}, sdk.Offsets{"t/0": 60, "t/1": 20},
+			time.Second, 50, 200, 3 * time.Second, sdk.Offsets{"t/0": 10, "t/1": 20}},
+		{"a partition starts at its first batch's start", sdk.Offsets{"t/0": -2}, sdk.Offsets{"t/0": 150}, sdk.Offsets{"t/0": 50}, sdk.Offsets{"t/0": 100},
+			time.Second, 50, 100, time.Second, sdk.Offsets{"t/0": 50}},
+		{"a partition not yet read counts from 0", sdk.Offsets{}, sdk.Offsets{"t/0": 40, "t/1": 60}, sdk.Offsets{"t/0": 0}, sdk.Offsets{"t/0": 40},
+			2 * time.Second, 40, 100, 3 * time.Second, sdk.Offsets{"t/0": 0}},
+		{"past the end counts as done", sdk.Offsets{"t/0": 0}, sdk.Offsets{"t/0": 10}, sdk.Offsets{"t/0": 0}, sdk.Offsets{"t/0": 15},
+			time.Second, 10, 10, 0, sdk.Offsets{"t/0": 0}},
+		{"nothing to do", sdk.Offsets{"t/0": 10}, sdk.Offsets{"t/0": 10, "t/1": -1}, sdk.Offsets{}, sdk.Offsets{"t/0": 10},
+			time.Second, 0, 0, 0, sdk.Offsets{"t/0": 10}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := drainProgress(tt.begin, tt.end, tt.from, tt.until, tt.elapsed)
+			if d.Done != tt.done || d.Total != tt.total || d.ETA != tt.eta {
+				t.Errorf("drained %d/%d, ETA %s; want %d/%d, ETA %s", d.Done, d.Total, d.ETA, tt.done, tt.total, tt.eta)
+			}
+			if !tt.begin.Equal(tt.learned) {
+				t.Errorf("begin after the call %v, want %v", tt.begin, tt.learned)
+			}
+		})
+	}
+}
+
+func TestTextProgressDrainAndHeartbeat(t *testing.T) {
+	var buf bytes.Buffer
+	p := &Text{W: &buf, Every: 0}
+	r := report(1)
+	r.Drain = &Drain{Done: 10, Total: 40, ETA: 3400 * time.Millisecond}
+	p.Batch(r)
+	r = report(2)
+	r.Drain = &Drain{Done: 40, Total: 40}
+	p.Batch(r)
+	p.Heartbeat(Heartbeat{Pipeline: "demo", State: "running", Quiet: 30 * time.Second, Committed: sdk.Offsets{"t/0": 40}})
+	want := []string{
+		`pipeline "demo": batch 1: 10 records, 100 records/s, 10 delivered in this run, drained 10/40 (25%), ETA 3s; last: t/0 0→10`,
+		`pipeline "demo": batch 2: 10 records, 100 records/s, 20 delivered in this run, drained 40/40 (100%); last: t/0 10→20`,
+		`pipeline "demo": running, no batch for 30s; committed {"t":{"0":40}}`,
+	}
+	if got := lines(buf.String()); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestJSONProgressDrain(t *testing.T) {
+	var buf bytes.Buffer
+	p := &JSON{W: &buf}
+	r := report(1)
+	p.Batch(r)
+	r.Drain = &Drain{Done: 10, Total: 40, ETA: 1500 * time.Millisecond}
+	p.Batch(r)
+	got := lines(buf.String())
+	if len(got) != 2 {
+		t.Fatalf("want 2 lines, got %q", got)
+	}
+	if strings.Contains(got[0], `"drain"`) {
+		t.Errorf("a batch without drain progress has a drain object: %s", got[0])
+	}
+	if !strings.Contains(got[1], `"drain":{"done":10,"total":40,"etaSeconds":1.5}`) {
+		t.Errorf("drain object missing or wrong: %s", got[1])
 	}
 }

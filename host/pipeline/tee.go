@@ -27,3 +27,15 @@ func (t tee) Done(pipeline string, batches, records int64, elapsed time.Duration
 		p.Done(pipeline, batches, records, elapsed)
 	}
 }
+
+// Heartbeat passes h to each Progress that is a Heartbeater and reports
+// whether one of them showed it.
+func (t tee) Heartbeat(h Heartbeat) bool {
+	shown := false
+	for _, p := range t {
+		if hb, ok := p.(Heartbeater); ok && hb.Heartbeat(h) {
+			shown = true
+		}
+	}
+	return shown
+}

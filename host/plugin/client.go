@@ -85,28 +85,47 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// ConfigError is a plugin's refusal of its configuration at Open: the plugin
+// Permanent reports whether calling again cannot help: the plugin answered
+// and broke its contract (INTERNAL, as the Go sdk reports a Read or Replay
+// that breaks it), does not implement the call (UNIMPLEMENTED), or is not in
+// the state the call needs (FAILED_PRECONDITION). A plugin that died or could
+// not be reached, or failed in any other way, is worth restarting.
+func (e *Error) Permanent() bool {
+	switch status.Code(e.Err) {
+	case codes.Internal, codes.Unimplemented, codes.FailedPrecondition:
+		return true
+	}
+	return false
+}
+
+// ConfigError is a plugin's refusal of its configuration: the plugin
 // answered INVALID_ARGUMENT (the Go sdk does for a value that breaks its
-// spec's rules and for an sdk.ConfigError returned by Open). The user must
-// change the configuration; starting the plugin again does not help.
+// spec's rules and for an sdk.ConfigError returned by Open or by a later
+// call, such as a Read from a partition its configuration does not have).
+// The user must change the configuration or the offsets; starting the plugin
+// again does not help.
 type ConfigError struct {
 	Plugin string // e.g. `sink "file"`
-	Msg    string // the plugin's message, e.g. `mode "upsert" needs key`
+	Msg    string // the plugin's message, e.g. `mode "upsert" needs key`; after Open, prefixed with the call: `read: …`
 }
 
 func (e *ConfigError) Error() string { return e.Plugin + ": " + e.Msg }
 
-// openErr is wrap for Open, which turns INVALID_ARGUMENT into a *ConfigError.
-func openErr(plugin string, err error) error {
-	if s, ok := status.FromError(err); ok && s.Code() == codes.InvalidArgument {
-		return &ConfigError{Plugin: plugin, Msg: s.Message()}
-	}
-	return wrap(plugin, "open", err)
-}
+// openErr is wrap for Open.
+func openErr(plugin string, err error) error { return wrap(plugin, "open", err) }
 
+// wrap turns a failed call into an *Error, or into a *ConfigError when the
+// plugin answered INVALID_ARGUMENT.
 func wrap(plugin, op string, err error) error {
 	if err == nil {
 		return nil
+	}
+	if s, ok := status.FromError(err); ok && s.Code() == codes.InvalidArgument {
+		msg := s.Message()
+		if op != "open" {
+			msg = op + ": " + msg
+		}
+		return &ConfigError{Plugin: plugin, Msg: msg}
 	}
 	return &Error{Plugin: plugin, Op: op, Err: err}
 }
@@ -284,7 +303,7 @@ func (s *Sink) Write(ctx context.Context, batch int64, d *Data, replay bool) err
 			c, k = cut(c, k)
 			_ = st.SendMsg(&rawv1.RawWriteRequest{Chunk: c})
 			if k == 0 {
-				fault.Die()
+				fault.Fire(fault.HostWritePartial, batch)
 			}
 			continue
 		}
@@ -293,7 +312,7 @@ func (s *Sink) Write(ctx context.Context, batch int64, d *Data, replay bool) err
 		}
 	}
 	if partial {
-		fault.Die()
+		fault.Fire(fault.HostWritePartial, batch)
 	}
 	return wrap(s.name, "write", closeErr(st, nil))
 }

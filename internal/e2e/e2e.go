@@ -73,6 +73,11 @@ func CrashAndDrain(t testing.TB, bin, dir, cfg, point string, env []string) {
 	case !host && !strings.Contains(first.Stderr, "restart"):
 		t.Fatalf("fault point %s did not fire (no plugin restart in the log):\n%s", point, first.Stderr)
 	}
+	// The process that dies says which point fired, host or plugin (a
+	// plugin's stderr reaches the host's).
+	if said := fmt.Sprintf("connectd: fault point %q fired in batch 3", point); !strings.Contains(first.Stderr, said) {
+		t.Fatalf("fault point %s fired without saying so (want %q on stderr):\n%s", point, said, first.Stderr)
+	}
 	if second := Run(t, bin, dir, env, "run", "--drain", cfg); second.Code != 0 {
 		t.Fatalf("recovery run: exit %d:\n%s", second.Code, second.Stderr)
 	}

@@ -17,6 +17,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Env is the environment variable that enables fault points for one run.
@@ -130,11 +131,33 @@ func Init() error {
 // Enabled reports whether any fault point is enabled in this process.
 func Enabled() bool { return len(active.items) > 0 }
 
-// Hit kills the process if point is enabled for batch.
+// Hit kills the process if point is enabled for batch, after saying so on
+// stderr (see Fire).
 func Hit(point string, batch int64) {
 	if it, ok := active.items[point]; ok && (it.batch == 0 || it.batch == batch) {
-		Die()
+		Fire(point, batch)
 	}
+}
+
+// Fire writes one line on stderr naming point and batch, then ends the
+// process as Die does. The line is written with one unbuffered write on the
+// process's standard error as it started (syscall.Stderr), before the kill,
+// so it is never lost with the process. It is that descriptor and not
+// os.Stderr because a plugin's go-plugin server points os.Stderr at a pipe
+// relayed over gRPC, which dies with the process; the original one is read
+// by the host, which copies it to its own stderr.
+func Fire(point string, batch int64) {
+	_, _ = stderr.Write([]byte(Message(point, batch) + "\n"))
+	Die()
+}
+
+// stderr is the standard error the process started with.
+var stderr = os.NewFile(uintptr(syscall.Stderr), "stderr")
+
+// Message is the line Fire writes: `connectd: fault point "host.commit.after"
+// fired in batch 3 (CONNECTD_FAULT): killing process 4242`.
+func Message(point string, batch int64) string {
+	return fmt.Sprintf("connectd: fault point %q fired in batch %d (%s): killing process %d", point, batch, Env, os.Getpid())
 }
 
 // K returns how many records a partial point lets through in batch out of n

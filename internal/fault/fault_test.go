@@ -1,6 +1,8 @@
 package fault
 
 import (
+	"fmt"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -181,5 +183,13 @@ func TestHitNotEnabled(t *testing.T) {
 			withActive(t, tt.env)
 			Hit(tt.point, tt.batch)
 		})
+	}
+}
+
+func TestMessageNamesPointAndBatch(t *testing.T) {
+	got := Message(HostCommitAfter, 3)
+	want := fmt.Sprintf(`connectd: fault point "host.commit.after" fired in batch 3 (CONNECTD_FAULT): killing process %d`, os.Getpid())
+	if got != want {
+		t.Errorf("Message = %q, want %q", got, want)
 	}
 }

@@ -127,7 +127,9 @@ func (s *Source) partition(name string) (int64, error) {
 			return p, nil
 		}
 	}
-	return 0, fmt.Errorf("generator: unknown partition %q: this generator has %d partition(s), %q to %q",
+	// A configuration error: offsets naming it fail again on every retry, until
+	// the partitions or the offsets are changed.
+	return 0, sdk.Configf("unknown partition %q: this generator has %d partition(s), %q to %q",
 		name, s.parts, s.names[0], s.names[s.parts-1])
 }
 
