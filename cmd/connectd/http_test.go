@@ -113,16 +113,18 @@ pipeline "files" {
 	checkDelivery(t, "exactly-once", want, ids(t, dir))
 	batches, _ := filepath.Glob(filepath.Join(dir, "out", "batch-*"))
 	wants := map[string]float64{
-		"connectd_records_written_total" + p:                                 900,
-		"connectd_records_read_total" + p:                                    900,
-		`connectd_batches_total{outcome="committed",pipeline="files"}`:       float64(len(batches)),
-		`connectd_batches_total{outcome="replayed",pipeline="files"}`:        0,
-		`connectd_batches_total{outcome="failed",pipeline="files"}`:          0,
-		`connectd_batch_phase_seconds_count{phase="write",pipeline="files"}`: float64(len(batches)),
-		`connectd_batch_phase_seconds_count{phase="ack",pipeline="files"}`:   float64(len(batches)),
-		`connectd_plugin_restarts_total{pipeline="files",role="source"}`:     0,
-		`connectd_pipeline_state{pipeline="files",state="running"}`:          1,
-		`connectd_pipeline_state{pipeline="files",state="paused"}`:           0,
+		"connectd_records_written_total" + p:                                     900,
+		"connectd_records_read_total" + p:                                        900,
+		`connectd_batches_total{outcome="committed",pipeline="files"}`:           float64(len(batches)),
+		`connectd_batches_total{outcome="replayed",pipeline="files"}`:            0,
+		`connectd_batches_total{outcome="failed",pipeline="files"}`:              0,
+		`connectd_batch_phase_seconds_count{phase="write",pipeline="files"}`:     float64(len(batches)),
+		`connectd_batch_phase_seconds_count{phase="ack",pipeline="files"}`:       float64(len(batches)),
+		`connectd_checkpoint_sync_seconds_count{log="offsets",pipeline="files"}`: float64(len(batches)),
+		`connectd_checkpoint_sync_seconds_count{log="commits",pipeline="files"}`: float64(len(batches)),
+		`connectd_plugin_restarts_total{pipeline="files",role="source"}`:         0,
+		`connectd_pipeline_state{pipeline="files",state="running"}`:              1,
+		`connectd_pipeline_state{pipeline="files",state="paused"}`:               0,
 	}
 	for k, v := range wants {
 		if got, ok := m[k]; !ok || got != v {

@@ -69,6 +69,7 @@ type Store struct {
 	st      *state
 	broken  error // set when a write failed: the files may end in a partial line
 	closed  bool
+	synced  time.Duration // how long the last append took to become durable
 
 	// hook, if set (tests only), is called at named points of compaction and
 	// Reset; an error returned stops the operation there, as a crash would.
@@ -589,21 +590,35 @@ func (s *Store) write(f *os.File, name string, line []byte) error {
 		if name == commitsName {
 			log = CommitLog
 		}
+		t := time.Now()
 		if err := s.ext.Append(log, line); err != nil {
 			s.broken = fmt.Errorf("append to the %s log: %w", log, err)
 			return fmt.Errorf("checkpoint %s: %w", s.where, s.broken)
 		}
+		s.synced = time.Since(t)
 		return nil
 	}
 	if _, err := f.Write(line); err != nil {
 		s.broken = fmt.Errorf("append to %s: %w", s.path(name), err)
 		return fmt.Errorf("checkpoint %s: %w", s.where, s.broken)
 	}
+	t := time.Now()
 	if err := f.Sync(); err != nil {
 		s.broken = fmt.Errorf("fsync %s: %w", s.path(name), err)
 		return fmt.Errorf("checkpoint %s: %w", s.where, s.broken)
 	}
+	s.synced = time.Since(t)
 	return nil
+}
+
+// LastSync returns how long the last successful append (Plan, Commit) took
+// to become durable: the fsync of a directory checkpoint's log file, or the
+// whole append of a Medium (a PostgreSQL transaction's commit); 0 before
+// any.
+func (s *Store) LastSync() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.synced
 }
 
 // maybeCompact compacts both logs to the newest compactKeep batches when the

@@ -26,6 +26,7 @@ type Metrics struct {
 	// Registry has the connectd collectors and the Go and process collectors.
 	Registry *prometheus.Registry
 	phases   *prometheus.HistogramVec
+	syncs    *prometheus.HistogramVec
 }
 
 // New returns the metrics of the pipelines whose Controls are given.
@@ -37,8 +38,13 @@ func New(controls []*pipeline.Control) *Metrics {
 			Help:    "Time a batch spent in each protocol phase: read (the source's Read or Replay), plan (offsets/N appended and fsynced), write (the sink's Write), commit (commits/N appended and fsynced), ack (the source's Ack).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10), // 0.5ms … ~131s
 		}, []string{"pipeline", "phase"}),
+		syncs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "connectd_checkpoint_sync_seconds",
+			Help:    "Time an append to the checkpoint took to become durable: the fsync of the offset log (log=offsets, at PLAN) or the commit log (log=commits, at COMMIT) of a directory checkpoint, or the append's transaction in PostgreSQL.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10), // 0.1ms … ~26s
+		}, []string{"pipeline", "log"}),
 	}
-	m.Registry.MustRegister(m.phases, &collector{controls: controls},
+	m.Registry.MustRegister(m.phases, m.syncs, &collector{controls: controls},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -55,6 +61,12 @@ func (p progress) Batch(r pipeline.Report) {
 		d    time.Duration
 	}{{"read", r.Read}, {"plan", r.Plan}, {"write", r.Write}, {"commit", r.Commit}, {"ack", r.Ack}} {
 		p.m.phases.WithLabelValues(r.Pipeline, ph.name).Observe(ph.d.Seconds())
+	}
+	if r.PlanSync > 0 {
+		p.m.syncs.WithLabelValues(r.Pipeline, "offsets").Observe(r.PlanSync.Seconds())
+	}
+	if r.CommitSync > 0 {
+		p.m.syncs.WithLabelValues(r.Pipeline, "commits").Observe(r.CommitSync.Seconds())
 	}
 }
 

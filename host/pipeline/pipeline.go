@@ -603,7 +603,7 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 		if err := d.cp.Plan(checkpoint.Entry{Batch: id, From: data.From, Until: data.Until, Records: data.Records}); err != nil {
 			return false, d.errorf("%w", err)
 		}
-		r.Plan = time.Since(t)
+		r.Plan, r.PlanSync = time.Since(t), d.cp.LastSync()
 	}
 	fault.Hit(fault.HostPlanAfter, id)
 	d.readAhead(ctx, id+1, data.Until)
@@ -645,7 +645,7 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 		if err := d.cp.Commit(id); err != nil {
 			return d.errorf("%w", err)
 		}
-		r.Commit = time.Since(t)
+		r.Commit, r.CommitSync = time.Since(t), d.cp.LastSync()
 		fault.Hit(fault.HostCommitAfter, id)
 		return nil
 	}

@@ -26,11 +26,15 @@ type Report struct {
 	Plan      time.Duration // appending offsets/N to the checkpoint
 	Write     time.Duration // the sink's Write
 	Commit    time.Duration // appending commits/N
-	Ack       time.Duration // the source's Ack
-	Total     time.Duration
-	Source    string
-	Sink      string
-	Delivered int64 // records delivered by this run so far, this batch included
+	// PlanSync and CommitSync are the parts of Plan and Commit spent making
+	// the append durable (fsync, or a PostgreSQL commit); 0 when the batch
+	// had no such append (a replay is not planned again).
+	PlanSync, CommitSync time.Duration
+	Ack                  time.Duration // the source's Ack
+	Total                time.Duration
+	Source               string
+	Sink                 string
+	Delivered            int64 // records delivered by this run so far, this batch included
 	// Drain is how far a drain is, when the run drains a source that tells
 	// where its data ends (sdk.Ender); nil otherwise.
 	Drain *Drain
