@@ -102,26 +102,7 @@ func TestEndToEndKafkaToFile(t *testing.T) {
 			t.Parallel()
 			topic, want := fillTopic(t, 3, 100)
 			dir := t.TempDir()
-			writeFile(t, filepath.Join(dir, "p.hcl"), fmt.Sprintf(`
-pipeline "k2f" {
-  delivery = "exactly-once"
-  source "kafka" {
-    brokers          = %s
-    topics           = [%q]
-    starting_offsets = "earliest"
-    group_id         = "%s-lag"
-  }
-  sink "file" {
-    dir  = "out"
-    mode = "batch"
-  }
-  batch {
-    max_records = 40
-    max_wait    = "200ms"
-  }
-  checkpoint { dir = "state" }
-}
-`, brokersHCL(), topic, topic))
+			writeFile(t, filepath.Join(dir, "p.hcl"), kafkaToFile("k2f", topic))
 			crashAndDrain(t, dir, point)
 			lost, dup, extra := tally.Tally(want, fileIDs(t, dir))
 			if lost != 0 || dup != 0 || len(extra) != 0 {
@@ -253,4 +234,29 @@ pipeline "k2k" {
 			}
 		})
 	}
+}
+
+// kafkaToFile is an exactly-once kafka → file pipeline named name that reads
+// topic from the start, in batches of at most 40 records.
+func kafkaToFile(name, topic string) string {
+	return fmt.Sprintf(`
+pipeline %q {
+  delivery = "exactly-once"
+  source "kafka" {
+    brokers          = %s
+    topics           = [%q]
+    starting_offsets = "earliest"
+    group_id         = "%s-lag"
+  }
+  sink "file" {
+    dir  = "out"
+    mode = "batch"
+  }
+  batch {
+    max_records = 40
+    max_wait    = "200ms"
+  }
+  checkpoint { dir = "state" }
+}
+`, name, brokersHCL(), topic, topic)
 }

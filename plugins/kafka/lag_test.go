@@ -24,26 +24,7 @@ func TestEndToEndLag(t *testing.T) {
 	topic, _ := fillTopic(t, parts, 100)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "p.hcl")
-	writeFile(t, cfg, fmt.Sprintf(`
-pipeline "lag" {
-  delivery = "exactly-once"
-  source "kafka" {
-    brokers          = %s
-    topics           = [%q]
-    starting_offsets = "earliest"
-    group_id         = "%s-lag"
-  }
-  sink "file" {
-    dir  = "out"
-    mode = "batch"
-  }
-  batch {
-    max_records = 40
-    max_wait    = "200ms"
-  }
-  checkpoint { dir = "state" }
-}
-`, brokersHCL(), topic, topic))
+	writeFile(t, cfg, kafkaToFile("lag", topic))
 	h := e2e.Serve(t, connectdBin, dir, nil, cfg)
 	type status struct {
 		State          string                      `json:"state"`
