@@ -1,8 +1,8 @@
 package pipeline_test
 
 import (
-	"bytes"
 	"context"
+	"github.com/connectd/connectd/internal/e2e"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -31,24 +31,6 @@ func TestMain(m *testing.M) {
 		os.Exit(2)
 	}
 	os.Exit(m.Run())
-}
-
-// syncBuffer is a bytes.Buffer safe to read while a pipeline writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // load writes a generator → discard pipeline with the generator's params
@@ -89,7 +71,7 @@ func load(t *testing.T, gen string) (*config.Pipeline, *plugin.Loader) {
 // with its state and committed offsets, instead of staying silent.
 func TestHeartbeat(t *testing.T) {
 	p, l := load(t, "count = 20\n    partitions = 2")
-	var out syncBuffer
+	var out e2e.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	errc := make(chan error, 1)
@@ -113,7 +95,7 @@ func TestHeartbeat(t *testing.T) {
 // TestHeartbeatOff: a negative Heartbeat shows none.
 func TestHeartbeatOff(t *testing.T) {
 	p, l := load(t, "count = 20")
-	var out syncBuffer
+	var out e2e.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := pipeline.Run(ctx, pipeline.Options{Pipeline: p, Loader: l, Progress: &pipeline.Text{W: &out, Every: time.Hour}, Heartbeat: -1}); err != nil {

@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -16,23 +14,14 @@ type Host struct {
 	URL  string        // http://127.0.0.1:port, as the host printed it
 	Done chan struct{} // closed when the process has exited
 
-	mu     sync.Mutex
-	stderr bytes.Buffer
+	stderr Buffer
 }
 
 // Write collects the host's stderr.
-func (h *Host) Write(p []byte) (int, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.stderr.Write(p)
-}
+func (h *Host) Write(p []byte) (int, error) { return h.stderr.Write(p) }
 
 // Log returns the host's stderr so far.
-func (h *Host) Log() string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.stderr.String()
-}
+func (h *Host) Log() string { return h.stderr.String() }
 
 var servingLine = regexp.MustCompile(`serving http://(\S+?)/ `)
 

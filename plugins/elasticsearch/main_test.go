@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/connectd/connectd/internal/e2e"
 	"io"
 	"net/http"
 	"os"
@@ -114,7 +115,7 @@ type testServer struct {
 	cmd             *exec.Cmd
 	exited          chan error // gets Wait's result
 	url, user, pass string
-	log             *syncBuffer
+	log             *e2e.Buffer
 }
 
 // startServer starts the test server with extra flags and waits until it
@@ -126,7 +127,7 @@ func startServer(dir, name string, flags ...string) (*testServer, error) {
 	exe := env.server
 	serverMu.Unlock()
 	cmd := exec.Command(exe, args...)
-	log := &syncBuffer{}
+	log := &e2e.Buffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -411,27 +412,10 @@ func knobs(t *testing.T) {
 }
 
 // logTo sends the sink's log lines to a buffer the test can read.
-func logTo(s *Sink) *syncBuffer {
-	b := &syncBuffer{}
+func logTo(s *Sink) *e2e.Buffer {
+	b := &e2e.Buffer{}
 	s.log = newTextLogger(b).With("sink", "elasticsearch", "pipeline", s.pipeline)
 	return b
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // ServerForTest returns the Elasticsearch server the tests use: its URL,
