@@ -193,17 +193,7 @@ func TestGracefulStop(t *testing.T) {
 	dir := t.TempDir()
 	const count = 3000
 	cfg := write(t, dir, "p.hcl", genPipeline("exactly-once", "batch", count, 2, 50, "rate = 5000"))
-	cmd := exec.Command(bin, "run", cfg)
-	cmd.Dir = dir
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Stop it once it has delivered something (start-up is slow on a loaded machine).
-	for i := 0; i < 300 && len(idsQuiet(dir)) == 0; i++ {
-		time.Sleep(100 * time.Millisecond)
-	}
+	cmd, stderr := startDelivering(t, dir, "run", cfg)
 	kids := e2e.Children(cmd.Process.Pid)
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
@@ -298,16 +288,7 @@ func TestDrainInterrupted(t *testing.T) {
 	dir := t.TempDir()
 	const count = 3000
 	cfg := write(t, dir, "p.hcl", genPipeline("exactly-once", "batch", count, 2, 50, "rate = 5000"))
-	cmd := exec.Command(bin, "run", "--drain", cfg)
-	cmd.Dir = dir
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 300 && len(idsQuiet(dir)) == 0; i++ {
-		time.Sleep(100 * time.Millisecond)
-	}
+	cmd, stderr := startDelivering(t, dir, "run", "--drain", cfg)
 	_ = cmd.Process.Signal(syscall.SIGINT)
 	_ = cmd.Wait()
 	if code := cmd.ProcessState.ExitCode(); code != 130 {
@@ -323,4 +304,22 @@ func TestDrainInterrupted(t *testing.T) {
 		t.Fatalf("drain again: exit %d:\n%s", r.Code, r.Stderr)
 	}
 	checkDelivery(t, "exactly-once", e2e.GenIDs(count, 2), ids(t, dir))
+}
+
+// startDelivering starts connectd with args in dir and returns once the file
+// sink under dir/out holds a first batch (at most 30 s: start-up is slow on a
+// loaded machine), with the process's stderr collected (read it after Wait).
+func startDelivering(t *testing.T, dir string, args ...string) (*exec.Cmd, *strings.Builder) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	stderr := &strings.Builder{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 300 && len(idsQuiet(dir)) == 0; i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	return cmd, stderr
 }
