@@ -76,11 +76,11 @@ func TestDecodeAnyValidEncoding(t *testing.T) {
 		}
 	}
 	r := got[0]
-	if r.Position != (Position{"b/0", 42}) || string(r.Key) != "key" || string(r.Value) != "value" ||
+	if r.Position != (Position{Partition: "b/0", Offset: 42}) || string(r.Key) != "key" || string(r.Value) != "value" ||
 		r.Timestamp.UnixNano() != 7 || len(r.Headers) != 1 || r.Headers[0].Key != "hk" || string(r.Headers[0].Value) != "hv" {
 		t.Fatalf("record 0 = %+v", r)
 	}
-	if got[1].Position != (Position{"a/0", 0}) || got[1].Key != nil || got[1].Value != nil || got[1].Headers != nil || !got[1].Timestamp.IsZero() {
+	if got[1].Position != (Position{Partition: "a/0", Offset: 0}) || got[1].Key != nil || got[1].Value != nil || got[1].Headers != nil || !got[1].Timestamp.IsZero() {
 		t.Fatalf("record 1 = %+v", got[1])
 	}
 }
@@ -91,8 +91,8 @@ func TestDecodedSlicesAreCapped(t *testing.T) {
 	chunks := [][]byte{}
 	var e encoder
 	recs := []Record{
-		{Key: []byte("k1"), Value: []byte("v1"), Headers: []Header{{Key: "h", Value: []byte("x")}}, Position: Position{"t/0", 0}},
-		{Key: []byte("k2"), Value: []byte("v2"), Headers: []Header{{Key: "h", Value: []byte("y")}}, Position: Position{"t/0", 1}},
+		{Key: []byte("k1"), Value: []byte("v1"), Headers: []Header{{Key: "h", Value: []byte("x")}}, Position: Position{Partition: "t/0", Offset: 0}},
+		{Key: []byte("k2"), Value: []byte("v2"), Headers: []Header{{Key: "h", Value: []byte("y")}}, Position: Position{Partition: "t/0", Offset: 1}},
 	}
 	if err := e.add(recs, func(b []byte) error { chunks = append(chunks, bytes.Clone(b)); return nil }); err != nil {
 		t.Fatal(err)
@@ -141,8 +141,8 @@ func TestDecodeMalformed(t *testing.T) {
 
 func TestEncoderRefusesInvalidUTF8(t *testing.T) {
 	for _, r := range []Record{
-		{Position: Position{"t/\xff", 0}},
-		{Position: Position{"t/0", 0}, Headers: []Header{{Key: "\xfe"}}},
+		{Position: Position{Partition: "t/\xff", Offset: 0}},
+		{Position: Position{Partition: "t/0", Offset: 0}, Headers: []Header{{Key: "\xfe"}}},
 	} {
 		var e encoder
 		if err := e.add([]Record{r}, func([]byte) error { return nil }); err == nil || !strings.Contains(err.Error(), "UTF-8") {
@@ -192,7 +192,7 @@ func benchRecords(n int) []Record {
 	parts := []string{"generator/0", "generator/1", "generator/2", "generator/3"}
 	for i := range recs {
 		v := bytes.Repeat([]byte{'a'}, 100)
-		recs[i] = Record{Key: v[:10], Value: v, Position: Position{parts[i%4], int64(i / 4)}}
+		recs[i] = Record{Key: v[:10], Value: v, Position: Position{Partition: parts[i%4], Offset: int64(i / 4)}}
 		recs[i].Timestamp = recs[i].Timestamp.AddDate(2000, 0, i)
 	}
 	return recs

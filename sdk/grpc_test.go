@@ -138,19 +138,19 @@ func TestEncoderDecodeRoundTrip(t *testing.T) {
 		checkSplit bool
 	}{
 		{"none", nil, 0, 0, false},
-		{"one plain", []Record{{Value: []byte("x"), Position: Position{"t/0", 0}}}, 1, 1, false},
+		{"one plain", []Record{{Value: []byte("x"), Position: Position{Partition: "t/0", Offset: 0}}}, 1, 1, false},
 		{"keys values headers timestamps", []Record{
-			{Key: []byte("k"), Value: []byte("v"), Timestamp: ts, Position: Position{"t/0", 5},
+			{Key: []byte("k"), Value: []byte("v"), Timestamp: ts, Position: Position{Partition: "t/0", Offset: 5},
 				Headers: []Header{{Key: "a", Value: []byte("1")}, {Key: "b"}, {Key: "a", Value: []byte("2")}}},
-			{Key: nil, Value: nil, Position: Position{"t/1", 0}},
-			{Value: []byte{0, 1, 2, 255}, Timestamp: time.Unix(0, 1), Position: Position{"./a.txt", 1 << 40}},
-			{Key: []byte("k2"), Timestamp: time.Unix(-5, 0), Position: Position{"t/0", 6}},
+			{Key: nil, Value: nil, Position: Position{Partition: "t/1", Offset: 0}},
+			{Value: []byte{0, 1, 2, 255}, Timestamp: time.Unix(0, 1), Position: Position{Partition: "./a.txt", Offset: 1 << 40}},
+			{Key: []byte("k2"), Timestamp: time.Unix(-5, 0), Position: Position{Partition: "t/0", Offset: 6}},
 		}, 1, 1, false},
 		{"several partitions interleaved", many, 2, 10, true},
 		{"large records", bigs, 3, 4, true},
 		{"one record larger than a chunk", []Record{
-			{Value: bytes.Repeat([]byte("z"), protocol.ChunkBytes+1), Position: Position{"t/0", 0}},
-			{Value: []byte("small"), Position: Position{"t/0", 1}},
+			{Value: bytes.Repeat([]byte("z"), protocol.ChunkBytes+1), Position: Position{Partition: "t/0", Offset: 0}},
+			{Value: []byte("small"), Position: Position{Partition: "t/0", Offset: 1}},
 		}, 2, 2, true},
 	}
 	for _, tt := range tests {
@@ -211,8 +211,8 @@ func TestEncoderDecodeRoundTrip(t *testing.T) {
 func TestEncoderAcrossCalls(t *testing.T) {
 	// The partial fault point adds a prefix, then (without dying) the same
 	// encoder would carry on: several add calls must keep partition indexes right.
-	a := []Record{{Value: []byte("1"), Position: Position{"x/0", 0}}, {Value: []byte("2"), Position: Position{"y/0", 0}}}
-	b := []Record{{Value: []byte("3"), Position: Position{"y/0", 1}}, {Value: []byte("4"), Position: Position{"z/0", 0}}}
+	a := []Record{{Value: []byte("1"), Position: Position{Partition: "x/0", Offset: 0}}, {Value: []byte("2"), Position: Position{Partition: "y/0", Offset: 0}}}
+	b := []Record{{Value: []byte("3"), Position: Position{Partition: "y/0", Offset: 1}}, {Value: []byte("4"), Position: Position{Partition: "z/0", Offset: 0}}}
 	chunks := encodeAll(t, a, b)
 	if len(chunks) != 1 {
 		t.Fatalf("%d chunks, want 1", len(chunks))
@@ -235,8 +235,8 @@ func TestEncoderAcrossCalls(t *testing.T) {
 func TestEncoderFlushError(t *testing.T) {
 	boom := errors.New("boom")
 	recs := []Record{
-		{Value: bytes.Repeat([]byte("x"), protocol.ChunkBytes), Position: Position{"t/0", 0}},
-		{Value: []byte("y"), Position: Position{"t/0", 1}},
+		{Value: bytes.Repeat([]byte("x"), protocol.ChunkBytes), Position: Position{Partition: "t/0", Offset: 0}},
+		{Value: []byte("y"), Position: Position{Partition: "t/0", Offset: 1}},
 	}
 	var e encoder
 	calls := 0
@@ -269,7 +269,7 @@ func TestDecodeBadPartitionIndex(t *testing.T) {
 	// decode appends to what it is given.
 	prev := []Record{{Value: []byte("prev")}}
 	got, err := decode(prev, &pb.Chunk{Partitions: []string{"t/0"}, Records: []*pb.Record{{Offset: 3}}})
-	if err != nil || len(got) != 2 || string(got[0].Value) != "prev" || got[1].Position != (Position{"t/0", 3}) {
+	if err != nil || len(got) != 2 || string(got[0].Value) != "prev" || got[1].Position != (Position{Partition: "t/0", Offset: 3}) {
 		t.Fatalf("decode(prev) = %v, %v", got, err)
 	}
 }

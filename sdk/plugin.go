@@ -109,3 +109,28 @@ type Lister interface {
 	// one entry per stored copy (a duplicate appears twice).
 	List(ctx context.Context) ([][]byte, error)
 }
+
+// Processor transforms the records of a batch between the source and the sink
+// (a `transform "name"` block that names the plugin). The host calls Open
+// once, then Process from one goroutine at a time, then Close.
+type Processor interface {
+	// Open prepares the processor with cfg.
+	Open(ctx context.Context, cfg Config) error
+	// Process returns the records batch b becomes: it may drop, change or
+	// add records. Every record it returns carries the Position of the input
+	// record it was made from (an added record takes the position of the
+	// record it came from; the host then numbers records that share a
+	// position in Position.Index). b.Records are valid until Process returns.
+	//
+	// A processor that refuses some input records returns what the others
+	// became and a *Rejected listing the refused ones (indexes into
+	// b.Records). Any other error fails the batch: the host restarts the
+	// processor and sends the batch again.
+	//
+	// A processor that declares CapDeterministic returns the same records
+	// for the same batch every time: no clock, no randomness, no state
+	// carried from one batch to the next.
+	Process(ctx context.Context, b Batch) ([]Record, error)
+	// Close releases the processor's resources.
+	Close(ctx context.Context) error
+}

@@ -28,10 +28,23 @@ type Header struct {
 type Position struct {
 	Partition string
 	Offset    int64
+	// Index tells apart the records that share one source record's position
+	// after a transform: 0 for the first record made from it (a source always
+	// sets 0), 1, 2, … for the records a processor added after it, numbered by
+	// the host in output order. A sink whose idempotence keys on positions
+	// keys on all three fields.
+	Index int
 }
 
-// String renders a position as "partition@offset".
-func (p Position) String() string { return p.Partition + "@" + strconv.FormatInt(p.Offset, 10) }
+// String renders a position as "partition@offset", or "partition@offset#index"
+// when Index is not 0.
+func (p Position) String() string {
+	s := p.Partition + "@" + strconv.FormatInt(p.Offset, 10)
+	if p.Index != 0 {
+		s += "#" + strconv.Itoa(p.Index)
+	}
+	return s
+}
 
 // Record is one unit of data moved by connectd.
 type Record struct {

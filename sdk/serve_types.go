@@ -5,6 +5,8 @@ package sdk
 type Plugin struct {
 	Source *SourcePlugin // nil when the plugin has no source
 	Sink   *SinkPlugin   // nil when the plugin has no sink
+	// Processor is nil when the plugin has no processor.
+	Processor *ProcessorPlugin
 }
 
 // SourcePlugin is a source role: its spec and a constructor. New is called
@@ -20,6 +22,12 @@ type SinkPlugin struct {
 	New  func() Sink
 }
 
+// ProcessorPlugin is a processor role: its spec and a constructor.
+type ProcessorPlugin struct {
+	Spec Spec
+	New  func() Processor
+}
+
 // Name is the plugin's name, taken from the spec of its source or sink.
 func (p Plugin) Name() string {
 	if p.Source != nil {
@@ -27,6 +35,9 @@ func (p Plugin) Name() string {
 	}
 	if p.Sink != nil {
 		return p.Sink.Spec.Name
+	}
+	if p.Processor != nil {
+		return p.Processor.Spec.Name
 	}
 	return ""
 }

@@ -13,10 +13,13 @@ import (
 // Kind is the role a plugin plays in a pipeline.
 type Kind string
 
-// The two kinds.
+// The three kinds.
 const (
 	KindSource Kind = "source"
 	KindSink   Kind = "sink"
+	// KindProcessor transforms a batch's records between the source and
+	// the sink (a `transform "name"` block that names a plugin).
+	KindProcessor Kind = "processor"
 )
 
 // Capability is something a plugin promises and the conformance suite checks.
@@ -32,6 +35,10 @@ const (
 	// CapTransactional: the sink stores a batch's until offsets atomically with its
 	// output and can say which batch it committed last (it implements Transactional).
 	CapTransactional Capability = "transactional"
+	// CapDeterministic: the processor turns the same batch into the same
+	// records (and rejections) every time, so a replayed batch is written
+	// with the same records. Exactly-once needs it of every processor.
+	CapDeterministic Capability = "deterministic"
 )
 
 // Type is the type of a configuration parameter.
