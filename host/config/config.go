@@ -6,11 +6,13 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/connectd/connectd/internal/suggest"
+	"github.com/connectd/connectd/host/transform"
 	"github.com/connectd/connectd/sdk"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -66,16 +68,83 @@ type HTTP struct {
 // Pipeline is one pipeline block. One returned by Load is complete and valid:
 // its plugins' values pass sdk.NewConfig and the plugins can keep Delivery.
 type Pipeline struct {
-	Name       string
-	Delivery   Delivery
-	Source     Plugin
+	Name     string
+	Delivery Delivery
+	Source   Plugin
+	// Transforms run in order between the source's read and the sink's
+	// write; none: the host passes records through without decoding them.
+	Transforms []Transform
 	Sink       Plugin
+	// OnRecordError is what becomes of a record a transform, a processor
+	// or the sink rejects: OnErrorFail (the default), OnErrorSkip or
+	// OnErrorDeadLetter.
+	OnRecordError string
+	// DeadLetter is the sink that receives rejected records when
+	// OnRecordError is OnErrorDeadLetter (a `dead_letter "<sink>"` block);
+	// nil otherwise. Its Kind is sdk.KindSink.
+	DeadLetter *Plugin
 	Batch      Batch
 	Checkpoint Checkpoint
 	// Range is the pipeline block's definition range (`pipeline "name"`).
 	Range hcl.Range
 
 	deliveryRange hcl.Range // the delivery attribute, for delivery diagnostics
+}
+
+// What becomes of a rejected record (Pipeline.OnRecordError).
+const (
+	// OnErrorFail fails the run at the first rejected record, before the
+	// batch commits: nothing is lost, the pipeline stops until the cause is
+	// fixed.
+	OnErrorFail = "fail"
+	// OnErrorSkip logs and counts rejected records and commits without them.
+	OnErrorSkip = "skip"
+	// OnErrorDeadLetter writes rejected records to the DeadLetter sink
+	// before the batch commits.
+	OnErrorDeadLetter = "dead_letter"
+)
+
+var onErrorNames = []string{OnErrorFail, OnErrorSkip, OnErrorDeadLetter}
+
+// Transform is one `transform "<name>"` block of a pipeline: a built-in
+// transform of host/transform (Step) or a processor plugin (Plugin).
+type Transform struct {
+	// Name is the block's label.
+	Name string
+	// Step is the compiled built-in; nil for a processor plugin.
+	Step transform.Step
+	// Plugin is the processor plugin's block (Kind sdk.KindProcessor); nil
+	// for a built-in.
+	Plugin *Plugin
+	// Range is the block's definition range (`transform "name"`).
+	Range hcl.Range
+}
+
+// Stage names the transform for logs and dead letters: `transform 2 "set"`,
+// n counting from 1 in the pipeline's order.
+func (t Transform) Stage(n int) string { return fmt.Sprintf("transform %d %q", n, t.Name) }
+
+// Processors returns the processor plugins among the pipeline's
+// transforms, in order.
+func (p *Pipeline) Processors() []*Plugin {
+	var out []*Plugin
+	for i := range p.Transforms {
+		if pl := p.Transforms[i].Plugin; pl != nil {
+			out = append(out, pl)
+		}
+	}
+	return out
+}
+
+// plugins returns every plugin block of the pipeline: source, processors,
+// sink, dead-letter sink.
+func (p *Pipeline) plugins() []*Plugin {
+	out := append([]*Plugin{&p.Source}, p.Processors()...)
+	out = append(out, &p.Sink)
+	if p.DeadLetter != nil {
+		out = append(out, p.DeadLetter)
+	}
+	return out
 }
 
 // Batch is how the host cuts batches. Defaults are filled in.
@@ -200,13 +269,13 @@ func Load(path string, lookup Lookup) (*File, hcl.Diagnostics) {
 	var masks []hcl.Range
 	for _, p := range f.Pipelines {
 		var pd hcl.Diagnostics
-		for _, pl := range []*Plugin{&p.Source, &p.Sink} {
+		for _, pl := range p.plugins() {
 			d, m := pl.load(find, p.Name)
 			pd = append(pd, d...)
 			masks = append(masks, m...)
 		}
 		if !pd.HasErrors() {
-			for _, problem := range checkDelivery(p.Delivery, &p.Source, &p.Sink) {
+			for _, problem := range checkDelivery(p.Delivery, &p.Source, &p.Sink, p.Processors(), p.DeadLetter) {
 				pd = append(pd, &hcl.Diagnostic{
 					Severity: hcl.DiagError,
 					Summary:  "Delivery guarantee not possible with these plugins",
@@ -231,10 +300,12 @@ var (
 	}
 	httpSchema     = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "addr", Required: true}, {Name: "token"}}}
 	pipelineSchema = &hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{{Name: "delivery"}},
+		Attributes: []hcl.AttributeSchema{{Name: "delivery"}, {Name: "on_record_error"}},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "source", LabelNames: []string{"name"}},
+			{Type: "transform", LabelNames: []string{"name"}},
 			{Type: "sink", LabelNames: []string{"name"}},
+			{Type: "dead_letter", LabelNames: []string{"sink"}},
 			{Type: "batch"},
 			{Type: "checkpoint"},
 		},
@@ -352,8 +423,9 @@ func parsePipeline(b *hcl.Block) (*Pipeline, hcl.Diagnostics) {
 		})
 	}
 	p := &Pipeline{
-		Name:       name,
-		Range:      b.DefRange,
+		Name:          name,
+		OnRecordError: OnErrorFail,
+		Range:         b.DefRange,
 		Batch:      Batch{MaxRecords: DefaultMaxRecords, MaxBytes: DefaultMaxBytes, MaxWait: DefaultMaxWait},
 		Checkpoint: Checkpoint{Store: DefaultStore, Dir: filepath.Join(".connectd", name)},
 	}
@@ -386,13 +458,33 @@ func parsePipeline(b *hcl.Block) (*Pipeline, hcl.Diagnostics) {
 		})
 	}
 
-	var sources, sinks, batches, checkpoints []*hcl.Block
+	var onErrorRange *hcl.Range
+	if a := content.Attributes["on_record_error"]; a != nil {
+		onErrorRange = a.Expr.Range().Ptr()
+		s, d := evalString(a, false)
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			if slices.Contains(onErrorNames, s) {
+				p.OnRecordError = s
+			} else {
+				diags = append(diags, badValue(a, fmt.Sprintf("on_record_error must be one of %s; got %q.%s", quoteList(onErrorNames), s, didYouMean(s, onErrorNames))))
+			}
+		}
+	}
+
+	var sources, sinks, deadLetters, batches, checkpoints []*hcl.Block
 	for _, c := range content.Blocks {
 		switch c.Type {
 		case "source":
 			sources = append(sources, c)
+		case "transform":
+			t, d := parseTransform(c)
+			diags = append(diags, d...)
+			p.Transforms = append(p.Transforms, t)
 		case "sink":
 			sinks = append(sinks, c)
+		case "dead_letter":
+			deadLetters = append(deadLetters, c)
 		case "batch":
 			batches = append(batches, c)
 		case "checkpoint":
@@ -411,6 +503,28 @@ func parsePipeline(b *hcl.Block) (*Pipeline, hcl.Diagnostics) {
 			*dst = pl
 		}
 	}
+	diags = append(diags, exactlyOne(b, "dead_letter", deadLetters, false)...)
+	if len(deadLetters) > 0 {
+		pl, d := parsePlugin(sdk.KindSink, deadLetters[0])
+		diags = append(diags, d...)
+		p.DeadLetter = &pl
+	}
+	switch {
+	case p.OnRecordError == OnErrorDeadLetter && p.DeadLetter == nil:
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Missing dead_letter block",
+			Detail:   fmt.Sprintf("Pipeline %q has on_record_error = %q but no dead_letter block; add one that names the sink rejected records go to, such as dead_letter \"file\" { dir = \"rejected\" }.", name, OnErrorDeadLetter),
+			Subject:  onErrorRange,
+		})
+	case p.OnRecordError != OnErrorDeadLetter && p.DeadLetter != nil:
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Unused dead_letter block",
+			Detail:   fmt.Sprintf("Pipeline %q has a dead_letter block, but on_record_error is %q: set on_record_error = %q to send rejected records there, or remove the block.", name, p.OnRecordError, OnErrorDeadLetter),
+			Subject:  p.DeadLetter.Range.Ptr(),
+		})
+	}
 	diags = append(diags, exactlyOne(b, "batch", batches, false)...)
 	if len(batches) > 0 {
 		diags = append(diags, parseBatch(batches[0], &p.Batch)...)
@@ -420,6 +534,21 @@ func parsePipeline(b *hcl.Block) (*Pipeline, hcl.Diagnostics) {
 		diags = append(diags, parseCheckpoint(checkpoints[0], &p.Checkpoint)...)
 	}
 	return p, diags
+}
+
+// parseTransform reads a transform block: a built-in is compiled now (its
+// expressions' errors point into them); any other name is a processor
+// plugin, looked up by Load.
+func parseTransform(b *hcl.Block) (Transform, hcl.Diagnostics) {
+	t := Transform{Name: b.Labels[0], Range: b.DefRange}
+	if transform.Builtin(t.Name) {
+		step, diags := transform.Decode(t.Name, b.Body, evalContext())
+		t.Step = step
+		return t, diags
+	}
+	pl, diags := parsePlugin(sdk.KindProcessor, b)
+	t.Plugin = &pl
+	return t, diags
 }
 
 // exactlyOne reports repeated blocks of one type and, when required, a

@@ -48,15 +48,48 @@ func deliveryList() string { return quoteList(deliveryNames()) }
 func CheckDelivery(d Delivery, source, sink sdk.Spec, sourceValues, sinkValues map[string]any) error {
 	src := &Plugin{Kind: sdk.KindSource, Name: source.Name, Spec: source, Values: sourceValues}
 	snk := &Plugin{Kind: sdk.KindSink, Name: sink.Name, Spec: sink, Values: sinkValues}
+	return joinProblems(checkDelivery(d, src, snk, nil, nil))
+}
+
+// CheckPipeline is CheckDelivery for a whole pipeline whose plugins run with
+// the given specs (the specs the running processes declare, which may differ
+// from those the file was loaded with): the source and the sink, and also
+// every processor (exactly-once needs each to be deterministic) and the
+// dead-letter sink (exactly-once needs it idempotent or transactional).
+// processors holds one spec per p.Processors() entry, in order; deadLetter
+// is ignored when p has none.
+func CheckPipeline(p *Pipeline, source, sink sdk.Spec, processors []sdk.Spec, deadLetter sdk.Spec) error {
+	with := func(pl *Plugin, s sdk.Spec) *Plugin {
+		c := *pl
+		c.Spec = s
+		return &c
+	}
+	var procs []*Plugin
+	for i, pl := range p.Processors() {
+		if i < len(processors) {
+			procs = append(procs, with(pl, processors[i]))
+		}
+	}
+	var dl *Plugin
+	if p.DeadLetter != nil {
+		dl = with(p.DeadLetter, deadLetter)
+	}
+	return joinProblems(checkDelivery(p.Delivery, with(&p.Source, source), with(&p.Sink, sink), procs, dl))
+}
+
+func joinProblems(problems []string) error {
 	var errs []error
-	for _, p := range checkDelivery(d, src, snk) {
+	for _, p := range problems {
 		errs = append(errs, errors.New(p))
 	}
 	return errors.Join(errs...)
 }
 
-// checkDelivery returns one problem per plugin that cannot keep d.
-func checkDelivery(d Delivery, source, sink *Plugin) []string {
+// checkDelivery returns one problem per plugin that cannot keep d. A
+// processor that is not deterministic, or a dead-letter sink that is neither
+// idempotent nor transactional, breaks exactly-once too: a replayed batch
+// would be written as other records, or its dead letters twice.
+func checkDelivery(d Delivery, source, sink *Plugin, processors []*Plugin, deadLetter *Plugin) []string {
 	switch d {
 	case AtMostOnce, AtLeastOnce:
 		return nil
@@ -83,6 +116,23 @@ func checkDelivery(d Delivery, source, sink *Plugin) []string {
 			msg += fmt.Sprintf(" declares neither capability %q nor %q (it is at-least-once only)", sdk.CapIdempotent, sdk.CapTransactional)
 		}
 		problems = append(problems, msg)
+	}
+	for _, pr := range processors {
+		if !slices.Contains(pr.Spec.CapabilitiesFor(pr.Values), sdk.CapDeterministic) {
+			problems = append(problems, fmt.Sprintf("delivery %q needs deterministic transforms (a replayed batch must become the same records), but processor %s does not declare capability %q", d, pr.title(), sdk.CapDeterministic))
+		}
+	}
+	if deadLetter != nil {
+		caps := deadLetter.Spec.CapabilitiesFor(deadLetter.Values)
+		if !slices.Contains(caps, sdk.CapIdempotent) && !slices.Contains(caps, sdk.CapTransactional) {
+			msg := fmt.Sprintf("delivery %q needs an idempotent or transactional dead-letter sink (a replayed batch writes its dead letters again), but dead_letter %q", d, deadLetter.Name)
+			if conds := deadLetter.conditionals(sdk.CapIdempotent, sdk.CapTransactional); len(conds) > 0 {
+				msg += fmt.Sprintf(" with %s is neither (%s)", deadLetter.settings(conds), deadLetter.hints(conds))
+			} else {
+				msg += fmt.Sprintf(" declares neither capability %q nor %q", sdk.CapIdempotent, sdk.CapTransactional)
+			}
+			problems = append(problems, msg)
+		}
 	}
 	return problems
 }

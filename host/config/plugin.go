@@ -10,7 +10,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 )
 
-// Plugin is a source or sink block of a pipeline.
+// Plugin is a source, sink, processor (transform) or dead-letter sink block
+// of a pipeline.
 //
 // Values and Secret are filled by Load, not by Parse. Print a Plugin (String,
 // %v) or its Redacted values, never Values directly: Values hold secrets in
