@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/connectd/connectd/internal/suggest"
 	"github.com/connectd/connectd/host/transform"
+	"github.com/connectd/connectd/internal/suggest"
 	"github.com/connectd/connectd/sdk"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -426,8 +426,8 @@ func parsePipeline(b *hcl.Block) (*Pipeline, hcl.Diagnostics) {
 		Name:          name,
 		OnRecordError: OnErrorFail,
 		Range:         b.DefRange,
-		Batch:      Batch{MaxRecords: DefaultMaxRecords, MaxBytes: DefaultMaxBytes, MaxWait: DefaultMaxWait},
-		Checkpoint: Checkpoint{Store: DefaultStore, Dir: filepath.Join(".connectd", name)},
+		Batch:         Batch{MaxRecords: DefaultMaxRecords, MaxBytes: DefaultMaxBytes, MaxWait: DefaultMaxWait},
+		Checkpoint:    Checkpoint{Store: DefaultStore, Dir: filepath.Join(".connectd", name)},
 	}
 	content, d := bodyContent(b.Body, pipelineSchema)
 	diags = append(diags, d...)

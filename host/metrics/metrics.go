@@ -77,6 +77,8 @@ var (
 	descBytesRead      = prometheus.NewDesc("connectd_read_bytes_total", "Bytes of record data the source returned (batches that later failed included).", []string{"pipeline"}, nil)
 	descRecordsWritten = prometheus.NewDesc("connectd_records_written_total", "Records of committed batches, written by the sink.", []string{"pipeline"}, nil)
 	descBytesWritten   = prometheus.NewDesc("connectd_written_bytes_total", "Bytes of record data of committed batches, written by the sink.", []string{"pipeline"}, nil)
+	descRejected       = prometheus.NewDesc("connectd_records_rejected_total", "Records of committed batches that a transform, a processor or the sink rejected (on_record_error skip or dead_letter).", []string{"pipeline"}, nil)
+	descDeadLetters    = prometheus.NewDesc("connectd_dead_letters_total", "Rejected records of committed batches written to the dead-letter sink.", []string{"pipeline"}, nil)
 	descBatches        = prometheus.NewDesc("connectd_batches_total", "Batches by outcome: committed (new batches), replayed (uncommitted batches recovered and committed), failed (a plugin failed during the batch; it is retried).", []string{"pipeline", "outcome"}, nil)
 	descRestarts       = prometheus.NewDesc("connectd_plugin_restarts_total", "Plugin processes restarted after they died, by role.", []string{"pipeline", "role"}, nil)
 	descState          = prometheus.NewDesc("connectd_pipeline_state", "1 for the pipeline's current state, 0 for the others.", []string{"pipeline", "state"}, nil)
@@ -88,7 +90,7 @@ var (
 type collector struct{ controls []*pipeline.Control }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRecordsRead, descBytesRead, descRecordsWritten, descBytesWritten, descBatches, descRestarts, descState, descLastCommit, descCommitted, descLag} {
+	for _, d := range []*prometheus.Desc{descRecordsRead, descBytesRead, descRecordsWritten, descBytesWritten, descRejected, descDeadLetters, descBatches, descRestarts, descState, descLastCommit, descCommitted, descLag} {
 		ch <- d
 	}
 }
@@ -107,10 +109,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descBytesRead, s.BytesRead, n)
 		counter(descRecordsWritten, s.RecordsWritten, n)
 		counter(descBytesWritten, s.BytesWritten, n)
+		counter(descRejected, s.RecordsRejected, n)
+		counter(descDeadLetters, s.DeadLetters, n)
 		counter(descBatches, s.Batches, n, "committed")
 		counter(descBatches, s.Replayed, n, "replayed")
 		counter(descBatches, s.FailedBatches, n, "failed")
-		for _, role := range []string{"source", "sink"} {
+		for _, role := range []string{"source", "processor", "sink", "dead_letter"} {
 			counter(descRestarts, s.Restarts[role], n, role)
 		}
 		for _, st := range States {

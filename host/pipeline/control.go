@@ -66,6 +66,10 @@ type Status struct {
 	// batches delivered.
 	RecordsRead, BytesRead       int64
 	RecordsWritten, BytesWritten int64
+	// RecordsRejected counts the records of committed batches that a
+	// transform, a processor or the sink rejected; DeadLetters those of them
+	// written to the dead-letter sink.
+	RecordsRejected, DeadLetters int64
 	// Committed batches of this run: Batches new ones, Replayed the ones
 	// recovered after a crash.
 	Batches, Replayed int64
@@ -184,8 +188,10 @@ func (c *Control) batchDone(r Report) {
 	c.set(func(st *Status) {
 		r.From, r.Until = r.From.Clone(), r.Until.Clone() // read by Status's callers later
 		st.Last, st.Committed, st.LastCommit, st.Failures = r, r.Until.Clone(), time.Now(), 0
-		st.RecordsWritten += r.Records
+		st.RecordsWritten += r.Written
 		st.BytesWritten += r.Bytes
+		st.RecordsRejected += r.Rejected
+		st.DeadLetters += r.DeadLetters
 		if r.Replay {
 			st.Replayed++
 		} else {

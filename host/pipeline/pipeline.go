@@ -121,11 +121,16 @@ type driver struct {
 	p        *config.Pipeline
 	cp       *checkpoint.Store
 	src, snk *plugin.Process
-	tx       bool // the sink is transactional and its answer drives recovery
-	stop     sdk.Offsets
-	batches  int64
-	records  int64
-	started  bool
+	// procs are the processor plugins of the pipeline's transforms, in
+	// order (config.Pipeline.Processors); dlq is the dead-letter sink, nil
+	// when the pipeline has none.
+	procs   []*plugin.Process
+	dlq     *plugin.Process
+	tx      bool // the sink is transactional and its answer drives recovery
+	stop    sdk.Offsets
+	batches int64
+	records int64
+	started bool
 	// begin is the committed offsets at the run's start, for a drain's
 	// progress (see drainProgress); runStart is when the run started.
 	begin    sdk.Offsets
@@ -305,7 +310,6 @@ func (d *driver) supervise(ctx context.Context) error {
 		if errors.Is(err, errRestart) {
 			d.Log.Info("restarting the plugins as asked", "pipeline", d.p.Name)
 			d.shutdown()
-			d.src, d.snk = nil, nil
 			continue
 		}
 		var perr *plugin.Error
@@ -345,8 +349,11 @@ func (d *driver) permanent(err error) error {
 	var cerr *plugin.ConfigError
 	if errors.As(err, &cerr) {
 		block := &d.p.Source
-		if strings.HasPrefix(cerr.Plugin, string(sdk.KindSink)+" ") {
-			block = &d.p.Sink
+		for _, b := range d.blocks() {
+			if strings.HasPrefix(cerr.Plugin, fmt.Sprintf("%s %q", b.Kind, b.Name)) {
+				block = b
+				break
+			}
 		}
 		return &ConfigError{Range: block.Range, Err: d.errorf("%w (not retried: change the configuration, or the offsets with connectd offsets reset)", err)}
 	}
@@ -359,41 +366,86 @@ func (d *driver) permanent(err error) error {
 
 // exited reports whether a plugin process of the pipeline has died.
 func (d *driver) exited() bool {
-	return (d.src != nil && d.src.Exited()) || (d.snk != nil && d.snk.Exited())
+	for _, r := range d.roles() {
+		if p := *r.proc; p != nil && p.Exited() {
+			return true
+		}
+	}
+	return false
+}
+
+// blocks returns the pipeline's plugin blocks: source, processors, sink,
+// dead-letter sink.
+func (d *driver) blocks() []*config.Plugin {
+	out := append([]*config.Plugin{&d.p.Source}, d.p.Processors()...)
+	out = append(out, &d.p.Sink)
+	if d.p.DeadLetter != nil {
+		out = append(out, d.p.DeadLetter)
+	}
+	return out
+}
+
+// role is one plugin process of the pipeline: where the driver keeps it, its
+// block, and the name the Control counts its restarts under.
+type role struct {
+	proc  **plugin.Process
+	block *config.Plugin
+	name  string // "source", "processor", "sink", "dead_letter"
+}
+
+// roles lists the pipeline's plugin processes in the order they start: the
+// source, the processors, the sink, the dead-letter sink.
+func (d *driver) roles() []role {
+	procs := d.p.Processors()
+	if len(d.procs) != len(procs) {
+		d.procs = make([]*plugin.Process, len(procs))
+	}
+	out := []role{{&d.src, &d.p.Source, "source"}}
+	for i, b := range procs {
+		out = append(out, role{&d.procs[i], b, "processor"})
+	}
+	out = append(out, role{&d.snk, &d.p.Sink, "sink"})
+	if d.p.DeadLetter != nil {
+		out = append(out, role{&d.dlq, d.p.DeadLetter, "dead_letter"})
+	}
+	return out
+}
+
+// open opens a started plugin process with its block's values.
+func (d *driver) open(ctx context.Context, p *plugin.Process, b *config.Plugin) error {
+	switch {
+	case p.Source != nil:
+		return p.Source.Open(ctx, d.p.Name, b.Values)
+	case p.Processor != nil:
+		return p.Processor.Open(ctx, d.p.Name, b.Values)
+	default:
+		return p.Sink.Open(ctx, d.p.Name, b.Values)
+	}
 }
 
 // ensure starts the plugin processes that are not running and opens them.
 func (d *driver) ensure(ctx context.Context) error {
-	if d.src != nil && d.src.Exited() {
-		d.src.Kill() // releases what the client holds for the dead process
-		d.src = nil
-		d.Control.restarted("source")
-	}
-	if d.snk != nil && d.snk.Exited() {
-		d.snk.Kill()
-		d.snk = nil
-		d.Control.restarted("sink")
+	roles := d.roles()
+	for _, r := range roles {
+		if p := *r.proc; p != nil && p.Exited() {
+			p.Kill() // releases what the client holds for the dead process
+			*r.proc = nil
+			d.Control.restarted(r.name)
+		}
 	}
 	restart := d.started
-	if d.src == nil {
-		p, err := d.Loader.Start(ctx, sdk.KindSource, d.p.Source.Name, plugin.Env(restart))
+	for _, r := range roles {
+		if *r.proc != nil {
+			continue
+		}
+		p, err := d.Loader.Start(ctx, r.block.Kind, r.block.Name, plugin.Env(restart))
 		if err != nil {
 			return d.errorf("%w", err)
 		}
-		if err := p.Source.Open(ctx, d.p.Name, d.p.Source.Values); err != nil {
-			return d.openFailed(p, &d.p.Source, err)
+		if err := d.open(ctx, p, r.block); err != nil {
+			return d.openFailed(p, r.block, err)
 		}
-		d.src = p
-	}
-	if d.snk == nil {
-		p, err := d.Loader.Start(ctx, sdk.KindSink, d.p.Sink.Name, plugin.Env(restart))
-		if err != nil {
-			return d.errorf("%w", err)
-		}
-		if err := p.Sink.Open(ctx, d.p.Name, d.p.Sink.Values); err != nil {
-			return d.openFailed(p, &d.p.Sink, err)
-		}
-		d.snk = p
+		*r.proc = p
 	}
 	if err := d.checkCapabilities(); err != nil {
 		return err
@@ -424,7 +476,15 @@ func (d *driver) openFailed(p *plugin.Process, block *config.Plugin, err error) 
 // spec they declare now (a third-party plugin may have been replaced since
 // validation) and the interfaces they implement.
 func (d *driver) checkCapabilities() error {
-	if err := config.CheckDelivery(d.p.Delivery, d.src.Spec, d.snk.Spec, d.p.Source.Values, d.p.Sink.Values); err != nil {
+	procs := make([]sdk.Spec, len(d.procs))
+	for i, p := range d.procs {
+		procs[i] = p.Spec
+	}
+	var dl sdk.Spec
+	if d.dlq != nil {
+		dl = d.dlq.Spec
+	}
+	if err := config.CheckPipeline(d.p, d.src.Spec, d.snk.Spec, procs, dl); err != nil {
 		return d.errorf("%w", err)
 	}
 	has := func(s sdk.Spec, vals map[string]any, c sdk.Capability) bool {
@@ -445,24 +505,32 @@ func (d *driver) checkCapabilities() error {
 	return nil
 }
 
+// shutdown closes and stops every plugin process of the pipeline, and
+// forgets them.
 func (d *driver) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if d.src != nil {
-		if !d.src.Exited() {
-			if err := d.src.Source.Close(ctx); err != nil {
-				d.Log.Warn("closing source", "pipeline", d.p.Name, "error", err.Error())
+	for _, r := range d.roles() {
+		p := *r.proc
+		if p == nil {
+			continue
+		}
+		if !p.Exited() {
+			var err error
+			switch {
+			case p.Source != nil:
+				err = p.Source.Close(ctx)
+			case p.Processor != nil:
+				err = p.Processor.Close(ctx)
+			default:
+				err = p.Sink.Close(ctx)
+			}
+			if err != nil {
+				d.Log.Warn("closing "+r.name, "pipeline", d.p.Name, "plugin", r.block.Name, "error", err.Error())
 			}
 		}
-		d.src.Kill()
-	}
-	if d.snk != nil {
-		if !d.snk.Exited() {
-			if err := d.snk.Sink.Close(ctx); err != nil {
-				d.Log.Warn("closing sink", "pipeline", d.p.Name, "error", err.Error())
-			}
-		}
-		d.snk.Kill()
+		p.Kill()
+		*r.proc = nil
 	}
 }
 
@@ -517,6 +585,14 @@ func (d *driver) recover(ctx context.Context) error {
 		case ok && c.Batch == planned.Batch:
 			if !c.Until.Equal(planned.Until) {
 				return d.errorf("sink %q committed batch %d with until %s, but the checkpoint planned it with until %s: checkpoint and sink disagree", d.p.Sink.Name, c.Batch, c.Until, planned.Until)
+			}
+			if d.dlq != nil && d.src.Has(protocol.FeatureReplayer) {
+				// Its dead letters may not be written yet: replay the batch.
+				// The sink skips what it committed and answers with the
+				// rejections it committed with it (sdk.Rejected).
+				d.Log.Info("the transactional sink committed the batch; replaying it for its dead letters", "pipeline", d.p.Name, "batch", c.Batch)
+				_, err := d.batch(ctx, planned.Batch, &planned)
+				return err
 			}
 			d.Log.Info("the transactional sink committed the batch; the checkpoint follows it", "pipeline", d.p.Name, "batch", c.Batch)
 			if err := d.cp.Commit(c.Batch); err != nil {
@@ -631,12 +707,27 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 	}()
 
 	write := func() error {
-		fault.Hit(fault.HostWriteBefore, id)
 		t := time.Now()
-		if err := d.snk.Sink.Write(bctx, id, data, r.Replay); err != nil {
+		o, err := d.shape(bctx, id, data, r.Replay)
+		if err != nil {
+			return err
+		}
+		fault.Hit(fault.HostWriteBefore, id)
+		rejected, err := d.snk.Sink.Write(bctx, id, o.data, r.Replay)
+		if err != nil {
+			return err
+		}
+		if err := d.sinkRejected(id, o, rejected); err != nil {
+			return err
+		}
+		if err := d.deadLetters(bctx, id, data, o, r.Replay); err != nil {
 			return err
 		}
 		r.Write = time.Since(t)
+		r.Written, r.Rejected = o.written, int64(len(o.letters))
+		if d.dlq != nil {
+			r.DeadLetters = r.Rejected
+		}
 		fault.Hit(fault.HostWriteAfter, id)
 		return nil
 	}

@@ -15,17 +15,22 @@ import (
 type Report struct {
 	Pipeline  string
 	Batch     int64
-	Replay    bool // the batch was replayed after a crash
-	ReadAhead bool // the batch was read while the previous one was written
-	Records   int64
+	Replay    bool  // the batch was replayed after a crash
+	ReadAhead bool  // the batch was read while the previous one was written
+	Records   int64 // read from the source
 	Bytes     int64
-	From      sdk.Offsets
-	Until     sdk.Offsets
-	Start     time.Time
-	Read      time.Duration // asking the source (Read or Replay); a read ahead ran while the previous batch was written
-	Plan      time.Duration // appending offsets/N to the checkpoint
-	Write     time.Duration // the sink's Write
-	Commit    time.Duration // appending commits/N
+	// Written is how many records the sink kept: Records after the
+	// transforms, less what the sink rejected. Rejected counts the records
+	// a transform, a processor or the sink rejected; DeadLetters those of
+	// them written to the dead-letter sink.
+	Written, Rejected, DeadLetters int64
+	From                           sdk.Offsets
+	Until                          sdk.Offsets
+	Start                          time.Time
+	Read                           time.Duration // asking the source (Read or Replay); a read ahead ran while the previous batch was written
+	Plan                           time.Duration // appending offsets/N to the checkpoint
+	Write                          time.Duration // the sink's Write
+	Commit                         time.Duration // appending commits/N
 	// PlanSync and CommitSync are the parts of Plan and Commit spent making
 	// the append durable (fsync, or a PostgreSQL commit); 0 when the batch
 	// had no such append (a replay is not planned again).

@@ -288,7 +288,11 @@ func (s *Sink) Open(ctx context.Context, pipeline string, values map[string]any)
 // Write sends batch to the sink and returns when the sink says it is durable.
 // The host-side fault point host.write.partial lives here: it lets k records
 // through, then kills the host.
-func (s *Sink) Write(ctx context.Context, batch int64, d *Data, replay bool) error {
+func (s *Sink) Write(ctx context.Context, batch int64, d *Data, replay bool) ([]sdk.Rejection, error) {
+	return nil, s.write(ctx, batch, d, replay)
+}
+
+func (s *Sink) write(ctx context.Context, batch int64, d *Data, replay bool) error {
 	st, err := s.conn.NewStream(ctx, writeDesc, pb.Sink_Write_FullMethodName, dataPath)
 	if err != nil {
 		return wrap(s.name, "write", err)

@@ -205,9 +205,11 @@ type Process struct {
 	Features []protocol.Feature
 	Source   *Source // set for a source
 	Sink     *Sink   // set for a sink
-	client   *goplugin.Client
-	conn     *grpc.ClientConn
-	stderr   *tail
+	// Processor is set for a processor.
+	Processor *Processor
+	client    *goplugin.Client
+	conn      *grpc.ClientConn
+	stderr    *tail
 }
 
 // Exited reports whether the process has exited.

@@ -1,0 +1,158 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/connectd/connectd/host/config"
+	"github.com/connectd/connectd/host/plugin"
+	"github.com/connectd/connectd/sdk"
+)
+
+// The headers a dead letter carries besides the record's own.
+const (
+	// HeaderError is why the record was rejected.
+	HeaderError = "connectd.error"
+	// HeaderStage is the stage that rejected it: `transform 2 "set"`,
+	// `sink "elasticsearch"`.
+	HeaderStage = "connectd.stage"
+	// HeaderPosition is the record's source position, "partition@offset"
+	// (sdk.Position.String).
+	HeaderPosition = "connectd.position"
+)
+
+// letter is a rejected record: as the stage that rejected it received it.
+type letter struct {
+	rec           sdk.Record
+	stage, reason string
+}
+
+// outcome is what one batch's records became on their way to the sink.
+type outcome struct {
+	data    *plugin.Data // what the sink gets
+	letters []letter     // rejected by a transform or by the sink
+	written int64        // records the sink kept
+}
+
+// shape runs the batch's records through the pipeline's transforms, in
+// order. Without transforms the source's chunks go to the sink as they are,
+// never decoded. With them, the host decodes the records once, runs every
+// built-in and processor over them, and encodes what is left for the sink.
+// A record a stage rejects goes no further; with on_record_error = "fail"
+// the batch fails before anything is written.
+func (d *driver) shape(ctx context.Context, id int64, data *plugin.Data, replay bool) (*outcome, error) {
+	if len(d.p.Transforms) == 0 {
+		return &outcome{data: data}, nil
+	}
+	recs, err := sdk.DecodeChunks(nil, data.Chunks)
+	if err != nil {
+		return nil, d.errorf("batch %d: decoding the source's records for the transforms: %w", id, err)
+	}
+	o := &outcome{}
+	proc := 0
+	for i, t := range d.p.Transforms {
+		stage := t.Stage(i + 1)
+		var out []sdk.Record
+		var rejected []sdk.Rejection
+		if t.Step != nil {
+			out, rejected = t.Step.Apply(recs)
+		} else {
+			p := d.procs[proc]
+			proc++
+			if out, rejected, err = p.Processor.Process(ctx, id, recs, replay); err != nil {
+				return nil, err
+			}
+		}
+		for _, r := range rejected {
+			o.letters = append(o.letters, letter{rec: recs[r.Index], stage: stage, reason: r.Reason})
+		}
+		if err := d.refuse(id, o.letters); err != nil {
+			return nil, err
+		}
+		recs = out
+	}
+	chunks, size, err := sdk.EncodeChunks(recs)
+	if err != nil {
+		return nil, d.errorf("batch %d: encoding the transformed records: %w", id, err)
+	}
+	o.data = &plugin.Data{Chunks: chunks, From: data.From, Until: data.Until, Records: int64(len(recs)), Bytes: size}
+	return o, nil
+}
+
+// sinkRejected adds the records the sink rejected to o's letters. The sink
+// rejected them by index into what it was sent, so the host decodes that
+// again (only for a batch with rejections).
+func (d *driver) sinkRejected(id int64, o *outcome, rejected []sdk.Rejection) error {
+	o.written = o.data.Records - int64(len(rejected))
+	if len(rejected) == 0 {
+		return nil
+	}
+	sent, err := sdk.DecodeChunks(nil, o.data.Chunks)
+	if err != nil {
+		return d.errorf("batch %d: decoding the records the sink rejected: %w", id, err)
+	}
+	stage := fmt.Sprintf("sink %q", d.p.Sink.Name)
+	for _, r := range rejected {
+		if r.Index < 0 || r.Index >= len(sent) {
+			return d.errorf("batch %d: sink %q broke the Write contract: it rejected record %d of %d", id, d.p.Sink.Name, r.Index, len(sent))
+		}
+		o.letters = append(o.letters, letter{rec: sent[r.Index], stage: stage, reason: r.Reason})
+	}
+	return d.refuse(id, o.letters)
+}
+
+// refuse fails the batch for its first rejected record when the pipeline's
+// on_record_error is "fail". The error is not retried: the same batch would
+// be rejected the same way.
+func (d *driver) refuse(id int64, letters []letter) error {
+	if len(letters) == 0 || d.p.OnRecordError != config.OnErrorFail {
+		return nil
+	}
+	l := letters[0]
+	more := ""
+	if len(letters) > 1 {
+		more = fmt.Sprintf(" (and %d more)", len(letters)-1)
+	}
+	return d.errorf("batch %d: record %s rejected by %s: %s%s; on_record_error = %q stops the pipeline before the batch commits: fix the cause, or set on_record_error = %q or %q", id, l.rec.Position, l.stage, l.reason, more, config.OnErrorFail, config.OnErrorSkip, config.OnErrorDeadLetter)
+}
+
+// deadLetters writes the batch's rejected records to the dead-letter sink
+// as batch id (same id, same range, same replay flag as the batch), before
+// the batch commits, so a crash at any point writes them again on replay
+// and the dead-letter sink's idempotence keeps them once. With
+// on_record_error = "skip" they are only logged.
+func (d *driver) deadLetters(ctx context.Context, id int64, data *plugin.Data, o *outcome, replay bool) error {
+	if len(o.letters) == 0 {
+		return nil
+	}
+	if d.p.OnRecordError == config.OnErrorSkip {
+		l := o.letters[0]
+		d.Log.Warn("records rejected and skipped", "pipeline", d.p.Name, "batch", id, "records", len(o.letters), "first", l.rec.Position.String(), "stage", l.stage, "reason", l.reason)
+		return nil
+	}
+	recs := make([]sdk.Record, len(o.letters))
+	for i, l := range o.letters {
+		r := l.rec
+		h := make([]sdk.Header, 0, len(r.Headers)+3)
+		h = append(h, r.Headers...)
+		h = append(h,
+			sdk.Header{Key: HeaderError, Value: []byte(l.reason)},
+			sdk.Header{Key: HeaderStage, Value: []byte(l.stage)},
+			sdk.Header{Key: HeaderPosition, Value: []byte(r.Position.String())})
+		r.Headers = h
+		recs[i] = r
+	}
+	chunks, size, err := sdk.EncodeChunks(recs)
+	if err != nil {
+		return d.errorf("batch %d: encoding dead letters: %w", id, err)
+	}
+	dl := &plugin.Data{Chunks: chunks, From: data.From, Until: data.Until, Records: int64(len(recs)), Bytes: size}
+	rejected, err := d.dlq.Sink.Write(ctx, id, dl, replay)
+	if err != nil {
+		return err
+	}
+	if len(rejected) > 0 {
+		return d.errorf("batch %d: the dead-letter sink %q rejected %d of the %d dead letters (first: %s); nothing else can take them: the batch does not commit", id, d.p.DeadLetter.Name, len(rejected), len(recs), rejected[0].Reason)
+	}
+	return nil
+}
