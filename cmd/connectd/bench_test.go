@@ -51,14 +51,27 @@ func BenchmarkBoundary(b *testing.B) {
 // plugin processes and the checkpoint: one iteration is a whole
 // `connectd run --drain` of 1,000,000 100-byte records (process start-up
 // included). cpu-s/run is the CPU time of the three processes together.
-func BenchmarkEndToEnd(b *testing.B) { endToEnd(b) }
+func BenchmarkEndToEnd(b *testing.B) { endToEnd(b, "") }
 
 // BenchmarkEndToEndHTTP is BenchmarkEndToEnd with `--http 127.0.0.1:0`: the
 // pipeline reports to its Control and the metrics' Progress once per batch
 // (docs/benchmarks.md compares the two).
-func BenchmarkEndToEndHTTP(b *testing.B) { endToEnd(b, "--http", "127.0.0.1:0") }
+func BenchmarkEndToEndHTTP(b *testing.B) { endToEnd(b, "", "--http", "127.0.0.1:0") }
 
-func endToEnd(b *testing.B, args ...string) {
+// BenchmarkEndToEndTransforms is BenchmarkEndToEnd through a filter that
+// keeps every record and a set that adds a field to each JSON value: the
+// host decodes, transforms and encodes every record (docs/benchmarks.md
+// compares the two; issue 13's target is at most 30% of the throughput).
+func BenchmarkEndToEndTransforms(b *testing.B) {
+	endToEnd(b, `
+  transform "filter" { where = "value.offset >= 0" }
+  transform "set" {
+    fields = { "source" = "position.partition" }
+  }`)
+}
+
+// endToEnd runs generator → transforms → discard over a million records.
+func endToEnd(b *testing.B, transforms string, args ...string) {
 	const count = 1000000
 	var records int64
 	var elapsed, cpu time.Duration
@@ -72,7 +85,7 @@ pipeline "bench" {
     count      = 1000000
     partitions = 4
     size       = 100
-  }
+  }`+transforms+`
   sink "discard" {}
   batch { max_records = 20000 }
   checkpoint { dir = "state" }
