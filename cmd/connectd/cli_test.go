@@ -256,7 +256,8 @@ func TestPluginsCommand(t *testing.T) {
 	}
 }
 
-// TestConfigsValidate runs `connectd validate` on every example config.
+// TestConfigsValidate runs `connectd validate` on every example config (with
+// the secrets they read through env() set, as their comments say).
 func TestConfigsValidate(t *testing.T) {
 	files, err := filepath.Glob("../../configs/*.hcl")
 	if err != nil || len(files) == 0 {
@@ -265,7 +266,7 @@ func TestConfigsValidate(t *testing.T) {
 	for _, f := range files {
 		abs, _ := filepath.Abs(f)
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			r := connectd(t, t.TempDir(), nil, "validate", abs)
+			r := connectd(t, t.TempDir(), []string{"MASK_KEY=example-key"}, "validate", abs)
 			if r.Code != 0 {
 				t.Errorf("validate %s: exit %d:\n%s", f, r.Code, r.Stderr)
 			}

@@ -15,11 +15,20 @@
 //	  source "file" {                      # exactly one source; its body is checked
 //	    paths = ["in/*.txt"]               # against the plugin's sdk.Spec
 //	  }
+//	  transform "filter" {                 # any number, run in order: a built-in
+//	    where = "value.amount > 100"       # (filter, set, drop_fields, rename, mask;
+//	  }                                    # compiled here) or a processor plugin
+//	  transform "split" { field = "items" }  # whose body is checked like a source's
 //	  sink "file" {                        # exactly one sink
 //	    dir  = "out"
 //	    mode = "batch"
 //	    password = env("OUT_PASSWORD")     # env("NAME") reads the environment;
 //	  }                                    # unset is an error, the value is secret
+//	  on_record_error = "dead_letter"      # optional: "fail" (default), "skip" or "dead_letter"
+//	  dead_letter "file" {                 # with "dead_letter": the sink rejected records go to
+//	    dir  = "rejected"
+//	    mode = "batch"
+//	  }
 //
 //	  batch {                              # optional
 //	    max_records = 1000                 # > 0, default 10000
@@ -49,7 +58,13 @@
 // attribute's value, with "Did you mean" for a near miss of an enum; a secret
 // value is neither shown nor used for a suggestion.
 //
+// A transform block names a built-in of host/transform, compiled here: an
+// expression's syntax or type error is a diagnostic pointing into the
+// expression. Any other name is a processor plugin (sdk.KindProcessor),
+// looked up and checked like a source or sink.
+//
 // The delivery guarantee is checked against the plugins' capabilities for the
-// configured values (see CheckDelivery): exactly-once needs a replayable source
-// and an idempotent or transactional sink.
+// configured values (see CheckDelivery, CheckPipeline): exactly-once needs a
+// replayable source, an idempotent or transactional sink, deterministic
+// processors, and an idempotent or transactional dead-letter sink.
 package config
