@@ -328,14 +328,14 @@ func (c *contract) idempotent(ctx context.Context) error {
 		return err
 	}
 	for i, d := range []*plugin.Data{d1, d2} {
-		if err := c.snk.Sink.Write(ctx, int64(i+1), d, false); err != nil {
+		if _, err := c.snk.Sink.Write(ctx, int64(i+1), d, false); err != nil {
 			return fmt.Errorf("write of batch %d: %w", i+1, err)
 		}
 	}
 	if _, err := c.listIDs(ctx, written, "after writing batches 1 and 2"); err != nil {
 		return err
 	}
-	if err := c.snk.Sink.Write(ctx, 1, d1, true); err != nil {
+	if _, err := c.snk.Sink.Write(ctx, 1, d1, true); err != nil {
 		return fmt.Errorf("second write of batch 1: %w", err)
 	}
 	if _, err := c.listIDs(ctx, written, "after writing batch 1 again"); err != nil {
@@ -344,7 +344,7 @@ func (c *contract) idempotent(ctx context.Context) error {
 	if err := c.restart(ctx, c.snk); err != nil {
 		return err
 	}
-	if err := c.snk.Sink.Write(ctx, 2, d2, true); err != nil {
+	if _, err := c.snk.Sink.Write(ctx, 2, d2, true); err != nil {
 		return fmt.Errorf("write of batch 2 again after a restart: %w", err)
 	}
 	_, err = c.listIDs(ctx, written, "after a restart of the sink and writing batch 2 again")
@@ -378,7 +378,7 @@ func (c *contract) transactional(ctx context.Context) error {
 	}
 	for i, d := range []*plugin.Data{d1, d2} {
 		id := int64(i + 1)
-		if err := c.snk.Sink.Write(ctx, id, d, false); err != nil {
+		if _, err := c.snk.Sink.Write(ctx, id, d, false); err != nil {
 			return fmt.Errorf("write of batch %d: %w", id, err)
 		}
 		if err := expect(sdk.Committed{Batch: id, Until: d.Until}, fmt.Sprintf("after writing batch %d", id)); err != nil {

@@ -633,7 +633,7 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 	write := func() error {
 		fault.Hit(fault.HostWriteBefore, id)
 		t := time.Now()
-		if err := d.snk.Sink.Write(bctx, id, data, r.Replay); err != nil {
+		if _, err := d.snk.Sink.Write(bctx, id, data, r.Replay); err != nil {
 			return err
 		}
 		r.Write = time.Since(t)
