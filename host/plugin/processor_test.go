@@ -215,13 +215,17 @@ func serveLiar() {
 	goplugin.Serve(&goplugin.ServeConfig{HandshakeConfig: protocol.Handshake, Plugins: goplugin.PluginSet{"liar": liar{}}, GRPCServer: goplugin.DefaultGRPCServer})
 }
 
-type liarProcessor struct{ pb.UnimplementedProcessorServer }
+type liarProcessor struct {
+	pb.UnimplementedProcessorServer
+}
 
 func (liarProcessor) Spec(context.Context, *pb.Empty) (*pb.PluginSpec, error) {
 	return &pb.PluginSpec{Name: "liar", Version: "1", Kind: "processor"}, nil
 }
 
-func (liarProcessor) Open(context.Context, *pb.OpenRequest) (*pb.Empty, error) { return &pb.Empty{}, nil }
+func (liarProcessor) Open(context.Context, *pb.OpenRequest) (*pb.Empty, error) {
+	return &pb.Empty{}, nil
+}
 
 // Process answers batch 1 with the records moved to made-up offsets, batch
 // 2 with a rejection of a record the batch does not have, batch 3 with a
