@@ -333,3 +333,49 @@ func TestProcessorBrokenContract(t *testing.T) {
 		t.Errorf("Write: error %v\nwant permanent %s", err, want)
 	}
 }
+
+// pyjsonlEnv names the executable of examples/python's plugin, which
+// examples/python/test builds (stubs, a wrapper) and passes to
+// TestProcessorInPython.
+const pyjsonlEnv = "CONNECTD_TEST_PYJSONL"
+
+// A processor written in Python from connector.proto alone: the host's
+// Processor handle sends it a batch and gets back every JSON object copied
+// twice (the copies numbered by the host) and the other record rejected, the
+// same for the same batch.
+func TestProcessorInPython(t *testing.T) {
+	exe := os.Getenv(pyjsonlEnv)
+	if exe == "" {
+		t.Skipf("%s is not set: examples/python/test sets it to the Python plugin it builds", pyjsonlEnv)
+	}
+	l := &Loader{}
+	ctx := context.Background()
+	p, err := l.Start(ctx, sdk.KindProcessor, exe, os.Environ())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Kill()
+	if !p.Spec.Has(sdk.CapDeterministic) {
+		t.Errorf("spec %+v does not declare deterministic", p.Spec)
+	}
+	if err := p.Processor.Open(ctx, "demo", map[string]any{"copies": 2}); err != nil {
+		t.Fatal(err)
+	}
+	in := records(`{"id":"a"}`, `not json`, `{"id":"b"}`)
+	for range 2 { // the same batch twice: the same output
+		out, rej, err := p.Processor.Process(ctx, 1, in, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := `ka={"id":"a","copy":0}@t/0@0 ka={"id":"a","copy":1}@t/0@0#1 kc={"id":"b","copy":0}@t/0@1 kc={"id":"b","copy":1}@t/0@1#1`
+		if got := show(out); got != want {
+			t.Errorf("Process:\n got %s\nwant %s", got, want)
+		}
+		if len(rej) != 1 || rej[0] != (sdk.Rejection{Index: 1, Reason: "value is not a JSON object"}) {
+			t.Errorf("rejections = %+v", rej)
+		}
+	}
+	if err := p.Processor.Close(ctx); err != nil {
+		t.Error(err)
+	}
+}
