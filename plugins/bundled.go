@@ -9,12 +9,13 @@ import (
 	"github.com/connectd/connectd/plugins/generator"
 	"github.com/connectd/connectd/plugins/kafka"
 	"github.com/connectd/connectd/plugins/postgres"
+	"github.com/connectd/connectd/plugins/split"
 	"github.com/connectd/connectd/sdk"
 )
 
 // Bundled returns the bundled plugins by name.
 func Bundled() map[string]sdk.Plugin {
-	ps := []sdk.Plugin{generator.Plugin, file.Plugin, discard.Plugin, kafka.Plugin, postgres.Plugin, elasticsearch.Plugin}
+	ps := []sdk.Plugin{generator.Plugin, file.Plugin, discard.Plugin, kafka.Plugin, postgres.Plugin, elasticsearch.Plugin, split.Plugin}
 	m := make(map[string]sdk.Plugin, len(ps))
 	for _, p := range ps {
 		m[p.Name()] = p

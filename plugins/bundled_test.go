@@ -19,6 +19,9 @@ func TestBundledSpecsCheck(t *testing.T) {
 		if p.Sink != nil {
 			specs = append(specs, p.Sink.Spec)
 		}
+		if p.Processor != nil {
+			specs = append(specs, p.Processor.Spec)
+		}
 		if len(specs) == 0 {
 			t.Errorf("plugin %q has no role", name)
 		}

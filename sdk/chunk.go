@@ -3,6 +3,7 @@ package sdk
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -19,7 +20,7 @@ import (
 //	message Chunk  { repeated string partitions = 1; repeated Record records = 2; }
 //	message Record { uint32 partition = 1; int64 offset = 2; bytes key = 3;
 //	                 bytes value = 4; repeated Header headers = 5;
-//	                 int64 timestamp_unix_nano = 6; }
+//	                 int64 timestamp_unix_nano = 6; uint32 index = 7; }
 //	message Header { string key = 1; bytes value = 2; }
 //
 // The encoder writes each record's fields in field-number order and omits
@@ -40,6 +41,7 @@ const (
 	recValue     = 4
 	recHeaders   = 5
 	recTimestamp = 6
+	recIndex     = 7
 
 	hdrKey   = 1
 	hdrValue = 2
@@ -114,7 +116,8 @@ func appendRecord(b []byte, r *Record, idx uint32) []byte {
 		ts = r.Timestamp.UnixNano()
 	}
 	n := varintField(uint64(idx)) + varintField(uint64(r.Position.Offset)) +
-		bytesField(len(r.Key)) + bytesField(len(r.Value)) + varintField(uint64(ts))
+		bytesField(len(r.Key)) + bytesField(len(r.Value)) + varintField(uint64(ts)) +
+		varintField(uint64(uint32(r.Position.Index)))
 	for i := range r.Headers {
 		n += 1 + protowire.SizeBytes(headerSize(&r.Headers[i]))
 	}
@@ -153,6 +156,10 @@ func appendRecord(b []byte, r *Record, idx uint32) []byte {
 		b = append(b, recTimestamp<<3|byte(protowire.VarintType))
 		b = protowire.AppendVarint(b, uint64(ts))
 	}
+	if r.Position.Index != 0 {
+		b = append(b, recIndex<<3|byte(protowire.VarintType))
+		b = protowire.AppendVarint(b, uint64(uint32(r.Position.Index)))
+	}
 	return b
 }
 
@@ -165,6 +172,9 @@ func (e *encoder) add(recs []Record, flush func([]byte) error) error {
 		r := &recs[i]
 		if e.buf == nil {
 			e.buf = (*chunkPool.Get(0))[:0]
+		}
+		if uint(r.Position.Index) > math.MaxUint32 {
+			return fmt.Errorf("record %s: position index %d is outside 0…%d", r.Position, r.Position.Index, uint32(math.MaxUint32))
 		}
 		idx := e.lookup(r.Position.Partition)
 		if len(e.check) > 0 || len(r.Headers) > 0 {
@@ -256,6 +266,34 @@ func (b *bufferPool) Put(buf *[]byte) {
 	if cap(*buf) <= 4*chunkCap {
 		b.p.Put(buf)
 	}
+}
+
+// EncodeChunks encodes recs as connector.v1 Chunks of about
+// protocol.ChunkBytes each (a single larger record gets a chunk of its own),
+// for a host that sends records it decoded and changed: the chunks are the
+// caller's to keep. bytes is the records' total Record.Size. A partition name
+// or header key that is not UTF-8, or a Position.Index outside uint32, is an
+// error that names the record; no records gives no chunks.
+func EncodeChunks(recs []Record) (chunks [][]byte, bytes int64, err error) {
+	var e encoder
+	keep := func(c []byte) error {
+		chunks = append(chunks, append(make([]byte, 0, len(c)), c...))
+		return nil
+	}
+	err = e.add(recs, keep)
+	if err == nil {
+		if c := e.finish(); c != nil {
+			err = keep(c)
+		}
+	}
+	if e.buf != nil {
+		buf := e.buf[:0]
+		chunkPool.Put(&buf)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	return chunks, e.bytes, nil
 }
 
 var errTruncated = errors.New("truncated or malformed protobuf")
@@ -361,7 +399,7 @@ func decodeRecord(r *Record, m []byte, headers *[]Header) (idx uint64, err error
 		}
 		m = m[n:]
 		switch {
-		case typ == protowire.VarintType && (num == recPartition || num == recOffset || num == recTimestamp):
+		case typ == protowire.VarintType && (num == recPartition || num == recOffset || num == recTimestamp || num == recIndex):
 			v, n := protowire.ConsumeVarint(m)
 			if n < 0 {
 				return 0, errTruncated
@@ -372,6 +410,8 @@ func decodeRecord(r *Record, m []byte, headers *[]Header) (idx uint64, err error
 				idx = uint64(uint32(v))
 			case recOffset:
 				r.Position.Offset = int64(v)
+			case recIndex:
+				r.Position.Index = int(uint32(v))
 			default:
 				ts = int64(v)
 			}
@@ -393,7 +433,7 @@ func decodeRecord(r *Record, m []byte, headers *[]Header) (idx uint64, err error
 				}
 				*headers = append(*headers, h)
 			}
-		case num >= recPartition && num <= recTimestamp:
+		case num >= recPartition && num <= recIndex:
 			return 0, fmt.Errorf("record field %d has wire type %d", num, typ)
 		default:
 			n := protowire.ConsumeFieldValue(num, typ, m)
@@ -455,9 +495,12 @@ func decodeHeader(m []byte) (Header, error) {
 	return h, nil
 }
 
-// decodeChunks decodes encoded chunks into one slice of records, allocated
-// once at its final size.
-func decodeChunks(dst []Record, chunks [][]byte) ([]Record, error) {
+// DecodeChunks appends the records of encoded connector.v1 Chunks (as a
+// Read or Replay reply carries them, or as EncodeChunks makes them) to dst,
+// in order, growing dst once to its final size. Keys, values and header
+// values alias chunks: the caller must never change chunks afterwards. A
+// malformed chunk is an error that names it.
+func DecodeChunks(dst []Record, chunks [][]byte) ([]Record, error) {
 	scans := make([]scanned, len(chunks))
 	total := len(dst)
 	for i, c := range chunks {

@@ -98,9 +98,9 @@ func TestDecodedSlicesAreCapped(t *testing.T) {
 		t.Fatal(err)
 	}
 	chunks = append(chunks, bytes.Clone(e.finish()))
-	got, err := decodeChunks(nil, chunks)
+	got, err := DecodeChunks(nil, chunks)
 	if err != nil || len(got) != 2 {
-		t.Fatalf("decodeChunks = %d records, %v", len(got), err)
+		t.Fatalf("DecodeChunks = %d records, %v", len(got), err)
 	}
 	_ = append(got[0].Key, "XXXXXXXX"...)
 	_ = append(got[0].Value, "XXXXXXXX"...)
@@ -119,7 +119,7 @@ func TestDecodeMalformed(t *testing.T) {
 		t.Fatal(err)
 	}
 	for n := 1; n < len(good); n++ {
-		if _, err := decodeChunks(nil, [][]byte{good[:n]}); err == nil {
+		if _, err := DecodeChunks(nil, [][]byte{good[:n]}); err == nil {
 			// A cut at a field boundary of the top level is a valid, shorter chunk.
 			var c pb.Chunk
 			if proto.Unmarshal(good[:n], &c) != nil {
@@ -129,12 +129,12 @@ func TestDecodeMalformed(t *testing.T) {
 	}
 	wrongType := protowire.AppendTag(nil, chunkRecords, protowire.VarintType)
 	wrongType = protowire.AppendVarint(wrongType, 1)
-	if _, err := decodeChunks(nil, [][]byte{wrongType}); err == nil {
+	if _, err := DecodeChunks(nil, [][]byte{wrongType}); err == nil {
 		t.Error("records as a varint decoded without error")
 	}
 	bad := protowire.AppendTag(nil, chunkPartitions, protowire.BytesType)
 	bad = protowire.AppendString(bad, "\xff")
-	if _, err := decodeChunks(nil, [][]byte{bad}); err == nil || !strings.Contains(err.Error(), "UTF-8") {
+	if _, err := DecodeChunks(nil, [][]byte{bad}); err == nil || !strings.Contains(err.Error(), "UTF-8") {
 		t.Errorf("a partition that is not UTF-8: %v", err)
 	}
 }
@@ -180,7 +180,7 @@ func BenchmarkDecode(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(100 * 20000)
 	for b.Loop() {
-		got, err := decodeChunks(nil, chunks)
+		got, err := DecodeChunks(nil, chunks)
 		if err != nil || len(got) != len(recs) {
 			b.Fatal(len(got), err)
 		}

@@ -11,9 +11,9 @@ import (
 )
 
 // serverCodec is gRPC's protobuf codec (same bytes on the wire, same name)
-// with one copy less of each chunk a sink receives: a RawWriteRequest's chunk
-// aliases the fresh buffer the message is gathered into, where proto.Unmarshal
-// would copy it once more. Nothing reuses that buffer, so the records decoded
+// with one copy less of each chunk a sink or processor receives: a
+// RawWriteRequest's (RawProcessRequest's) chunk aliases the fresh buffer the
+// message is gathered into, where proto.Unmarshal would copy it once more. Nothing reuses that buffer, so the records decoded
 // from it may outlive Write (see Batch).
 type serverCodec struct{ std encoding.CodecV2 }
 
@@ -29,7 +29,17 @@ type chunkReply struct {
 	buf *[]byte // holds Chunk
 }
 
+// processReply is a ProcessReply whose chunk buf the encoder handed off, as
+// chunkReply.
+type processReply struct {
+	*rawv1.RawProcessReply
+	buf *[]byte // holds Chunk
+}
+
 func (c serverCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if p, ok := v.(*processReply); ok {
+		return c.marshalProcessReply(p)
+	}
 	r, ok := v.(*chunkReply)
 	if !ok {
 		return c.std.Marshal(v)
@@ -50,12 +60,34 @@ func (c serverCodec) Marshal(v any) (mem.BufferSlice, error) {
 	return out, nil
 }
 
-func (c serverCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	m, ok := v.(*rawv1.RawWriteRequest)
-	if !ok {
-		return c.std.Unmarshal(data, v)
+// marshalProcessReply is Marshal of a ProcessReply: its chunk's buffer goes
+// to the transport as it is.
+func (c serverCodec) marshalProcessReply(r *processReply) (mem.BufferSlice, error) {
+	if len(r.Chunk) == 0 {
+		return c.std.Marshal(r.RawProcessReply)
 	}
+	head := protowire.AppendTag(nil, protocol.ProcessReplyChunk, protowire.BytesType)
+	head = protowire.AppendVarint(head, uint64(len(r.Chunk)))
+	rest, err := proto.Marshal(&rawv1.RawProcessReply{Rejected: r.Rejected})
+	if err != nil {
+		return nil, err
+	}
+	out := mem.BufferSlice{mem.SliceBuffer(head), mem.NewBuffer(r.buf, chunkPool)}
+	if len(rest) > 0 {
+		out = append(out, mem.SliceBuffer(rest))
+	}
+	return out, nil
+}
+
+func (c serverCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	var err error
-	m.Chunk, err = protocol.UnmarshalAliasing(data.Materialize(), m, protocol.WriteRequestChunk)
+	switch m := v.(type) {
+	case *rawv1.RawWriteRequest:
+		m.Chunk, err = protocol.UnmarshalAliasing(data.Materialize(), m, protocol.WriteRequestChunk)
+	case *rawv1.RawProcessRequest:
+		m.Chunk, err = protocol.UnmarshalAliasing(data.Materialize(), m, protocol.ProcessRequestChunk)
+	default:
+		err = c.std.Unmarshal(data, v)
+	}
 	return err
 }

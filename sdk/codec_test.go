@@ -64,4 +64,35 @@ func TestServerCodecWire(t *testing.T) {
 			t.Fatalf("write request changed: %v", got)
 		}
 	}
+	rej := []*pb.Rejection{{Index: 3, Reason: "no"}}
+	for _, m := range []*rawv1.RawProcessReply{{Chunk: big}, {Chunk: big, Rejected: rej}, {Rejected: rej}} {
+		buf := new([]byte)
+		*buf = bytes.Clone(m.Chunk)
+		out, err := c.Marshal(&processReply{RawProcessReply: m, buf: buf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got, want pb.ProcessReply
+		if err := proto.Unmarshal(out.Materialize(), &got); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := proto.Marshal(m)
+		if err := proto.Unmarshal(b, &want); err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(&got, &want) || len(got.Rejected) != len(m.Rejected) {
+			t.Fatalf("process reply changed on the wire")
+		}
+		out.Free()
+	}
+	for _, m := range []*rawv1.RawProcessRequest{{Batch: 3, Replay: true}, {Chunk: big}, {Batch: 4, Chunk: big}} {
+		b, _ := proto.Marshal(m)
+		got := new(rawv1.RawProcessRequest)
+		if err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, got); err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(got, m) {
+			t.Fatalf("process request changed: %v", got)
+		}
+	}
 }

@@ -20,7 +20,7 @@ import (
 )
 
 // The server half of connector.v1: it turns gRPC calls into calls on the
-// author's Source or Sink, checks what comes back, and hosts the plugin-side
+// author's Source, Sink or Processor, checks what comes back, and hosts the plugin-side
 // fault points.
 
 func specToPB(s Spec, features []protocol.Feature) *pb.PluginSpec {
@@ -317,7 +317,7 @@ func (s *sinkServer) Write(stream pb.Sink_WriteServer) error {
 	first := true
 	for {
 		// rawv1.RawWriteRequest is connector.v1 WriteRequest on the wire with
-		// the chunk left encoded; decodeChunks reads it without a protobuf
+		// the chunk left encoded; DecodeChunks reads it without a protobuf
 		// message per record. Each message is unmarshalled into fresh memory,
 		// so the records may alias it (see Batch).
 		m := new(rawv1.RawWriteRequest)
@@ -336,7 +336,7 @@ func (s *sinkServer) Write(stream pb.Sink_WriteServer) error {
 			chunks = append(chunks, m.Chunk)
 		}
 	}
-	if b.Records, err = decodeChunks(nil, chunks); err != nil {
+	if b.Records, err = DecodeChunks(nil, chunks); err != nil {
 		return status.Error(codes.Internal, "the host broke the Write contract: "+err.Error()) // not the user's configuration
 	}
 	if first {
@@ -354,11 +354,19 @@ func (s *sinkServer) Write(stream pb.Sink_WriteServer) error {
 		}
 		fault.Fire(fault.SinkWritePartial, b.ID)
 	}
+	reply := &pb.WriteReply{}
 	if err := sk.Write(stream.Context(), b); err != nil {
-		return rpcError(fmt.Errorf("batch %d: %w", b.ID, err))
+		rej, ok := rejectedOf(err)
+		if !ok {
+			return rpcError(fmt.Errorf("batch %d: %w", b.ID, err))
+		}
+		if err := CheckRejections(len(b.Records), rej.Records); err != nil {
+			return status.Errorf(codes.Internal, "sink broke the Write contract: batch %d: %v", b.ID, err)
+		}
+		reply.Rejected = rejectionsPB(rej.Records)
 	}
 	fault.Hit(fault.SinkWriteAfter, b.ID)
-	return stream.SendAndClose(&pb.Empty{})
+	return stream.SendAndClose(reply)
 }
 
 func (s *sinkServer) LastCommitted(ctx context.Context, _ *pb.Empty) (*pb.CommittedReply, error) {

@@ -195,7 +195,8 @@ type Range struct {
 
 // Batch is what a sink receives: batch ID of a pipeline, its records in source
 // order, and the offsets it covers. Until is what a transactional sink stores
-// atomically with its output.
+// atomically with its output. A processor's Process receives one too, with
+// ID, Records and Replay only (From and Until are nil).
 //
 // The records belong to the sink: they stay valid after Write returns and
 // nothing else writes to them. Their keys, values and header values are

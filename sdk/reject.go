@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -48,4 +49,61 @@ func (r *Rejected) Error() string {
 		fmt.Fprintf(&b, "; record %d: %s", x.Index, x.Reason)
 	}
 	return b.String()
+}
+
+// rejectedOf returns the *Rejected that err is or wraps through single
+// Unwrap steps (fmt.Errorf with one %w). An error that joins a *Rejected
+// with other errors (errors.Join) is not a rejection: the other errors
+// would be lost, so it fails the batch.
+func rejectedOf(err error) (*Rejected, bool) {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if r, ok := e.(*Rejected); ok {
+			return r, true
+		}
+	}
+	return nil, false
+}
+
+// CheckRejections reports how rs breaks the contract of a Write or Process
+// that received n records: an index outside 0…n-1, or one listed twice.
+// The sdk applies it before a rejection leaves the plugin, and the host
+// applies it to every reply.
+func CheckRejections(n int, rs []Rejection) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	seen := make(map[int]bool, len(rs))
+	for _, r := range rs {
+		if r.Index < 0 || r.Index >= n {
+			return fmt.Errorf("rejection of record %d: the batch has %d records (0…%d)", r.Index, n, n-1)
+		}
+		if seen[r.Index] {
+			return fmt.Errorf("record %d is rejected twice", r.Index)
+		}
+		seen[r.Index] = true
+	}
+	return nil
+}
+
+// CheckProcess reports how out, what a processor made of the records in,
+// breaks the Processor contract: a record whose partition and offset are
+// not those of any record of in (Position.Index is not compared: the host
+// numbers it). The sdk applies it to every Process before the host sees it,
+// the host applies it to every reply, and sdktest applies it in tests.
+func CheckProcess(in, out []Record) error {
+	type at struct {
+		p string
+		o int64
+	}
+	pos := make(map[at]struct{}, len(in))
+	for i := range in {
+		pos[at{in[i].Position.Partition, in[i].Position.Offset}] = struct{}{}
+	}
+	for i := range out {
+		p := out[i].Position
+		if _, ok := pos[at{p.Partition, p.Offset}]; !ok {
+			return fmt.Errorf("output record %d is at %s@%d, the position of no input record (a record the processor adds takes the position of the input record it came from)", i, p.Partition, p.Offset)
+		}
+	}
+	return nil
 }

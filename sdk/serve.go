@@ -43,6 +43,9 @@ func Serve(p Plugin) {
 	if p.Sink != nil {
 		set[protocol.RoleSink] = &grpcPlugin{sink: p.Sink}
 	}
+	if p.Processor != nil {
+		set[protocol.RoleProcessor] = &grpcPlugin{processor: p.Processor}
+	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: protocol.Handshake,
 		Plugins:         set,
@@ -57,7 +60,8 @@ func Serve(p Plugin) {
 }
 
 // ProfileEnv names a directory where each plugin process writes a CPU profile,
-// <dir>/<role>-<pid>.pprof (role source, sink or plugin for both), from start
+// <dir>/<role>-<pid>.pprof (role source, sink, processor, or plugin for
+// several), from start
 // until the host stops it (not when it is killed). For benchmarks; see
 // docs/benchmarks.md.
 const ProfileEnv = "CONNECTD_CPUPROFILE"
@@ -71,10 +75,12 @@ func cpuProfile(p Plugin) (stop func()) {
 	}
 	role := "plugin"
 	switch {
-	case p.Sink == nil:
+	case p.Sink == nil && p.Processor == nil:
 		role = "source"
-	case p.Source == nil:
+	case p.Source == nil && p.Processor == nil:
 		role = "sink"
+	case p.Source == nil && p.Sink == nil:
+		role = "processor"
 	}
 	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", role, os.Getpid())))
 	if err == nil {
@@ -91,8 +97,8 @@ func cpuProfile(p Plugin) (stop func()) {
 }
 
 func check(p Plugin) error {
-	if p.Source == nil && p.Sink == nil {
-		return errors.New("plugin has neither a source nor a sink")
+	if p.Source == nil && p.Sink == nil && p.Processor == nil {
+		return errors.New("plugin has no source, sink or processor")
 	}
 	if p.Source != nil {
 		if err := p.Source.Spec.Check(); err != nil {
@@ -110,6 +116,14 @@ func check(p Plugin) error {
 			return fmt.Errorf("plugin %q: Sink needs a spec of kind sink and a New function", p.Sink.Spec.Name)
 		}
 	}
+	if p.Processor != nil {
+		if err := p.Processor.Spec.Check(); err != nil {
+			return err
+		}
+		if p.Processor.Spec.Kind != KindProcessor || p.Processor.New == nil {
+			return fmt.Errorf("plugin %q: Processor needs a spec of kind processor and a New function", p.Processor.Spec.Name)
+		}
+	}
 	return nil
 }
 
@@ -117,8 +131,9 @@ func check(p Plugin) error {
 // in a plugin process.
 type grpcPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	source *SourcePlugin
-	sink   *SinkPlugin
+	source    *SourcePlugin
+	sink      *SinkPlugin
+	processor *ProcessorPlugin
 }
 
 func (g *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
@@ -127,6 +142,9 @@ func (g *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	}
 	if g.sink != nil {
 		registerSink(s, g.sink)
+	}
+	if g.processor != nil {
+		registerProcessor(s, g.processor)
 	}
 	return nil
 }

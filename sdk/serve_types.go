@@ -1,7 +1,7 @@
 package sdk
 
-// Plugin is everything one plugin program offers: a source, a sink or both,
-// each with its spec. Serve takes one.
+// Plugin is everything one plugin program offers: a source, a sink, a
+// processor or several of them, each with its spec. Serve takes one.
 type Plugin struct {
 	Source *SourcePlugin // nil when the plugin has no source
 	Sink   *SinkPlugin   // nil when the plugin has no sink
@@ -28,7 +28,8 @@ type ProcessorPlugin struct {
 	New  func() Processor
 }
 
-// Name is the plugin's name, taken from the spec of its source or sink.
+// Name is the plugin's name, taken from the spec of its source, sink or
+// processor (the first it has, in that order).
 func (p Plugin) Name() string {
 	if p.Source != nil {
 		return p.Source.Spec.Name

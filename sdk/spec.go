@@ -156,8 +156,8 @@ func (s Spec) Check() error {
 	if s.Name == "" {
 		return fmt.Errorf("spec has no name")
 	}
-	if s.Kind != KindSource && s.Kind != KindSink {
-		return fmt.Errorf("spec %q: kind %q is neither %q nor %q", s.Name, s.Kind, KindSource, KindSink)
+	if s.Kind != KindSource && s.Kind != KindSink && s.Kind != KindProcessor {
+		return fmt.Errorf("spec %q: kind %q is none of %q, %q and %q", s.Name, s.Kind, KindSource, KindSink, KindProcessor)
 	}
 	all := append([]Capability(nil), s.Capabilities...)
 	for _, c := range s.When {
@@ -176,6 +176,7 @@ func (s Spec) Check() error {
 		switch {
 		case c == CapReplayable && s.Kind == KindSource:
 		case (c == CapIdempotent || c == CapTransactional) && s.Kind == KindSink:
+		case c == CapDeterministic && s.Kind == KindProcessor:
 		default:
 			return fmt.Errorf("spec %q: capability %q does not apply to a %s", s.Name, c, s.Kind)
 		}

@@ -134,8 +134,30 @@ func TestSpecCheck(t *testing.T) {
 		{"duration default as value", func(s *Spec) { s.Params[5].Default = time.Second }, ""},
 		{"int default as int", func(s *Spec) { s.Params[2].Default = 3 }, ""},
 		{"no name", func(s *Spec) { s.Name = "" }, "spec has no name"},
-		{"bad kind", func(s *Spec) { s.Kind = "filter" }, `kind "filter" is neither "source" nor "sink"`},
-		{"empty kind", func(s *Spec) { s.Kind = "" }, `kind "" is neither`},
+		{"bad kind", func(s *Spec) { s.Kind = "filter" }, `kind "filter" is none of "source", "sink" and "processor"`},
+		{"empty kind", func(s *Spec) { s.Kind = "" }, `kind "" is none of`},
+		{"deterministic processor", func(s *Spec) {
+			s.Kind = KindProcessor
+			s.Capabilities = []Capability{CapDeterministic}
+			s.When = []Conditional{{Capability: CapDeterministic, Param: "sync", Values: []string{"true"}}}
+		}, ""},
+		{"deterministic sink", func(s *Spec) { s.Capabilities = []Capability{CapDeterministic} },
+			`capability "deterministic" does not apply to a sink`},
+		{"deterministic source", func(s *Spec) {
+			s.Kind = KindSource
+			s.Capabilities = []Capability{CapDeterministic}
+			s.When = nil
+		}, `capability "deterministic" does not apply to a source`},
+		{"idempotent processor", func(s *Spec) {
+			s.Kind = KindProcessor
+			s.Capabilities = []Capability{CapIdempotent}
+			s.When = nil
+		}, `capability "idempotent" does not apply to a processor`},
+		{"replayable processor", func(s *Spec) {
+			s.Kind = KindProcessor
+			s.Capabilities = nil
+			s.When = []Conditional{{Capability: CapReplayable, Param: "sync", Values: []string{"true"}}}
+		}, `capability "replayable" does not apply to a processor`},
 		{"replayable sink", func(s *Spec) { s.Capabilities = []Capability{CapReplayable} },
 			`capability "replayable" does not apply to a sink`},
 		{"idempotent source", func(s *Spec) {

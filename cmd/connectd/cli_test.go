@@ -246,7 +246,7 @@ func TestPluginsCommand(t *testing.T) {
 	for _, s := range specs {
 		found[s.Kind+" "+s.Name] = true
 	}
-	for _, w := range []string{"source generator", "source file", "sink file", "sink discard"} {
+	for _, w := range []string{"source generator", "source file", "sink file", "sink discard", "processor split"} {
 		if !found[w] {
 			t.Errorf("plugins --json lacks %s: %v", w, found)
 		}

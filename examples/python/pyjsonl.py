@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """pyjsonl: a connectd plugin in Python, written from connector.proto alone.
 
-One executable serves both roles over a directory of JSON Lines files:
+One executable serves three roles, two of them over a directory of JSON Lines
+files:
 
   sink "pyjsonl"   { dir = "out" }  writes batch N of pipeline P to dir/P-N.jsonl,
                                     atomically: writing a batch again rewrites the
@@ -10,6 +11,11 @@ One executable serves both roles over a directory of JSON Lines files:
                                     (offset = line number): files never change once
                                     written, so a range can be read again exactly
                                     (replayable).
+  transform "pyjsonl" { copies = 2 } makes each record whose value is a JSON
+                                    object `copies` records, the object with
+                                    "copy": 0, 1, … added (0 drops it), and
+                                    rejects any other value; the same batch
+                                    always gives the same records (deterministic).
 
 It needs Debian's python3-grpcio and python3-cryptography, and stubs generated
 from connector.proto with python3-grpc-tools into a directory on PYTHONPATH:
@@ -61,12 +67,16 @@ SINK_PARAMS = [
     Param("dir", "string", None, True, "Directory the batch files are written to; created when missing."),
     Param("fsync", "bool", True, False, "Flush every file and the directory before a write returns."),
 ]
+PROCESSOR_PARAMS = [
+    Param("copies", "int", 1, False, 'How many records each JSON object value becomes, each with "copy": 0, 1, … added; 0 drops it.'),
+]
 
 
-def spec(name, kind, capabilities, features, params):
+def spec(name, kind, capabilities, features, params,
+         summary="JSON Lines files in a directory (an example plugin in Python)"):
     return pb.PluginSpec(
         name=name, version="0.1.0", kind=kind, capabilities=capabilities, features=features,
-        summary="JSON Lines files in a directory (an example plugin in Python)",
+        summary=summary,
         params=[pb.Param(name=p.name, type=p.type, required=p.required, doc=p.doc,
                          default_json="" if p.default is None else json.dumps(p.default))
                 for p in params])
@@ -392,6 +402,56 @@ class Sink(pbgrpc.SinkServicer):
     def Close(self, request, context):
         return pb.Empty()
 
+# ----------------------------------------------------------------- processor
+
+
+class Processor(pbgrpc.ProcessorServicer):
+    def Spec(self, request, context):
+        return spec("pyjsonl", "processor", ["deterministic"], [], PROCESSOR_PARAMS,
+                    summary="Copies JSON object records (an example processor in Python)")
+
+    def Open(self, request, context):
+        try:
+            cfg = config(PROCESSOR_PARAMS, request.config_json)
+            if not isinstance(cfg["copies"], int) or cfg["copies"] < 0:
+                raise ValueError(f"copies = {cfg['copies']!r}: want a whole number >= 0")
+        except ValueError as e:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"pyjsonl processor: {e}")
+        self.copies = cfg["copies"]
+        return pb.Empty()
+
+    def Process(self, request_iterator, context):
+        """Reads the whole batch (the first message holds its id), then answers
+        with the records it became, in chunks, and the rejected ones. Every
+        output record keeps the partition and offset of the record it was made
+        from: the host checks that, and numbers the copies (Record.index 0, 1, …)
+        in output order, so the copies of one record must always come out in the
+        same order."""
+        batch, records = None, []
+        for m in request_iterator:
+            if batch is None:
+                batch = m.batch
+            records.extend(unpack(m.chunk))
+        if batch is None:
+            context.abort(grpc.StatusCode.INTERNAL, "the host broke the Process contract: the process stream carried no batch")
+        out, rejected = [], []
+        for i, r in enumerate(records):
+            try:
+                obj = json.loads(r.value)
+            except ValueError:
+                obj = None
+            if not isinstance(obj, dict):
+                rejected.append(pb.Rejection(index=i, reason="value is not a JSON object"))
+                continue
+            for c in range(self.copies):
+                out.append(r._replace(value=json.dumps({**obj, "copy": c}, separators=(",", ":")).encode()))
+        for c in chunks(out):
+            yield pb.ProcessReply(chunk=c)
+        yield pb.ProcessReply(rejected=rejected)
+
+    def Close(self, request, context):
+        return pb.Empty()
+
 # ----------------------------------------------------------------- handshake
 
 
@@ -447,6 +507,7 @@ def main():
         ("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)])
     pbgrpc.add_SourceServicer_to_server(Source(), server)
     pbgrpc.add_SinkServicer_to_server(Sink(), server)
+    pbgrpc.add_ProcessorServicer_to_server(Processor(), server)
     # go-plugin's plugin.GRPCController/Shutdown: the host calls it to stop the
     # plugin, then waits up to 2 s for the process to exit. Its request and
     # reply are plugin.Empty, a message without fields: empty bytes, no stubs

@@ -285,21 +285,51 @@ func (s *Sink) Open(ctx context.Context, pipeline string, values map[string]any)
 	return openErr(s.name, err)
 }
 
-// Write sends batch to the sink and returns when the sink says it is durable.
+// Write sends batch to the sink and returns when the sink says it is durable:
+// every record but the rejected ones (indexes into the batch's records, in
+// range and each at most once, as the host checked). A sink that rejects a
+// record the batch does not have broke its contract: a permanent *Error.
 // The host-side fault point host.write.partial lives here: it lets k records
 // through, then kills the host.
 func (s *Sink) Write(ctx context.Context, batch int64, d *Data, replay bool) ([]sdk.Rejection, error) {
-	return nil, s.write(ctx, batch, d, replay)
+	reply := new(pb.WriteReply)
+	if err := s.write(ctx, batch, d, replay, reply); err != nil {
+		return nil, wrap(s.name, "write", err)
+	}
+	rejected := rejections(reply.Rejected)
+	if err := sdk.CheckRejections(int(d.Records), rejected); err != nil {
+		return nil, contractErr(s.name, "write", fmt.Errorf("sink broke the Write contract: batch %d: %w", batch, err))
+	}
+	return rejected, nil
 }
 
-func (s *Sink) write(ctx context.Context, batch int64, d *Data, replay bool) error {
+// rejections is rs off the wire.
+func rejections(rs []*pb.Rejection) []sdk.Rejection {
+	if len(rs) == 0 {
+		return nil
+	}
+	out := make([]sdk.Rejection, len(rs))
+	for i, r := range rs {
+		out[i] = sdk.Rejection{Index: int(r.Index), Reason: r.Reason}
+	}
+	return out
+}
+
+// contractErr is the permanent *Error of a plugin that answered and broke its
+// contract (as the Go sdk reports one itself, with INTERNAL).
+func contractErr(plugin, op string, err error) error {
+	return &Error{Plugin: plugin, Op: op, Err: status.Error(codes.Internal, err.Error())}
+}
+
+// write streams the batch and reads the sink's reply.
+func (s *Sink) write(ctx context.Context, batch int64, d *Data, replay bool, reply *pb.WriteReply) error {
 	st, err := s.conn.NewStream(ctx, writeDesc, pb.Sink_Write_FullMethodName, dataPath)
 	if err != nil {
-		return wrap(s.name, "write", err)
+		return err
 	}
 	head := &rawv1.RawWriteRequest{Batch: batch, From: &pb.Offsets{Offsets: d.From}, Until: &pb.Offsets{Offsets: d.Until}, Replay: replay}
 	if err := st.SendMsg(head); err != nil {
-		return wrap(s.name, "write", closeErr(st, err))
+		return closeErr(st, err, reply)
 	}
 	k, partial := fault.K(fault.HostWritePartial, batch, int(d.Records))
 	for _, c := range d.Chunks {
@@ -312,13 +342,13 @@ func (s *Sink) write(ctx context.Context, batch int64, d *Data, replay bool) err
 			continue
 		}
 		if err := st.SendMsg(&rawv1.RawWriteRequest{Chunk: c}); err != nil {
-			return wrap(s.name, "write", closeErr(st, err))
+			return closeErr(st, err, reply)
 		}
 	}
 	if partial {
 		fault.Fire(fault.HostWritePartial, batch)
 	}
-	return wrap(s.name, "write", closeErr(st, nil))
+	return closeErr(st, nil, reply)
 }
 
 // cut returns at most k records of an encoded chunk and how many of k are left.
@@ -333,16 +363,17 @@ func cut(raw []byte, k int) ([]byte, int) {
 	return out, 0
 }
 
-// closeErr finishes a client stream and returns the server's answer: its
-// status when a Send failed with io.EOF, or the error of the whole call.
-func closeErr(st grpc.ClientStream, sendErr error) error {
+// closeErr finishes a client stream and reads the server's answer into
+// reply: it returns the server's status when a Send failed with io.EOF, or
+// the error of the whole call.
+func closeErr(st grpc.ClientStream, sendErr error, reply proto.Message) error {
 	if sendErr != nil && sendErr != io.EOF {
 		return sendErr
 	}
 	if err := st.CloseSend(); err != nil {
 		return err
 	}
-	if err := st.RecvMsg(new(pb.Empty)); err != nil {
+	if err := st.RecvMsg(reply); err != nil {
 		return err
 	}
 	return nil

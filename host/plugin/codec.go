@@ -12,12 +12,15 @@ import (
 )
 
 // chunkCodec is gRPC's protobuf codec (same bytes on the wire, same name)
-// with fewer copies of the data path's chunks, which the host never decodes:
+// with fewer copies of the data path's chunks, which the host never decodes
+// (but for a processor's):
 //
-//   - a received RawReadReply's chunk aliases the one buffer the message is
-//     gathered into (proto.Unmarshal would copy it once more);
-//   - a sent RawWriteRequest's chunk goes to the transport as it is, after a
-//     few header bytes (proto.Marshal would copy it into a new buffer).
+//   - a received RawReadReply's (RawProcessReply's) chunk aliases the one
+//     buffer the message is gathered into (proto.Unmarshal would copy it
+//     once more);
+//   - a sent RawWriteRequest's (RawProcessRequest's) chunk goes to the
+//     transport as it is, after a few header bytes (proto.Marshal would copy
+//     it into a new buffer).
 //
 // A chunk is never modified once received, so the transport may read it
 // while the host goes on.
@@ -31,25 +34,36 @@ var dataPath = grpc.ForceCodecV2(codec)
 func (c chunkCodec) Name() string { return c.std.Name() }
 
 func (c chunkCodec) Marshal(v any) (mem.BufferSlice, error) {
-	m, ok := v.(*rawv1.RawWriteRequest)
-	if !ok || len(m.Chunk) < 64<<10 {
+	var head proto.Message
+	var chunk []byte
+	var field protowire.Number
+	switch m := v.(type) {
+	case *rawv1.RawWriteRequest:
+		head, chunk, field = &rawv1.RawWriteRequest{Batch: m.Batch, From: m.From, Until: m.Until, Replay: m.Replay}, m.Chunk, protocol.WriteRequestChunk
+	case *rawv1.RawProcessRequest:
+		head, chunk, field = &rawv1.RawProcessRequest{Batch: m.Batch, Replay: m.Replay}, m.Chunk, protocol.ProcessRequestChunk
+	}
+	if head == nil || len(chunk) < 64<<10 {
 		return c.std.Marshal(v)
 	}
-	head, err := proto.Marshal(&rawv1.RawWriteRequest{Batch: m.Batch, From: m.From, Until: m.Until, Replay: m.Replay})
+	b, err := proto.Marshal(head)
 	if err != nil {
 		return nil, err
 	}
-	head = protowire.AppendTag(head, protocol.WriteRequestChunk, protowire.BytesType)
-	head = protowire.AppendVarint(head, uint64(len(m.Chunk)))
-	return mem.BufferSlice{mem.SliceBuffer(head), mem.SliceBuffer(m.Chunk)}, nil
+	b = protowire.AppendTag(b, field, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(len(chunk)))
+	return mem.BufferSlice{mem.SliceBuffer(b), mem.SliceBuffer(chunk)}, nil
 }
 
 func (c chunkCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	m, ok := v.(*rawv1.RawReadReply)
-	if !ok {
-		return c.std.Unmarshal(data, v)
-	}
 	var err error
-	m.Chunk, err = protocol.UnmarshalAliasing(data.Materialize(), m, protocol.ReadReplyChunk)
+	switch m := v.(type) {
+	case *rawv1.RawReadReply:
+		m.Chunk, err = protocol.UnmarshalAliasing(data.Materialize(), m, protocol.ReadReplyChunk)
+	case *rawv1.RawProcessReply:
+		m.Chunk, err = protocol.UnmarshalAliasing(data.Materialize(), m, protocol.ProcessReplyChunk)
+	default:
+		err = c.std.Unmarshal(data, v)
+	}
 	return err
 }

@@ -57,6 +57,32 @@ func TestChunkCodecWire(t *testing.T) {
 			t.Fatalf("read reply changed: %v", got)
 		}
 	}
+	for _, m := range []*rawv1.RawProcessRequest{{Batch: 3, Replay: true}, {Chunk: []byte("small")}, {Batch: 4, Replay: true, Chunk: big}} {
+		out, err := codec.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got rawv1.RawProcessRequest
+		if err := proto.Unmarshal(out.Materialize(), &got); err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(&got, m) {
+			t.Fatalf("process request changed on the wire: %v", &got)
+		}
+	}
+	for _, m := range []*rawv1.RawProcessReply{{Chunk: big}, {Chunk: big, Rejected: []*pb.Rejection{{Index: 2, Reason: "r"}}}, {Rejected: []*pb.Rejection{{Index: 1}}}} {
+		b, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := new(rawv1.RawProcessReply)
+		if err := codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b[:len(b)/2]), mem.SliceBuffer(b[len(b)/2:])}, got); err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(got, m) {
+			t.Fatalf("process reply changed: %v", got)
+		}
+	}
 	if err := codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer([]byte{0x0a, 0x05, 'a'})}, new(rawv1.RawReadReply)); err == nil {
 		t.Error("a truncated reply decoded without error")
 	}

@@ -58,6 +58,9 @@ func (l *Loader) BundledSpecs() []sdk.Spec {
 		if p.Sink != nil {
 			out = append(out, p.Sink.Spec)
 		}
+		if p.Processor != nil {
+			out = append(out, p.Processor.Spec)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Name != out[j].Name {
@@ -132,7 +135,7 @@ func (e *noRole) Error() string        { return fmt.Sprintf("plugin %q offers no
 func (e *noRole) Is(target error) bool { return target == ErrNoRole }
 
 // Spec returns the spec of the plugin role. A bundled plugin answers without a
-// process; a third-party plugin is started once, asked for both roles over one
+// process; a third-party plugin is started once, asked for every role over one
 // connection, and stopped (the answers are kept for the Loader's life). A
 // role the plugin does not offer is an error for which errors.Is(err,
 // ErrNoRole) holds.
@@ -149,11 +152,12 @@ func (l *Loader) Spec(kind sdk.Kind, name string) (sdk.Spec, error) {
 	return sdk.Spec{}, &noRole{name: name, kind: kind}
 }
 
-// Specs returns the specs of the roles the plugin offers: its source's, then
-// its sink's. A bundled plugin answers without a process; a third-party
-// plugin is started once and asked for both roles over one connection (the
-// answer is kept for the Loader's life). A plugin that offers neither role,
-// or cannot be started or asked, is an error that quotes the end of its stderr.
+// Specs returns the specs of the roles the plugin offers: its source's, its
+// sink's, then its processor's. A bundled plugin answers without a process; a
+// third-party plugin is started once and asked for every role over one
+// connection (the answer is kept for the Loader's life). A plugin that offers
+// no role, or cannot be started or asked, is an error that quotes the end of
+// its stderr.
 func (l *Loader) Specs(name string) ([]sdk.Spec, error) {
 	if p, ok := l.Bundled[name]; ok && !strings.ContainsRune(name, '/') {
 		var out []sdk.Spec
@@ -162,6 +166,9 @@ func (l *Loader) Specs(name string) ([]sdk.Spec, error) {
 		}
 		if p.Sink != nil {
 			out = append(out, p.Sink.Spec)
+		}
+		if p.Processor != nil {
+			out = append(out, p.Processor.Spec)
 		}
 		return out, nil
 	}
@@ -177,7 +184,7 @@ func (l *Loader) Specs(name string) ([]sdk.Spec, error) {
 		return nil, err
 	}
 	defer p.Kill()
-	for _, kind := range []sdk.Kind{sdk.KindSource, sdk.KindSink} {
+	for _, kind := range []sdk.Kind{sdk.KindSource, sdk.KindSink, sdk.KindProcessor} {
 		s, _, err := p.spec(context.Background(), kind, name)
 		if errors.Is(err, ErrNoRole) {
 			continue
@@ -188,7 +195,7 @@ func (l *Loader) Specs(name string) ([]sdk.Spec, error) {
 		specs = append(specs, s)
 	}
 	if len(specs) == 0 {
-		return nil, p.fail(label, errors.New("it offers neither a source nor a sink (its Spec calls of connector.v1.Source and connector.v1.Sink are both unimplemented)"))
+		return nil, p.fail(label, errors.New("it offers no source, sink or processor (its Spec calls of connector.v1.Source, connector.v1.Sink and connector.v1.Processor are all unimplemented)"))
 	}
 	l.mu.Lock()
 	if l.specs == nil {
@@ -201,12 +208,11 @@ func (l *Loader) Specs(name string) ([]sdk.Spec, error) {
 
 // Process is one running plugin process serving one role.
 type Process struct {
-	Spec     sdk.Spec
-	Features []protocol.Feature
-	Source   *Source // set for a source
-	Sink     *Sink   // set for a sink
-	// Processor is set for a processor.
-	Processor *Processor
+	Spec      sdk.Spec
+	Features  []protocol.Feature
+	Source    *Source    // set for a source
+	Sink      *Sink      // set for a sink
+	Processor *Processor // set for a processor
 	client    *goplugin.Client
 	conn      *grpc.ClientConn
 	stderr    *tail
@@ -250,16 +256,19 @@ func (l *Loader) Start(ctx context.Context, kind sdk.Kind, name string, env []st
 	if err != nil {
 		return nil, p.fail(label, err)
 	}
-	if kind == sdk.KindSource {
+	switch kind {
+	case sdk.KindSource:
 		p.Source = &Source{name: label, client: pb.NewSourceClient(p.conn), conn: p.conn}
-	} else {
+	case sdk.KindSink:
 		p.Sink = &Sink{name: label, client: pb.NewSinkClient(p.conn), conn: p.conn}
+	default:
+		p.Processor = &Processor{name: label, client: pb.NewProcessorClient(p.conn), conn: p.conn}
 	}
 	return p, nil
 }
 
 // connect starts the plugin process called name with environment env and
-// connects to it, without asking for a role yet: both roles' services are
+// connects to it, without asking for a role yet: every role's service is
 // reached over the one connection. label names it in errors.
 func (l *Loader) connect(label, name string, env []string) (*Process, error) {
 	cmd, err := l.command(name)
@@ -287,7 +296,7 @@ func (l *Loader) connect(label, name string, env []string) (*Process, error) {
 	if err != nil {
 		return nil, p.fail(label, err)
 	}
-	// One gRPC connection reaches both roles' services; which roles the
+	// One gRPC connection reaches every role's service; which roles the
 	// plugin serves is learnt from their Spec calls (go-plugin's Dispense
 	// would not ask the plugin).
 	g, ok := rpc.(*goplugin.GRPCClient)
@@ -304,10 +313,15 @@ func (l *Loader) connect(label, name string, env []string) (*Process, error) {
 func (p *Process) spec(ctx context.Context, kind sdk.Kind, name string) (sdk.Spec, []protocol.Feature, error) {
 	var sp *pb.PluginSpec
 	var err error
-	if kind == sdk.KindSource {
+	switch kind {
+	case sdk.KindSource:
 		sp, err = pb.NewSourceClient(p.conn).Spec(ctx, &pb.Empty{})
-	} else {
+	case sdk.KindSink:
 		sp, err = pb.NewSinkClient(p.conn).Spec(ctx, &pb.Empty{})
+	case sdk.KindProcessor:
+		sp, err = pb.NewProcessorClient(p.conn).Spec(ctx, &pb.Empty{})
+	default:
+		return sdk.Spec{}, nil, fmt.Errorf("no plugin role of kind %q", kind)
 	}
 	if status.Code(err) == codes.Unimplemented {
 		return sdk.Spec{}, nil, &noRole{name: name, kind: kind}
@@ -355,8 +369,8 @@ func Env(restart bool) []string {
 
 // roles is the host's go-plugin plugin set. go-plugin needs one to accept the
 // handshake's protocol version; the host never dispenses from it (the
-// connection is taken as is, and both roles are reached over it).
-var roles = goplugin.PluginSet{protocol.RoleSource: clientPlugin{}, protocol.RoleSink: clientPlugin{}}
+// connection is taken as is, and every role is reached over it).
+var roles = goplugin.PluginSet{protocol.RoleSource: clientPlugin{}, protocol.RoleSink: clientPlugin{}, protocol.RoleProcessor: clientPlugin{}}
 
 // clientPlugin is the go-plugin glue on the host side, for roles.
 type clientPlugin struct {

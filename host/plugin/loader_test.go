@@ -36,7 +36,10 @@ func TestMain(m *testing.M) {
 		sdk.Serve(discard.Plugin)
 	case "generator": // a source only
 		sdk.Serve(generator.Plugin)
-	case "none": // shakes hands, serves neither role
+	case "liar": // a processor and a sink without the sdk, breaking their contracts
+		serveLiar()
+		os.Exit(0)
+	case "none": // shakes hands, serves no role
 		goplugin.Serve(&goplugin.ServeConfig{HandshakeConfig: protocol.Handshake, Plugins: goplugin.PluginSet{"none": noService{}}, GRPCServer: goplugin.DefaultGRPCServer})
 		os.Exit(0)
 	default:
@@ -117,7 +120,7 @@ func TestPluginWithoutRoles(t *testing.T) {
 		t.Fatal(err)
 	}
 	for serve, want := range map[string]string{
-		"none":    "offers neither a source nor a sink",
+		"none":    "offers no source, sink or processor",
 		"nothing": `loader test: no plugin "nothing"`, // TestMain exits 3 before the handshake
 	} {
 		t.Run(serve, func(t *testing.T) {

@@ -28,8 +28,9 @@ const HostPIDEnv = "CONNECTD_HOST_PID"
 
 // Role names in the go-plugin plugin set.
 const (
-	RoleSource = "source"
-	RoleSink   = "sink"
+	RoleSource    = "source"
+	RoleSink      = "sink"
+	RoleProcessor = "processor"
 )
 
 // Feature names an optional interface a plugin role implements, beyond the
@@ -84,9 +85,12 @@ const (
 	socketBuffer = 256 << 10
 )
 
-// Field numbers of the chunk in connector.v1 ReadReply and WriteRequest (and
-// their rawv1 twins), for the data path's codecs.
+// Field numbers of the chunk in connector.v1 ReadReply, WriteRequest,
+// ProcessRequest and ProcessReply (and their rawv1 twins), for the data
+// path's codecs.
 const (
-	ReadReplyChunk    = 1
-	WriteRequestChunk = 5
+	ReadReplyChunk      = 1
+	WriteRequestChunk   = 5
+	ProcessRequestChunk = 3
+	ProcessReplyChunk   = 1
 )

@@ -2,6 +2,7 @@ package sdktest_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/connectd/connectd/plugins/file"
 	"github.com/connectd/connectd/plugins/generator"
+	"github.com/connectd/connectd/plugins/split"
 	"github.com/connectd/connectd/sdk"
 	"github.com/connectd/connectd/sdk/sdktest"
 )
@@ -70,6 +72,33 @@ func ExampleSink() {
 	}
 	fmt.Printf("%s\n", held)
 	// Output: [{"id":"a"} {"id":"b"}]
+}
+
+// A processor test: Processor configures and opens the plugin's processor;
+// every Process is checked against the contract (each output record at an
+// input record's position, rejections within the batch). The host numbers the
+// records that share a position when it gets them (Position.Index).
+func ExampleProcessor() {
+	t := newT() // in a test function: its *testing.T
+	defer t.done()
+
+	p := sdktest.Processor(t, split.Plugin, "p", map[string]any{"field": "items"})
+	b := sdk.Batch{ID: 1, Records: []sdk.Record{
+		{Value: []byte(`{"order":7,"items":["a","b"]}`), Position: sdk.Position{Partition: "orders/0", Offset: 12}},
+		{Value: []byte(`{"order":8}`), Position: sdk.Position{Partition: "orders/0", Offset: 13}},
+	}}
+	out, err := p.Process(context.Background(), b)
+	for _, r := range out {
+		fmt.Println(r.Position, string(r.Value))
+	}
+	var rej *sdk.Rejected
+	if errors.As(err, &rej) {
+		fmt.Println("rejected:", rej.Records)
+	}
+	// Output:
+	// orders/0@12 {"order":7,"items":"a"}
+	// orders/0@12 {"order":7,"items":"b"}
+	// rejected: [{1 no field "items"}]
 }
 
 // exampleT stands in for the *testing.T that an Example function does not

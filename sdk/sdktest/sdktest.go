@@ -1,10 +1,12 @@
 // Package sdktest runs a plugin in-process in a Go test, no process spawned:
 // configuration is validated against the plugin's spec as the host does, and
-// every Read is checked against the Source contract as the sdk's server does.
+// every Read (every Process) is checked against the Source (Processor)
+// contract as the sdk's server does.
 package sdktest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -59,6 +61,54 @@ func Sink(t testing.TB, p sdk.Plugin, pipeline string, values map[string]any) sd
 		}
 	})
 	return sk
+}
+
+// Processor builds, configures and opens the processor role of p with
+// values, and closes it when the test ends. Values are checked as Source
+// checks them. The result checks every Process it returns as the sdk's server
+// does before the host sees it: a rejection of a record the batch does not
+// have (or twice), or a record at the position of no input record, is an
+// error. The records it returns carry the Position.Index the processor gave
+// them; a host numbers them itself.
+func Processor(t testing.TB, p sdk.Plugin, pipeline string, values map[string]any) sdk.Processor {
+	t.Helper()
+	if p.Processor == nil {
+		t.Fatalf("plugin %q has no processor", p.Name())
+	}
+	cfg, err := sdk.NewConfig(p.Processor.Spec, pipeline, values)
+	if err != nil {
+		t.Fatalf("config of processor %q: %v", p.Name(), err)
+	}
+	pr := p.Processor.New()
+	if err := pr.Open(context.Background(), cfg); err != nil {
+		t.Fatalf("open processor %q: %v", p.Name(), err)
+	}
+	t.Cleanup(func() {
+		if err := pr.Close(context.Background()); err != nil {
+			t.Errorf("close processor %q: %v", p.Name(), err)
+		}
+	})
+	return checkedProcessor{pr}
+}
+
+// checkedProcessor wraps a processor so every Process is checked.
+type checkedProcessor struct{ sdk.Processor }
+
+func (c checkedProcessor) Process(ctx context.Context, b sdk.Batch) ([]sdk.Record, error) {
+	out, err := c.Processor.Process(ctx, b)
+	var rej *sdk.Rejected
+	if err != nil && !errors.As(err, &rej) {
+		return out, err
+	}
+	if rej != nil {
+		if cerr := sdk.CheckRejections(len(b.Records), rej.Records); cerr != nil {
+			return out, fmt.Errorf("sdktest: processor broke the Process contract: %w", cerr)
+		}
+	}
+	if cerr := sdk.CheckProcess(b.Records, out); cerr != nil {
+		return out, fmt.Errorf("sdktest: processor broke the Process contract: %w", cerr)
+	}
+	return out, err
 }
 
 // checked wraps a source so every Read is checked. Optional interfaces stay

@@ -1,6 +1,6 @@
 // connector.v1: the wire protocol between the connectd host and its plugins.
 //
-// A plugin process serves Source, Sink or both over gRPC, started and
+// A plugin process serves Source, Sink, Processor or several over gRPC, started and
 // handshaken by hashicorp/go-plugin (magic cookie CONNECTD_PLUGIN, protocol
 // version 1, automatic mTLS). This file is frozen for v1: fields are only ever
 // added. Plugin authors in other languages generate their stubs from this
@@ -188,9 +188,9 @@ type PluginSpec struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Version      string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
-	Kind         string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"` // source or sink
+	Kind         string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"` // source, sink or processor
 	Summary      string                 `protobuf:"bytes,4,opt,name=summary,proto3" json:"summary,omitempty"`
-	Capabilities []string               `protobuf:"bytes,5,rep,name=capabilities,proto3" json:"capabilities,omitempty"` // replayable, idempotent, transactional
+	Capabilities []string               `protobuf:"bytes,5,rep,name=capabilities,proto3" json:"capabilities,omitempty"` // replayable, idempotent, transactional, deterministic
 	Params       []*Param               `protobuf:"bytes,6,rep,name=params,proto3" json:"params,omitempty"`
 	// Optional interfaces the plugin implements: replayer, ender, lister.
 	Features      []string       `protobuf:"bytes,7,rep,name=features,proto3" json:"features,omitempty"`
@@ -505,8 +505,12 @@ type Record struct {
 	Value             []byte                 `protobuf:"bytes,4,opt,name=value,proto3" json:"value,omitempty"`
 	Headers           []*Header              `protobuf:"bytes,5,rep,name=headers,proto3" json:"headers,omitempty"`
 	TimestampUnixNano int64                  `protobuf:"varint,6,opt,name=timestamp_unix_nano,json=timestampUnixNano,proto3" json:"timestamp_unix_nano,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Tells apart the records that share one source record's (partition,
+	// offset) after a processor added records: 0 for the first, then 1, 2, …
+	// in output order. Sources send 0; the host numbers it after a processor.
+	Index         uint32 `protobuf:"varint,7,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Record) Reset() {
@@ -577,6 +581,13 @@ func (x *Record) GetHeaders() []*Header {
 func (x *Record) GetTimestampUnixNano() int64 {
 	if x != nil {
 		return x.TimestampUnixNano
+	}
+	return 0
+}
+
+func (x *Record) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
 	}
 	return 0
 }
@@ -1002,6 +1013,222 @@ func (x *WriteRequest) GetChunk() *Chunk {
 	return nil
 }
 
+// One record of a batch that a sink or a processor refused, and why.
+type Rejection struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"` // the record's index in the batch, as the plugin received it
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Rejection) Reset() {
+	*x = Rejection{}
+	mi := &file_connector_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Rejection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Rejection) ProtoMessage() {}
+
+func (x *Rejection) ProtoReflect() protoreflect.Message {
+	mi := &file_connector_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Rejection.ProtoReflect.Descriptor instead.
+func (*Rejection) Descriptor() ([]byte, []int) {
+	return file_connector_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Rejection) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *Rejection) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// The reply to Write: the records the sink refused (none: all are durable).
+// A sink that replies Empty (the reply before rejections existed) sends the
+// same bytes as a WriteReply without rejections.
+type WriteReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rejected      []*Rejection           `protobuf:"bytes,1,rep,name=rejected,proto3" json:"rejected,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WriteReply) Reset() {
+	*x = WriteReply{}
+	mi := &file_connector_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WriteReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WriteReply) ProtoMessage() {}
+
+func (x *WriteReply) ProtoReflect() protoreflect.Message {
+	mi := &file_connector_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WriteReply.ProtoReflect.Descriptor instead.
+func (*WriteReply) Descriptor() ([]byte, []int) {
+	return file_connector_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *WriteReply) GetRejected() []*Rejection {
+	if x != nil {
+		return x.Rejected
+	}
+	return nil
+}
+
+// Process is a bidirectional stream: the host sends the batch's records in
+// chunks (the first message carries batch and replay) and half-closes; the
+// processor answers with the records the batch became, in chunks, and its
+// rejections (in any message; usually the last).
+type ProcessRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Batch         int64                  `protobuf:"varint,1,opt,name=batch,proto3" json:"batch,omitempty"`
+	Replay        bool                   `protobuf:"varint,2,opt,name=replay,proto3" json:"replay,omitempty"`
+	Chunk         *Chunk                 `protobuf:"bytes,3,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProcessRequest) Reset() {
+	*x = ProcessRequest{}
+	mi := &file_connector_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProcessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProcessRequest) ProtoMessage() {}
+
+func (x *ProcessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_connector_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProcessRequest.ProtoReflect.Descriptor instead.
+func (*ProcessRequest) Descriptor() ([]byte, []int) {
+	return file_connector_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ProcessRequest) GetBatch() int64 {
+	if x != nil {
+		return x.Batch
+	}
+	return 0
+}
+
+func (x *ProcessRequest) GetReplay() bool {
+	if x != nil {
+		return x.Replay
+	}
+	return false
+}
+
+func (x *ProcessRequest) GetChunk() *Chunk {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+type ProcessReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Chunk         *Chunk                 `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	Rejected      []*Rejection           `protobuf:"bytes,2,rep,name=rejected,proto3" json:"rejected,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProcessReply) Reset() {
+	*x = ProcessReply{}
+	mi := &file_connector_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProcessReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProcessReply) ProtoMessage() {}
+
+func (x *ProcessReply) ProtoReflect() protoreflect.Message {
+	mi := &file_connector_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProcessReply.ProtoReflect.Descriptor instead.
+func (*ProcessReply) Descriptor() ([]byte, []int) {
+	return file_connector_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ProcessReply) GetChunk() *Chunk {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+func (x *ProcessReply) GetRejected() []*Rejection {
+	if x != nil {
+		return x.Rejected
+	}
+	return nil
+}
+
 type CommittedReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Batch         int64                  `protobuf:"varint,1,opt,name=batch,proto3" json:"batch,omitempty"`
@@ -1012,7 +1239,7 @@ type CommittedReply struct {
 
 func (x *CommittedReply) Reset() {
 	*x = CommittedReply{}
-	mi := &file_connector_proto_msgTypes[14]
+	mi := &file_connector_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1024,7 +1251,7 @@ func (x *CommittedReply) String() string {
 func (*CommittedReply) ProtoMessage() {}
 
 func (x *CommittedReply) ProtoReflect() protoreflect.Message {
-	mi := &file_connector_proto_msgTypes[14]
+	mi := &file_connector_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1037,7 +1264,7 @@ func (x *CommittedReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommittedReply.ProtoReflect.Descriptor instead.
 func (*CommittedReply) Descriptor() ([]byte, []int) {
-	return file_connector_proto_rawDescGZIP(), []int{14}
+	return file_connector_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CommittedReply) GetBatch() int64 {
@@ -1063,7 +1290,7 @@ type ListReply struct {
 
 func (x *ListReply) Reset() {
 	*x = ListReply{}
-	mi := &file_connector_proto_msgTypes[15]
+	mi := &file_connector_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1075,7 +1302,7 @@ func (x *ListReply) String() string {
 func (*ListReply) ProtoMessage() {}
 
 func (x *ListReply) ProtoReflect() protoreflect.Message {
-	mi := &file_connector_proto_msgTypes[15]
+	mi := &file_connector_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1088,7 +1315,7 @@ func (x *ListReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReply.ProtoReflect.Descriptor instead.
 func (*ListReply) Descriptor() ([]byte, []int) {
-	return file_connector_proto_rawDescGZIP(), []int{15}
+	return file_connector_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListReply) GetValues() [][]byte {
@@ -1143,14 +1370,15 @@ const file_connector_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"0\n" +
 	"\x06Header\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\"\xc6\x01\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\xdc\x01\n" +
 	"\x06Record\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x10\n" +
 	"\x03key\x18\x03 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x04 \x01(\fR\x05value\x12.\n" +
 	"\aheaders\x18\x05 \x03(\v2\x14.connector.v1.HeaderR\aheaders\x12.\n" +
-	"\x13timestamp_unix_nano\x18\x06 \x01(\x03R\x11timestampUnixNano\"W\n" +
+	"\x13timestamp_unix_nano\x18\x06 \x01(\x03R\x11timestampUnixNano\x12\x14\n" +
+	"\x05index\x18\a \x01(\rR\x05index\"W\n" +
 	"\x05Chunk\x12\x1e\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\tR\n" +
@@ -1185,7 +1413,20 @@ const file_connector_proto_rawDesc = "" +
 	"\x04from\x18\x02 \x01(\v2\x15.connector.v1.OffsetsR\x04from\x12+\n" +
 	"\x05until\x18\x03 \x01(\v2\x15.connector.v1.OffsetsR\x05until\x12\x16\n" +
 	"\x06replay\x18\x04 \x01(\bR\x06replay\x12)\n" +
-	"\x05chunk\x18\x05 \x01(\v2\x13.connector.v1.ChunkR\x05chunk\"S\n" +
+	"\x05chunk\x18\x05 \x01(\v2\x13.connector.v1.ChunkR\x05chunk\"9\n" +
+	"\tRejection\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"A\n" +
+	"\n" +
+	"WriteReply\x123\n" +
+	"\brejected\x18\x01 \x03(\v2\x17.connector.v1.RejectionR\brejected\"i\n" +
+	"\x0eProcessRequest\x12\x14\n" +
+	"\x05batch\x18\x01 \x01(\x03R\x05batch\x12\x16\n" +
+	"\x06replay\x18\x02 \x01(\bR\x06replay\x12)\n" +
+	"\x05chunk\x18\x03 \x01(\v2\x13.connector.v1.ChunkR\x05chunk\"n\n" +
+	"\fProcessReply\x12)\n" +
+	"\x05chunk\x18\x01 \x01(\v2\x13.connector.v1.ChunkR\x05chunk\x123\n" +
+	"\brejected\x18\x02 \x03(\v2\x17.connector.v1.RejectionR\brejected\"S\n" +
 	"\x0eCommittedReply\x12\x14\n" +
 	"\x05batch\x18\x01 \x01(\x03R\x05batch\x12+\n" +
 	"\x05until\x18\x02 \x01(\v2\x15.connector.v1.OffsetsR\x05until\"#\n" +
@@ -1198,13 +1439,18 @@ const file_connector_proto_rawDesc = "" +
 	"\x06Replay\x12\x1b.connector.v1.ReplayRequest\x1a\x17.connector.v1.ReadReply0\x01\x121\n" +
 	"\x03End\x12\x13.connector.v1.Empty\x1a\x15.connector.v1.Offsets\x124\n" +
 	"\x03Ack\x12\x18.connector.v1.AckRequest\x1a\x13.connector.v1.Empty\x121\n" +
-	"\x05Close\x12\x13.connector.v1.Empty\x1a\x13.connector.v1.Empty2\xe0\x02\n" +
+	"\x05Close\x12\x13.connector.v1.Empty\x1a\x13.connector.v1.Empty2\xe5\x02\n" +
 	"\x04Sink\x125\n" +
 	"\x04Spec\x12\x13.connector.v1.Empty\x1a\x18.connector.v1.PluginSpec\x126\n" +
-	"\x04Open\x12\x19.connector.v1.OpenRequest\x1a\x13.connector.v1.Empty\x12:\n" +
-	"\x05Write\x12\x1a.connector.v1.WriteRequest\x1a\x13.connector.v1.Empty(\x01\x12B\n" +
+	"\x04Open\x12\x19.connector.v1.OpenRequest\x1a\x13.connector.v1.Empty\x12?\n" +
+	"\x05Write\x12\x1a.connector.v1.WriteRequest\x1a\x18.connector.v1.WriteReply(\x01\x12B\n" +
 	"\rLastCommitted\x12\x13.connector.v1.Empty\x1a\x1c.connector.v1.CommittedReply\x126\n" +
 	"\x04List\x12\x13.connector.v1.Empty\x1a\x17.connector.v1.ListReply0\x01\x121\n" +
+	"\x05Close\x12\x13.connector.v1.Empty\x1a\x13.connector.v1.Empty2\xf6\x01\n" +
+	"\tProcessor\x125\n" +
+	"\x04Spec\x12\x13.connector.v1.Empty\x1a\x18.connector.v1.PluginSpec\x126\n" +
+	"\x04Open\x12\x19.connector.v1.OpenRequest\x1a\x13.connector.v1.Empty\x12G\n" +
+	"\aProcess\x12\x1c.connector.v1.ProcessRequest\x1a\x1a.connector.v1.ProcessReply(\x010\x01\x121\n" +
 	"\x05Close\x12\x13.connector.v1.Empty\x1a\x13.connector.v1.EmptyB<Z:github.com/connectd/connectd/internal/protocol/connectorv1b\x06proto3"
 
 var (
@@ -1219,7 +1465,7 @@ func file_connector_proto_rawDescGZIP() []byte {
 	return file_connector_proto_rawDescData
 }
 
-var file_connector_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_connector_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_connector_proto_goTypes = []any{
 	(*Empty)(nil),          // 0: connector.v1.Empty
 	(*Param)(nil),          // 1: connector.v1.Param
@@ -1235,14 +1481,18 @@ var file_connector_proto_goTypes = []any{
 	(*ReplayRequest)(nil),  // 11: connector.v1.ReplayRequest
 	(*AckRequest)(nil),     // 12: connector.v1.AckRequest
 	(*WriteRequest)(nil),   // 13: connector.v1.WriteRequest
-	(*CommittedReply)(nil), // 14: connector.v1.CommittedReply
-	(*ListReply)(nil),      // 15: connector.v1.ListReply
-	nil,                    // 16: connector.v1.Offsets.OffsetsEntry
+	(*Rejection)(nil),      // 14: connector.v1.Rejection
+	(*WriteReply)(nil),     // 15: connector.v1.WriteReply
+	(*ProcessRequest)(nil), // 16: connector.v1.ProcessRequest
+	(*ProcessReply)(nil),   // 17: connector.v1.ProcessReply
+	(*CommittedReply)(nil), // 18: connector.v1.CommittedReply
+	(*ListReply)(nil),      // 19: connector.v1.ListReply
+	nil,                    // 20: connector.v1.Offsets.OffsetsEntry
 }
 var file_connector_proto_depIdxs = []int32{
 	1,  // 0: connector.v1.PluginSpec.params:type_name -> connector.v1.Param
 	3,  // 1: connector.v1.PluginSpec.when:type_name -> connector.v1.Conditional
-	16, // 2: connector.v1.Offsets.offsets:type_name -> connector.v1.Offsets.OffsetsEntry
+	20, // 2: connector.v1.Offsets.offsets:type_name -> connector.v1.Offsets.OffsetsEntry
 	6,  // 3: connector.v1.Record.headers:type_name -> connector.v1.Header
 	7,  // 4: connector.v1.Chunk.records:type_name -> connector.v1.Record
 	5,  // 5: connector.v1.ReadRequest.from:type_name -> connector.v1.Offsets
@@ -1256,38 +1506,50 @@ var file_connector_proto_depIdxs = []int32{
 	5,  // 13: connector.v1.WriteRequest.from:type_name -> connector.v1.Offsets
 	5,  // 14: connector.v1.WriteRequest.until:type_name -> connector.v1.Offsets
 	8,  // 15: connector.v1.WriteRequest.chunk:type_name -> connector.v1.Chunk
-	5,  // 16: connector.v1.CommittedReply.until:type_name -> connector.v1.Offsets
-	0,  // 17: connector.v1.Source.Spec:input_type -> connector.v1.Empty
-	4,  // 18: connector.v1.Source.Open:input_type -> connector.v1.OpenRequest
-	9,  // 19: connector.v1.Source.Read:input_type -> connector.v1.ReadRequest
-	11, // 20: connector.v1.Source.Replay:input_type -> connector.v1.ReplayRequest
-	0,  // 21: connector.v1.Source.End:input_type -> connector.v1.Empty
-	12, // 22: connector.v1.Source.Ack:input_type -> connector.v1.AckRequest
-	0,  // 23: connector.v1.Source.Close:input_type -> connector.v1.Empty
-	0,  // 24: connector.v1.Sink.Spec:input_type -> connector.v1.Empty
-	4,  // 25: connector.v1.Sink.Open:input_type -> connector.v1.OpenRequest
-	13, // 26: connector.v1.Sink.Write:input_type -> connector.v1.WriteRequest
-	0,  // 27: connector.v1.Sink.LastCommitted:input_type -> connector.v1.Empty
-	0,  // 28: connector.v1.Sink.List:input_type -> connector.v1.Empty
-	0,  // 29: connector.v1.Sink.Close:input_type -> connector.v1.Empty
-	2,  // 30: connector.v1.Source.Spec:output_type -> connector.v1.PluginSpec
-	0,  // 31: connector.v1.Source.Open:output_type -> connector.v1.Empty
-	10, // 32: connector.v1.Source.Read:output_type -> connector.v1.ReadReply
-	10, // 33: connector.v1.Source.Replay:output_type -> connector.v1.ReadReply
-	5,  // 34: connector.v1.Source.End:output_type -> connector.v1.Offsets
-	0,  // 35: connector.v1.Source.Ack:output_type -> connector.v1.Empty
-	0,  // 36: connector.v1.Source.Close:output_type -> connector.v1.Empty
-	2,  // 37: connector.v1.Sink.Spec:output_type -> connector.v1.PluginSpec
-	0,  // 38: connector.v1.Sink.Open:output_type -> connector.v1.Empty
-	0,  // 39: connector.v1.Sink.Write:output_type -> connector.v1.Empty
-	14, // 40: connector.v1.Sink.LastCommitted:output_type -> connector.v1.CommittedReply
-	15, // 41: connector.v1.Sink.List:output_type -> connector.v1.ListReply
-	0,  // 42: connector.v1.Sink.Close:output_type -> connector.v1.Empty
-	30, // [30:43] is the sub-list for method output_type
-	17, // [17:30] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	14, // 16: connector.v1.WriteReply.rejected:type_name -> connector.v1.Rejection
+	8,  // 17: connector.v1.ProcessRequest.chunk:type_name -> connector.v1.Chunk
+	8,  // 18: connector.v1.ProcessReply.chunk:type_name -> connector.v1.Chunk
+	14, // 19: connector.v1.ProcessReply.rejected:type_name -> connector.v1.Rejection
+	5,  // 20: connector.v1.CommittedReply.until:type_name -> connector.v1.Offsets
+	0,  // 21: connector.v1.Source.Spec:input_type -> connector.v1.Empty
+	4,  // 22: connector.v1.Source.Open:input_type -> connector.v1.OpenRequest
+	9,  // 23: connector.v1.Source.Read:input_type -> connector.v1.ReadRequest
+	11, // 24: connector.v1.Source.Replay:input_type -> connector.v1.ReplayRequest
+	0,  // 25: connector.v1.Source.End:input_type -> connector.v1.Empty
+	12, // 26: connector.v1.Source.Ack:input_type -> connector.v1.AckRequest
+	0,  // 27: connector.v1.Source.Close:input_type -> connector.v1.Empty
+	0,  // 28: connector.v1.Sink.Spec:input_type -> connector.v1.Empty
+	4,  // 29: connector.v1.Sink.Open:input_type -> connector.v1.OpenRequest
+	13, // 30: connector.v1.Sink.Write:input_type -> connector.v1.WriteRequest
+	0,  // 31: connector.v1.Sink.LastCommitted:input_type -> connector.v1.Empty
+	0,  // 32: connector.v1.Sink.List:input_type -> connector.v1.Empty
+	0,  // 33: connector.v1.Sink.Close:input_type -> connector.v1.Empty
+	0,  // 34: connector.v1.Processor.Spec:input_type -> connector.v1.Empty
+	4,  // 35: connector.v1.Processor.Open:input_type -> connector.v1.OpenRequest
+	16, // 36: connector.v1.Processor.Process:input_type -> connector.v1.ProcessRequest
+	0,  // 37: connector.v1.Processor.Close:input_type -> connector.v1.Empty
+	2,  // 38: connector.v1.Source.Spec:output_type -> connector.v1.PluginSpec
+	0,  // 39: connector.v1.Source.Open:output_type -> connector.v1.Empty
+	10, // 40: connector.v1.Source.Read:output_type -> connector.v1.ReadReply
+	10, // 41: connector.v1.Source.Replay:output_type -> connector.v1.ReadReply
+	5,  // 42: connector.v1.Source.End:output_type -> connector.v1.Offsets
+	0,  // 43: connector.v1.Source.Ack:output_type -> connector.v1.Empty
+	0,  // 44: connector.v1.Source.Close:output_type -> connector.v1.Empty
+	2,  // 45: connector.v1.Sink.Spec:output_type -> connector.v1.PluginSpec
+	0,  // 46: connector.v1.Sink.Open:output_type -> connector.v1.Empty
+	15, // 47: connector.v1.Sink.Write:output_type -> connector.v1.WriteReply
+	18, // 48: connector.v1.Sink.LastCommitted:output_type -> connector.v1.CommittedReply
+	19, // 49: connector.v1.Sink.List:output_type -> connector.v1.ListReply
+	0,  // 50: connector.v1.Sink.Close:output_type -> connector.v1.Empty
+	2,  // 51: connector.v1.Processor.Spec:output_type -> connector.v1.PluginSpec
+	0,  // 52: connector.v1.Processor.Open:output_type -> connector.v1.Empty
+	17, // 53: connector.v1.Processor.Process:output_type -> connector.v1.ProcessReply
+	0,  // 54: connector.v1.Processor.Close:output_type -> connector.v1.Empty
+	38, // [38:55] is the sub-list for method output_type
+	21, // [21:38] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_connector_proto_init() }
@@ -1301,9 +1563,9 @@ func file_connector_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_connector_proto_rawDesc), len(file_connector_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   21,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_connector_proto_goTypes,
 		DependencyIndexes: file_connector_proto_depIdxs,

@@ -1,6 +1,6 @@
 // connector.v1: the wire protocol between the connectd host and its plugins.
 //
-// A plugin process serves Source, Sink or both over gRPC, started and
+// A plugin process serves Source, Sink, Processor or several over gRPC, started and
 // handshaken by hashicorp/go-plugin (magic cookie CONNECTD_PLUGIN, protocol
 // version 1, automatic mTLS). This file is frozen for v1: fields are only ever
 // added. Plugin authors in other languages generate their stubs from this
@@ -379,7 +379,7 @@ const (
 type SinkClient interface {
 	Spec(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*PluginSpec, error)
 	Open(ctx context.Context, in *OpenRequest, opts ...grpc.CallOption) (*Empty, error)
-	Write(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[WriteRequest, Empty], error)
+	Write(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[WriteRequest, WriteReply], error)
 	LastCommitted(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*CommittedReply, error)
 	List(ctx context.Context, in *Empty, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ListReply], error)
 	Close(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error)
@@ -413,18 +413,18 @@ func (c *sinkClient) Open(ctx context.Context, in *OpenRequest, opts ...grpc.Cal
 	return out, nil
 }
 
-func (c *sinkClient) Write(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[WriteRequest, Empty], error) {
+func (c *sinkClient) Write(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[WriteRequest, WriteReply], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &Sink_ServiceDesc.Streams[0], Sink_Write_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[WriteRequest, Empty]{ClientStream: stream}
+	x := &grpc.GenericClientStream[WriteRequest, WriteReply]{ClientStream: stream}
 	return x, nil
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Sink_WriteClient = grpc.ClientStreamingClient[WriteRequest, Empty]
+type Sink_WriteClient = grpc.ClientStreamingClient[WriteRequest, WriteReply]
 
 func (c *sinkClient) LastCommitted(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*CommittedReply, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -471,7 +471,7 @@ func (c *sinkClient) Close(ctx context.Context, in *Empty, opts ...grpc.CallOpti
 type SinkServer interface {
 	Spec(context.Context, *Empty) (*PluginSpec, error)
 	Open(context.Context, *OpenRequest) (*Empty, error)
-	Write(grpc.ClientStreamingServer[WriteRequest, Empty]) error
+	Write(grpc.ClientStreamingServer[WriteRequest, WriteReply]) error
 	LastCommitted(context.Context, *Empty) (*CommittedReply, error)
 	List(*Empty, grpc.ServerStreamingServer[ListReply]) error
 	Close(context.Context, *Empty) (*Empty, error)
@@ -491,7 +491,7 @@ func (UnimplementedSinkServer) Spec(context.Context, *Empty) (*PluginSpec, error
 func (UnimplementedSinkServer) Open(context.Context, *OpenRequest) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method Open not implemented")
 }
-func (UnimplementedSinkServer) Write(grpc.ClientStreamingServer[WriteRequest, Empty]) error {
+func (UnimplementedSinkServer) Write(grpc.ClientStreamingServer[WriteRequest, WriteReply]) error {
 	return status.Error(codes.Unimplemented, "method Write not implemented")
 }
 func (UnimplementedSinkServer) LastCommitted(context.Context, *Empty) (*CommittedReply, error) {
@@ -561,11 +561,11 @@ func _Sink_Open_Handler(srv interface{}, ctx context.Context, dec func(interface
 }
 
 func _Sink_Write_Handler(srv interface{}, stream grpc.ServerStream) error {
-	return srv.(SinkServer).Write(&grpc.GenericServerStream[WriteRequest, Empty]{ServerStream: stream})
+	return srv.(SinkServer).Write(&grpc.GenericServerStream[WriteRequest, WriteReply]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Sink_WriteServer = grpc.ClientStreamingServer[WriteRequest, Empty]
+type Sink_WriteServer = grpc.ClientStreamingServer[WriteRequest, WriteReply]
 
 func _Sink_LastCommitted_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(Empty)
@@ -648,6 +648,217 @@ var Sink_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "List",
 			Handler:       _Sink_List_Handler,
 			ServerStreams: true,
+		},
+	},
+	Metadata: "connector.proto",
+}
+
+const (
+	Processor_Spec_FullMethodName    = "/connector.v1.Processor/Spec"
+	Processor_Open_FullMethodName    = "/connector.v1.Processor/Open"
+	Processor_Process_FullMethodName = "/connector.v1.Processor/Process"
+	Processor_Close_FullMethodName   = "/connector.v1.Processor/Close"
+)
+
+// ProcessorClient is the client API for Processor service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+type ProcessorClient interface {
+	Spec(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*PluginSpec, error)
+	Open(ctx context.Context, in *OpenRequest, opts ...grpc.CallOption) (*Empty, error)
+	Process(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ProcessRequest, ProcessReply], error)
+	Close(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error)
+}
+
+type processorClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewProcessorClient(cc grpc.ClientConnInterface) ProcessorClient {
+	return &processorClient{cc}
+}
+
+func (c *processorClient) Spec(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*PluginSpec, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PluginSpec)
+	err := c.cc.Invoke(ctx, Processor_Spec_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *processorClient) Open(ctx context.Context, in *OpenRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Processor_Open_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *processorClient) Process(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ProcessRequest, ProcessReply], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Processor_ServiceDesc.Streams[0], Processor_Process_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ProcessRequest, ProcessReply]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Processor_ProcessClient = grpc.BidiStreamingClient[ProcessRequest, ProcessReply]
+
+func (c *processorClient) Close(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Processor_Close_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ProcessorServer is the server API for Processor service.
+// All implementations must embed UnimplementedProcessorServer
+// for forward compatibility.
+type ProcessorServer interface {
+	Spec(context.Context, *Empty) (*PluginSpec, error)
+	Open(context.Context, *OpenRequest) (*Empty, error)
+	Process(grpc.BidiStreamingServer[ProcessRequest, ProcessReply]) error
+	Close(context.Context, *Empty) (*Empty, error)
+	mustEmbedUnimplementedProcessorServer()
+}
+
+// UnimplementedProcessorServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedProcessorServer struct{}
+
+func (UnimplementedProcessorServer) Spec(context.Context, *Empty) (*PluginSpec, error) {
+	return nil, status.Error(codes.Unimplemented, "method Spec not implemented")
+}
+func (UnimplementedProcessorServer) Open(context.Context, *OpenRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method Open not implemented")
+}
+func (UnimplementedProcessorServer) Process(grpc.BidiStreamingServer[ProcessRequest, ProcessReply]) error {
+	return status.Error(codes.Unimplemented, "method Process not implemented")
+}
+func (UnimplementedProcessorServer) Close(context.Context, *Empty) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method Close not implemented")
+}
+func (UnimplementedProcessorServer) mustEmbedUnimplementedProcessorServer() {}
+func (UnimplementedProcessorServer) testEmbeddedByValue()                   {}
+
+// UnsafeProcessorServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to ProcessorServer will
+// result in compilation errors.
+type UnsafeProcessorServer interface {
+	mustEmbedUnimplementedProcessorServer()
+}
+
+func RegisterProcessorServer(s grpc.ServiceRegistrar, srv ProcessorServer) {
+	// If the following call panics, it indicates UnimplementedProcessorServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Processor_ServiceDesc, srv)
+}
+
+func _Processor_Spec_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProcessorServer).Spec(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Processor_Spec_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProcessorServer).Spec(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Processor_Open_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(OpenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProcessorServer).Open(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Processor_Open_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProcessorServer).Open(ctx, req.(*OpenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Processor_Process_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ProcessorServer).Process(&grpc.GenericServerStream[ProcessRequest, ProcessReply]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Processor_ProcessServer = grpc.BidiStreamingServer[ProcessRequest, ProcessReply]
+
+func _Processor_Close_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProcessorServer).Close(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Processor_Close_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProcessorServer).Close(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Processor_ServiceDesc is the grpc.ServiceDesc for Processor service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Processor_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "connector.v1.Processor",
+	HandlerType: (*ProcessorServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Spec",
+			Handler:    _Processor_Spec_Handler,
+		},
+		{
+			MethodName: "Open",
+			Handler:    _Processor_Open_Handler,
+		},
+		{
+			MethodName: "Close",
+			Handler:    _Processor_Close_Handler,
+		},
+	},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Process",
+			Handler:       _Processor_Process_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "connector.proto",

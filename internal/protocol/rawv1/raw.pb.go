@@ -189,6 +189,120 @@ func (x *RawWriteRequest) GetChunk() []byte {
 	return nil
 }
 
+// RawProcessRequest is connector.v1.ProcessRequest with chunk left encoded.
+type RawProcessRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Batch         int64                  `protobuf:"varint,1,opt,name=batch,proto3" json:"batch,omitempty"`
+	Replay        bool                   `protobuf:"varint,2,opt,name=replay,proto3" json:"replay,omitempty"`
+	Chunk         []byte                 `protobuf:"bytes,3,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RawProcessRequest) Reset() {
+	*x = RawProcessRequest{}
+	mi := &file_raw_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RawProcessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RawProcessRequest) ProtoMessage() {}
+
+func (x *RawProcessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raw_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RawProcessRequest.ProtoReflect.Descriptor instead.
+func (*RawProcessRequest) Descriptor() ([]byte, []int) {
+	return file_raw_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RawProcessRequest) GetBatch() int64 {
+	if x != nil {
+		return x.Batch
+	}
+	return 0
+}
+
+func (x *RawProcessRequest) GetReplay() bool {
+	if x != nil {
+		return x.Replay
+	}
+	return false
+}
+
+func (x *RawProcessRequest) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+// RawProcessReply is connector.v1.ProcessReply with chunk left encoded.
+type RawProcessReply struct {
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	Chunk         []byte                   `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	Rejected      []*connectorv1.Rejection `protobuf:"bytes,2,rep,name=rejected,proto3" json:"rejected,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RawProcessReply) Reset() {
+	*x = RawProcessReply{}
+	mi := &file_raw_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RawProcessReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RawProcessReply) ProtoMessage() {}
+
+func (x *RawProcessReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raw_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RawProcessReply.ProtoReflect.Descriptor instead.
+func (*RawProcessReply) Descriptor() ([]byte, []int) {
+	return file_raw_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RawProcessReply) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+func (x *RawProcessReply) GetRejected() []*connectorv1.Rejection {
+	if x != nil {
+		return x.Rejected
+	}
+	return nil
+}
+
 var File_raw_proto protoreflect.FileDescriptor
 
 const file_raw_proto_rawDesc = "" +
@@ -206,7 +320,14 @@ const file_raw_proto_rawDesc = "" +
 	"\x04from\x18\x02 \x01(\v2\x15.connector.v1.OffsetsR\x04from\x12+\n" +
 	"\x05until\x18\x03 \x01(\v2\x15.connector.v1.OffsetsR\x05until\x12\x16\n" +
 	"\x06replay\x18\x04 \x01(\bR\x06replay\x12\x14\n" +
-	"\x05chunk\x18\x05 \x01(\fR\x05chunkB6Z4github.com/connectd/connectd/internal/protocol/rawv1b\x06proto3"
+	"\x05chunk\x18\x05 \x01(\fR\x05chunk\"W\n" +
+	"\x11RawProcessRequest\x12\x14\n" +
+	"\x05batch\x18\x01 \x01(\x03R\x05batch\x12\x16\n" +
+	"\x06replay\x18\x02 \x01(\bR\x06replay\x12\x14\n" +
+	"\x05chunk\x18\x03 \x01(\fR\x05chunk\"\\\n" +
+	"\x0fRawProcessReply\x12\x14\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk\x123\n" +
+	"\brejected\x18\x02 \x03(\v2\x17.connector.v1.RejectionR\brejectedB6Z4github.com/connectd/connectd/internal/protocol/rawv1b\x06proto3"
 
 var (
 	file_raw_proto_rawDescOnce sync.Once
@@ -220,22 +341,26 @@ func file_raw_proto_rawDescGZIP() []byte {
 	return file_raw_proto_rawDescData
 }
 
-var file_raw_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_raw_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_raw_proto_goTypes = []any{
-	(*RawReadReply)(nil),        // 0: connector.v1.raw.RawReadReply
-	(*RawWriteRequest)(nil),     // 1: connector.v1.raw.RawWriteRequest
-	(*connectorv1.Offsets)(nil), // 2: connector.v1.Offsets
+	(*RawReadReply)(nil),          // 0: connector.v1.raw.RawReadReply
+	(*RawWriteRequest)(nil),       // 1: connector.v1.raw.RawWriteRequest
+	(*RawProcessRequest)(nil),     // 2: connector.v1.raw.RawProcessRequest
+	(*RawProcessReply)(nil),       // 3: connector.v1.raw.RawProcessReply
+	(*connectorv1.Offsets)(nil),   // 4: connector.v1.Offsets
+	(*connectorv1.Rejection)(nil), // 5: connector.v1.Rejection
 }
 var file_raw_proto_depIdxs = []int32{
-	2, // 0: connector.v1.raw.RawReadReply.from:type_name -> connector.v1.Offsets
-	2, // 1: connector.v1.raw.RawReadReply.until:type_name -> connector.v1.Offsets
-	2, // 2: connector.v1.raw.RawWriteRequest.from:type_name -> connector.v1.Offsets
-	2, // 3: connector.v1.raw.RawWriteRequest.until:type_name -> connector.v1.Offsets
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	4, // 0: connector.v1.raw.RawReadReply.from:type_name -> connector.v1.Offsets
+	4, // 1: connector.v1.raw.RawReadReply.until:type_name -> connector.v1.Offsets
+	4, // 2: connector.v1.raw.RawWriteRequest.from:type_name -> connector.v1.Offsets
+	4, // 3: connector.v1.raw.RawWriteRequest.until:type_name -> connector.v1.Offsets
+	5, // 4: connector.v1.raw.RawProcessReply.rejected:type_name -> connector.v1.Rejection
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_raw_proto_init() }
@@ -249,7 +374,7 @@ func file_raw_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raw_proto_rawDesc), len(file_raw_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
