@@ -10,6 +10,8 @@ import (
 
 	"github.com/connectd/connectd/sdk"
 	"github.com/google/cel-go/cel"
+	celast "github.com/google/cel-go/common/ast"
+	"github.com/google/cel-go/common/operators"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/common/types/traits"
@@ -49,6 +51,8 @@ type adapter struct{}
 // NativeToValue implements types.Adapter.
 func (adapter) NativeToValue(v any) ref.Val {
 	switch x := v.(type) {
+	case ref.Val:
+		return x
 	case json.Number:
 		if i, err := x.Int64(); err == nil {
 			return types.Int(i)
@@ -70,6 +74,29 @@ func (adapter) NativeToValue(v any) ref.Val {
 type expression struct {
 	attr string // what the expression is, for reasons: `where`, `fields "a.b"`
 	prg  cel.Program
+	// fields is true when the expression reads a field or an element of
+	// value (value.a, has(value.a), value["a"], value[0]): then a record
+	// whose value is not JSON, or a JSON string, number, bool or null, is
+	// rejected whatever the result (has(value.a) would be false on bytes,
+	// a silent drop).
+	fields bool
+}
+
+// readsFields reports whether the expression selects or indexes into the
+// variable value.
+func readsFields(ast *cel.Ast) bool {
+	found := false
+	isValue := func(e celast.Expr) bool { return e.Kind() == celast.IdentKind && e.AsIdent() == "value" }
+	celast.PreOrderVisit(ast.NativeRep().Expr(), celast.NewExprVisitor(func(e celast.Expr) {
+		switch e.Kind() {
+		case celast.SelectKind:
+			found = found || isValue(e.AsSelect().Operand())
+		case celast.CallKind:
+			c := e.AsCall()
+			found = found || (c.FunctionName() == operators.Index && len(c.Args()) == 2 && isValue(c.Args()[0]))
+		}
+	}))
+	return found
 }
 
 // compile compiles the CEL expression that the HCL expression expr holds (a
@@ -121,7 +148,7 @@ func compile(attr string, expr hcl.Expression, ctx *hcl.EvalContext, want []*cel
 			Subject:  expr.Range().Ptr(),
 		}}
 	}
-	return &expression{attr: attr, prg: prg}, nil
+	return &expression{attr: attr, prg: prg, fields: readsFields(ast)}, nil
 }
 
 func typeIn(t *cel.Type, ts []*cel.Type) bool {
@@ -210,7 +237,9 @@ type activation struct {
 	rec   *sdk.Record
 
 	decoded  bool
-	value    any   // the decoded JSON value, when jsonErr is nil
+	obj      object // the value, when it is a JSON object (isObj)
+	isObj    bool
+	value    any   // the decoded JSON value, when jsonErr is nil: objectVal{&obj} for an object
 	jsonErr  error // why the value is not JSON
 	headers  map[string]string
 	position map[string]any
@@ -219,7 +248,7 @@ type activation struct {
 // reset points a at rec, forgetting everything decoded for the last record.
 func (a *activation) reset(rec *sdk.Record) {
 	a.rec = rec
-	a.decoded, a.value, a.jsonErr = false, nil, nil
+	a.decoded, a.isObj, a.value, a.jsonErr = false, false, nil, nil
 	a.headers, a.position = nil, nil
 }
 
@@ -227,7 +256,16 @@ func (a *activation) reset(rec *sdk.Record) {
 func (a *activation) json() (any, error) {
 	if !a.decoded {
 		a.decoded = true
-		a.value, a.jsonErr = a.codec.decode(a.rec.Value)
+		a.obj.codec = a.codec
+		v, err := a.obj.parse(a.rec.Value)
+		switch err {
+		case nil:
+			a.value, a.isObj = objectVal{&a.obj}, true
+		case errNotObject:
+			a.value = v
+		default:
+			a.jsonErr = err
+		}
 	}
 	return a.value, a.jsonErr
 }
@@ -271,6 +309,16 @@ func (a *activation) Parent() interpreter.Activation { return nil }
 // eval runs e on a's record. An error says why for a rejection.
 func (e *expression) eval(a *activation) (ref.Val, error) {
 	out, _, err := e.prg.Eval(a)
+	if e.fields && a.decoded && !a.isObj {
+		switch a.value.(type) {
+		case []any: // value[0] reads an array's element
+		default:
+			if a.jsonErr != nil {
+				return nil, fmt.Errorf("%s: the value is not JSON: %v", e.attr, a.jsonErr)
+			}
+			return nil, fmt.Errorf("%s: the value is %s, not a JSON object", e.attr, kindOf(a.value))
+		}
+	}
 	if err != nil {
 		if a.decoded && a.jsonErr != nil {
 			return nil, fmt.Errorf("%s: %v (the value is not JSON: %v)", e.attr, err, a.jsonErr)

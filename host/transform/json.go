@@ -104,6 +104,9 @@ func (c *jsonCodec) value() (any, error) {
 // encode appends v's compact JSON text to dst, object names in sorted order
 // (so the output depends only on v).
 func (c *jsonCodec) encode(dst []byte, v any) ([]byte, error) {
+	if b, ok := appendScalar(dst, v); ok {
+		return b, nil
+	}
 	c.w.Reset()
 	if c.enc == nil {
 		c.enc = jsontext.NewEncoder(&c.w)
@@ -208,14 +211,17 @@ func (p path) get(obj map[string]any) (any, bool) {
 	return nil, false
 }
 
-// set assigns v at p in obj, creating missing parents as empty objects. A
-// parent that exists and is not an object is an error.
-func (p path) set(obj map[string]any, v any) error {
-	for i, name := range p[:len(p)-1] {
-		next, ok := obj[name]
+// set assigns v at p in obj, creating missing parents (or null ones) as
+// empty objects. A parent of another kind is an error.
+func (p path) set(obj map[string]any, v any) error { return p.setFrom(obj, 0, v) }
+
+// setFrom is set of p[from:] in obj, which is at p[:from].
+func (p path) setFrom(obj map[string]any, from int, v any) error {
+	for i := from; i < len(p)-1; i++ {
+		next, ok := obj[p[i]]
 		if !ok || next == nil {
 			m := map[string]any{}
-			obj[name] = m
+			obj[p[i]] = m
 			obj = m
 			continue
 		}

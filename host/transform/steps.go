@@ -206,7 +206,7 @@ func (s *set) apply(rec *sdk.Record) (sdk.Record, error) {
 			return out, err
 		}
 		for i, f := range s.fields {
-			if err := f.field.set(obj, s.results[i]); err != nil {
+			if err := obj.set(f.field, s.results[i]); err != nil {
 				return out, err
 			}
 		}
@@ -217,20 +217,19 @@ func (s *set) apply(rec *sdk.Record) (sdk.Record, error) {
 	return out, nil
 }
 
-// decoded returns rec's value as a JSON object, decoded once per record: the
-// expressions may have decoded it already.
-func (s *set) decoded(rec *sdk.Record) (map[string]any, error) {
+// decoded returns rec's value as a JSON object, read once per record: the
+// expressions may have read it already.
+func (s *set) decoded(rec *sdk.Record) (*object, error) {
 	if !s.act.decoded {
 		return s.object(rec)
 	}
 	if s.act.jsonErr != nil {
 		return nil, fmt.Errorf("the value is not JSON: %v", s.act.jsonErr)
 	}
-	m, ok := s.act.value.(map[string]any)
-	if !ok {
+	if !s.act.isObj {
 		return nil, fmt.Errorf("the value is %s, not a JSON object", kindOf(s.act.value))
 	}
-	return m, nil
+	return &s.act.obj, nil
 }
 
 // setsHeader reports whether the step sets header name.
@@ -266,37 +265,14 @@ func (s *dropFields) Name() string { return "drop_fields" }
 
 // Apply implements Step.
 func (s *dropFields) Apply(recs []sdk.Record) ([]sdk.Record, []sdk.Rejection) {
-	return s.each(recs, func(obj map[string]any) error {
+	return s.each(recs, func(obj *object) (changed bool, _ error) {
 		for _, f := range s.fields {
-			f.remove(obj)
+			if _, ok := obj.remove(f); ok {
+				changed = true
+			}
 		}
-		return nil
+		return changed, nil
 	})
-}
-
-// each runs change on every record's decoded object value and encodes the
-// result; a record whose value is not a JSON object, or for which change
-// fails, is rejected.
-func (s *objectStep) each(recs []sdk.Record, change func(map[string]any) error) (out []sdk.Record, rejected []sdk.Rejection) {
-	s.start(recs)
-	out = make([]sdk.Record, 0, len(recs))
-	for i := range recs {
-		r := recs[i]
-		obj, err := s.object(&r)
-		if err == nil {
-			err = change(obj)
-		}
-		if err == nil {
-			r.Value, err = s.encode(obj)
-		}
-		if err != nil {
-			rejected = append(rejected, sdk.Rejection{Index: i, Reason: err.Error()})
-			continue
-		}
-		out = append(out, r)
-	}
-	s.slab = nil
-	return out, rejected
 }
 
 // rename moves fields of JSON object values to new paths.
@@ -356,20 +332,21 @@ func (s *rename) Name() string { return "rename" }
 
 // Apply implements Step.
 func (s *rename) Apply(recs []sdk.Record) ([]sdk.Record, []sdk.Rejection) {
-	return s.each(recs, func(obj map[string]any) error {
+	return s.each(recs, func(obj *object) (changed bool, _ error) {
 		for i, from := range s.from {
-			v, ok := from.remove(obj)
+			v, ok := obj.remove(from)
 			if !ok {
 				continue
 			}
-			if _, taken := s.to[i].get(obj); taken {
-				return fmt.Errorf("cannot rename %q to %q: the value already has a field %q", from, s.to[i], s.to[i])
+			if _, taken := obj.get(s.to[i]); taken {
+				return false, fmt.Errorf("cannot rename %q to %q: the value already has a field %q", from, s.to[i], s.to[i])
 			}
-			if err := s.to[i].set(obj, v); err != nil {
-				return err
+			if err := obj.set(s.to[i], v); err != nil {
+				return false, err
 			}
+			changed = true
 		}
-		return nil
+		return changed, nil
 	})
 }
 
@@ -424,21 +401,22 @@ func (s *mask) Name() string { return "mask" }
 
 // Apply implements Step.
 func (s *mask) Apply(recs []sdk.Record) ([]sdk.Record, []sdk.Rejection) {
-	return s.each(recs, func(obj map[string]any) error {
+	return s.each(recs, func(obj *object) (changed bool, _ error) {
 		for _, f := range s.fields {
-			v, ok := f.get(obj)
+			v, ok := obj.get(f)
 			if !ok {
 				continue
 			}
 			h, err := s.hash(v)
 			if err != nil {
-				return fmt.Errorf("cannot mask %q: %v", f, err)
+				return false, fmt.Errorf("cannot mask %q: %v", f, err)
 			}
-			if err := f.set(obj, h); err != nil {
-				return err
+			if err := obj.set(f, h); err != nil {
+				return false, err
 			}
+			changed = true
 		}
-		return nil
+		return changed, nil
 	})
 }
 

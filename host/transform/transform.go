@@ -190,24 +190,25 @@ func upper(s string) string {
 }
 
 // objectStep is the shared part of the steps that change a JSON object
-// value: decode it, change it, encode it into a buffer shared by the batch's
+// value: read it, change it, encode it into a buffer shared by the batch's
 // output values.
 type objectStep struct {
 	codec jsonCodec
+	obj   object
 	slab  []byte
 }
 
-// object decodes rec's value, which must be a JSON object.
-func (s *objectStep) object(rec *sdk.Record) (map[string]any, error) {
-	v, err := s.codec.decode(rec.Value)
-	if err != nil {
-		return nil, fmt.Errorf("the value is not JSON: %v", err)
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
+// object reads rec's value, which must be a JSON object, into s.obj.
+func (s *objectStep) object(rec *sdk.Record) (*object, error) {
+	s.obj.codec = &s.codec
+	v, err := s.obj.parse(rec.Value)
+	switch err {
+	case nil:
+		return &s.obj, nil
+	case errNotObject:
 		return nil, fmt.Errorf("the value is %s, not a JSON object", kindOf(v))
 	}
-	return m, nil
+	return nil, fmt.Errorf("the value is not JSON: %v", err)
 }
 
 // start prepares the output buffer for recs.
@@ -219,14 +220,41 @@ func (s *objectStep) start(recs []sdk.Record) {
 	s.slab = make([]byte, 0, n)
 }
 
-// encode encodes v into the batch's buffer and returns its bytes, capped so
+// encode encodes o into the batch's buffer and returns its bytes, capped so
 // that appending to them never touches the next value.
-func (s *objectStep) encode(v any) ([]byte, error) {
+func (s *objectStep) encode(o *object) ([]byte, error) {
 	at := len(s.slab)
-	b, err := s.codec.encode(s.slab, v)
+	b, err := o.encode(s.slab)
 	if err != nil {
 		return nil, err
 	}
 	s.slab = b // if append grew it, the values before stay where they were
 	return b[at:len(b):len(b)], nil
+}
+
+// each runs change on every record's object value and encodes the result
+// when change says it changed something (else the value's bytes go on as
+// they were); a record whose value is not a JSON object, or for which change
+// fails, is rejected.
+func (s *objectStep) each(recs []sdk.Record, change func(*object) (bool, error)) (out []sdk.Record, rejected []sdk.Rejection) {
+	s.start(recs)
+	out = make([]sdk.Record, 0, len(recs))
+	for i := range recs {
+		r := recs[i]
+		obj, err := s.object(&r)
+		changed := false
+		if err == nil {
+			changed, err = change(obj)
+		}
+		if err == nil && changed {
+			r.Value, err = s.encode(obj)
+		}
+		if err != nil {
+			rejected = append(rejected, sdk.Rejection{Index: i, Reason: err.Error()})
+			continue
+		}
+		out = append(out, r)
+	}
+	s.slab = nil
+	return out, rejected
 }

@@ -149,6 +149,24 @@ func TestFilter(t *testing.T) {
 		7: "the value is not JSON: more than one JSON value",
 		8: "out of range",
 	})
+
+	// has() on a value that is not a JSON object would be false: a silent
+	// drop. An expression that reads a field rejects such a record instead.
+	f = step(t, `transform "filter" { where = "!has(value.a) || value == b'x'" }`)
+	out, rej = f.Apply([]sdk.Record{rec(`x`, 0), rec(`"s"`, 1), rec(`12`, 2), rec(`{}`, 3), rec(`[{"a":1}]`, 4)})
+	if len(out) != 1 || string(out[0].Value) != `{}` {
+		t.Errorf("out %q, want only {}", values(out))
+	}
+	checkReasons(t, rej, map[int]string{
+		0: "where: the value is not JSON",
+		1: "where: the value is a string, not a JSON object",
+		2: "where: the value is a number, not a JSON object",
+		4: "where: ", // has() on a list: CEL's own error
+	})
+	f = step(t, `transform "filter" { where = "value[0].a == 1" }`)
+	if out, rej = f.Apply([]sdk.Record{rec(`[{"a":1}]`, 0)}); len(out) != 1 {
+		t.Errorf("value[0].a on an array: rejections %q, want the record kept", reasons(rej))
+	}
 }
 
 // TestFilterRecordFields checks each variable an expression sees.
@@ -215,7 +233,9 @@ transform "set" {
 	}
 	got := out[0]
 	// Every expression saw the record as it came in: price+1 = 21, total = 20*3, meta.copy has the old price.
-	want := `{"at":"2026-01-02T03:04:05Z","id":7,"meta":{"copy":{"id":7,"n":150,"note":"keep 1.50e2 as written","price":20,"qty":3},"source":"t/0"},"n":1.50e2,"note":"keep 1.50e2 as written","price":21,"qty":3,"total":60}`
+	// Fields keep their order and bytes; new ones follow in the order written;
+	// an object a step builds or copies has sorted names.
+	want := `{"id":7,"price":21,"qty":3,"note":"keep 1.50e2 as written","n":1.50e2,"total":60,"meta":{"copy":{"id":7,"n":150,"note":"keep 1.50e2 as written","price":20,"qty":3},"source":"t/0"},"at":"2026-01-02T03:04:05Z"}`
 	if string(got.Value) != want {
 		t.Errorf("value\n%s, want\n%s", got.Value, want)
 	}
@@ -253,7 +273,7 @@ transform "set" {
 	}
 	checkReasons(t, rej, map[int]string{
 		0: `fields "c": bytes have no JSON form`,
-		1: `fields "a.b": no such key: x (the value is not JSON: `,
+		1: `fields "a.b": the value is not JSON: invalid character 'p' at start of value`,
 		2: `fields "a.b": no such key: x`,
 		3: `fields "a.b": no such overload`,
 	})
@@ -287,6 +307,52 @@ transform "set" {
 	})
 }
 
+// TestValueBytesKept checks that a step leaves the bytes of what it does not
+// change as they were: whitespace, field order, escapes, number forms.
+func TestValueBytesKept(t *testing.T) {
+	in := `{ "b" : 1.0e0 , "a\u0041" : "x\ty" , "c": [ 1 , 2 ] }`
+	for _, tc := range []struct{ src, want string }{
+		{`transform "drop_fields" { fields = ["zz", "c.d"] }`, in},
+		{`transform "rename" { fields = { "zz" = "y" } }`, in},
+		{`transform "mask" {
+  fields = ["zz"]
+  key = "k"
+}`, in},
+		{`transform "set" { key = "'k'" }`, in},
+		{`transform "set" { headers = { h = "value.aA" } }`, in},
+		{`transform "drop_fields" { fields = ["c"] }`, `{"b":1.0e0,"a\u0041":"x\ty"}`},
+		{`transform "set" { fields = { "aA" = "value.aA + '!'" } }`, `{"b":1.0e0,"a\u0041":"x\ty!","c":[ 1 , 2 ]}`},
+	} {
+		out, rej := step(t, tc.src).Apply([]sdk.Record{rec(in, 0)})
+		if len(rej) > 0 || len(out) != 1 {
+			t.Errorf("%s: rejections %q", tc.src, reasons(rej))
+			continue
+		}
+		if string(out[0].Value) != tc.want {
+			t.Errorf("%s:\n got %s\nwant %s", tc.src, out[0].Value, tc.want)
+		}
+	}
+}
+
+// TestNotJSON checks what is not JSON for a step.
+func TestNotJSON(t *testing.T) {
+	f := step(t, `transform "filter" { where = "has(value.a)" }`)
+	d := step(t, `transform "drop_fields" { fields = ["a"] }`)
+	for v, want := range map[string]string{
+		`{"a":1,"a":2}`:    "duplicate object member name",
+		`{"a":1} {}`:       "more than one JSON value",
+		`{"a":1`:           "unexpected EOF after offset 6",
+		"{\"a\":\"\xff\"}": "invalid UTF-8",
+		``:                 "unexpected end of JSON input",
+	} {
+		for _, s := range []Step{f, d} {
+			_, rej := s.Apply([]sdk.Record{rec(v, 0)})
+			checkReasons(t, rej, map[int]string{0: "the value is not JSON"})
+			checkReasons(t, rej, map[int]string{0: want})
+		}
+	}
+}
+
 func TestDropFields(t *testing.T) {
 	s := step(t, `transform "drop_fields" { fields = ["a", "b.c", "missing", "x.y.z"] }`)
 	out, rej := s.Apply([]sdk.Record{
@@ -317,7 +383,7 @@ transform "rename" {
 		rec(`{"c":1,"d":"s"}`, 2),
 		rec(`17`, 3),
 	})
-	if got, want := values(out), []string{`{"a":{"x":0},"d":{"e":[3]},"flat":2,"new":1}`}; !reflect.DeepEqual(got, want) {
+	if got, want := values(out), []string{`{"a":{"x":0},"new":1,"flat":2,"d":{"e":[3]}}`}; !reflect.DeepEqual(got, want) {
 		t.Errorf("out %q, want %q", got, want)
 	}
 	checkReasons(t, rej, map[int]string{
