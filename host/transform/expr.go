@@ -1,0 +1,408 @@
+package transform
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/connectd/connectd/sdk"
+	"github.com/google/cel-go/cel"
+	celast "github.com/google/cel-go/common/ast"
+	"github.com/google/cel-go/common/operators"
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
+	"github.com/google/cel-go/common/types/traits"
+	"github.com/google/cel-go/ext"
+	"github.com/google/cel-go/interpreter"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// celEnv is the one environment every expression compiles in: the record's
+// variables, CEL's standard library and the strings and base64 extensions.
+// Nothing in it reads a clock, draws a random number or does I/O, so an
+// expression gives the same result for the same record every time.
+var celEnv = func() *cel.Env {
+	env, err := cel.NewEnv(
+		cel.Variable("key", cel.BytesType),
+		cel.Variable("value", cel.DynType),
+		cel.Variable("headers", cel.MapType(cel.StringType, cel.StringType)),
+		cel.Variable("timestamp", cel.TimestampType),
+		cel.Variable("position", cel.MapType(cel.StringType, cel.DynType)),
+		cel.CustomTypeAdapter(adapter{}),
+		ext.Strings(),
+		ext.Encoders(),
+	)
+	if err != nil {
+		panic("transform: the CEL environment does not build: " + err.Error()) // a bug, found by every test
+	}
+	return env
+}()
+
+// adapter presents decoded JSON to CEL: a number as an int when it is a
+// whole number that fits in 64 bits, else as a double; objects and arrays
+// as CEL maps and lists whose elements are adapted the same way.
+type adapter struct{}
+
+// NativeToValue implements types.Adapter.
+func (adapter) NativeToValue(v any) ref.Val {
+	switch x := v.(type) {
+	case ref.Val:
+		return x
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return types.Int(i)
+		}
+		f, err := x.Float64()
+		if err != nil {
+			return types.NewErr("number %s is out of range", string(x))
+		}
+		return types.Double(f)
+	case map[string]any:
+		return types.NewStringInterfaceMap(adapter{}, x)
+	case []any:
+		return types.NewDynamicList(adapter{}, x)
+	}
+	return types.DefaultTypeAdapter.NativeToValue(v)
+}
+
+// expression is one compiled CEL expression and where it came from.
+type expression struct {
+	attr string // what the expression is, for reasons: `where`, `fields "a.b"`
+	prg  cel.Program
+	// fields is true when the expression reads a field or an element of
+	// value (value.a, has(value.a), value["a"], value[0]): then a record
+	// whose value is not JSON, or a JSON string, number, bool or null, is
+	// rejected whatever the result (has(value.a) would be false on bytes,
+	// a silent drop).
+	fields bool
+}
+
+// readsFields reports whether the expression selects or indexes into the
+// variable value.
+func readsFields(ast *cel.Ast) bool {
+	found := false
+	isValue := func(e celast.Expr) bool { return e.Kind() == celast.IdentKind && e.AsIdent() == "value" }
+	celast.PreOrderVisit(ast.NativeRep().Expr(), celast.NewExprVisitor(func(e celast.Expr) {
+		switch e.Kind() {
+		case celast.SelectKind:
+			found = found || isValue(e.AsSelect().Operand())
+		case celast.CallKind:
+			c := e.AsCall()
+			found = found || (c.FunctionName() == operators.Index && len(c.Args()) == 2 && isValue(c.Args()[0]))
+		}
+	}))
+	return found
+}
+
+// compile compiles the CEL expression that the HCL expression expr holds (a
+// string). want lists the result types the expression may have (besides dyn,
+// checked per record); what names them for a message. Errors point into the
+// expression's text when its source is a plain string literal.
+func compile(attr string, expr hcl.Expression, ctx *hcl.EvalContext, want []*cel.Type, what string) (*expression, hcl.Diagnostics) {
+	v, diags := expr.Value(ctx)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	v, _ = v.UnmarkDeep()
+	if v.IsNull() || !v.IsKnown() || v.Type() != cty.String {
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Expression expected",
+			Detail:   fmt.Sprintf("%s takes an expression in a string, such as \"value.amount > 100\"; got %s.", attr, friendly(v)),
+			Subject:  expr.Range().Ptr(),
+		}}
+	}
+	text := v.AsString()
+	ast, iss := celEnv.Compile(text)
+	if iss.Err() != nil {
+		for _, e := range iss.Errors() {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Invalid expression",
+				Detail:   fmt.Sprintf("%s: %s.", attr, strings.TrimSuffix(e.Message, ".")),
+				Subject:  into(expr, text, e.Location.Line(), e.Location.Column()),
+				Context:  expr.Range().Ptr(),
+			})
+		}
+		return nil, diags
+	}
+	if out := ast.OutputType(); out != cel.DynType && !typeIn(out, want) {
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Invalid expression type",
+			Detail:   fmt.Sprintf("%s must be %s; this expression gives %s.", attr, what, out),
+			Subject:  expr.Range().Ptr(),
+		}}
+	}
+	prg, err := celEnv.Program(ast, cel.EvalOptions(cel.OptOptimize))
+	if err != nil {
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Invalid expression",
+			Detail:   fmt.Sprintf("%s: %s.", attr, err),
+			Subject:  expr.Range().Ptr(),
+		}}
+	}
+	return &expression{attr: attr, prg: prg, fields: readsFields(ast)}, nil
+}
+
+func typeIn(t *cel.Type, ts []*cel.Type) bool {
+	if ts == nil {
+		return true
+	}
+	for _, w := range ts {
+		if t.IsExactType(w) {
+			return true
+		}
+	}
+	return false
+}
+
+// friendly describes a non-string value for a message, without the value.
+func friendly(v cty.Value) string {
+	switch {
+	case !v.IsKnown():
+		return "a value not known when the file is read"
+	case v.IsNull():
+		return "null"
+	}
+	return "a " + v.Type().FriendlyName()
+}
+
+// into returns the range of the character at (line, column) of the
+// expression's text: line is 1-based and column 0-based, in characters, as
+// CEL reports them. When the text is a plain string literal in the file
+// (quoted, no escapes, no interpolation; or a heredoc that is not indented),
+// file positions and text positions match one to one; otherwise the whole
+// expression's range is the best it can say.
+func into(expr hcl.Expression, text string, line, column int) *hcl.Range {
+	whole := expr.Range()
+	lit, ok := literal(expr)
+	if !ok || lit.End.Byte-lit.Start.Byte != len(text) {
+		return &whole
+	}
+	lines := strings.SplitAfter(text, "\n")
+	if line < 1 || line > len(lines) {
+		return &whole
+	}
+	off := 0
+	for _, l := range lines[:line-1] {
+		off += len(l)
+	}
+	cur := lines[line-1]
+	col := 0
+	for col < column && len(cur) > 0 {
+		_, n := utf8.DecodeRuneInString(cur)
+		cur = cur[n:]
+		off += n
+		col++
+	}
+	start := hcl.Pos{Line: lit.Start.Line + line - 1, Column: col + 1, Byte: lit.Start.Byte + off}
+	if line == 1 {
+		start.Column = lit.Start.Column + col
+	}
+	end := start
+	if len(cur) > 0 {
+		_, n := utf8.DecodeRuneInString(cur)
+		end.Column++
+		end.Byte += n
+	}
+	return &hcl.Range{Filename: whole.Filename, Start: start, End: end}
+}
+
+// literal returns the source range of the text of a string literal
+// expression (inside the quotes).
+func literal(expr hcl.Expression) (hcl.Range, bool) {
+	t, ok := expr.(*hclsyntax.TemplateExpr)
+	if !ok || len(t.Parts) != 1 {
+		return hcl.Range{}, false
+	}
+	l, ok := t.Parts[0].(*hclsyntax.LiteralValueExpr)
+	if !ok {
+		return hcl.Range{}, false
+	}
+	return l.SrcRange, true
+}
+
+// activation is the record an expression runs on. It decodes the value, and
+// builds headers and position, only when an expression reads them, once
+// per record.
+type activation struct {
+	codec *jsonCodec
+	rec   *sdk.Record
+
+	decoded  bool
+	obj      object // the value, when it is a JSON object (isObj)
+	isObj    bool
+	value    any   // the decoded JSON value, when jsonErr is nil: objectVal{&obj} for an object
+	jsonErr  error // why the value is not JSON
+	headers  map[string]string
+	position map[string]any
+}
+
+// reset points a at rec, forgetting everything decoded for the last record.
+func (a *activation) reset(rec *sdk.Record) {
+	a.rec = rec
+	a.decoded, a.isObj, a.value, a.jsonErr = false, false, nil, nil
+	a.headers, a.position = nil, nil
+}
+
+// json returns the record's value decoded, or why it is not JSON.
+func (a *activation) json() (any, error) {
+	if !a.decoded {
+		a.decoded = true
+		a.obj.codec = a.codec
+		v, err := a.obj.parse(a.rec.Value)
+		switch err {
+		case nil:
+			a.value, a.isObj = objectVal{&a.obj}, true
+		case errNotObject:
+			a.value = v
+		default:
+			a.jsonErr = err
+		}
+	}
+	return a.value, a.jsonErr
+}
+
+// ResolveName implements interpreter.Activation.
+func (a *activation) ResolveName(name string) (any, bool) {
+	switch name {
+	case "key":
+		return types.Bytes(a.rec.Key), true
+	case "value":
+		v, err := a.json()
+		if err != nil {
+			return types.Bytes(a.rec.Value), true
+		}
+		return v, true
+	case "headers":
+		if a.headers == nil {
+			a.headers = make(map[string]string, len(a.rec.Headers))
+			for _, h := range a.rec.Headers {
+				if _, dup := a.headers[h.Key]; !dup { // the first wins, as sdk.Record.Header has it
+					a.headers[h.Key] = string(h.Value)
+				}
+			}
+		}
+		return a.headers, true
+	case "timestamp":
+		return types.Timestamp{Time: a.rec.Timestamp}, true
+	case "position":
+		if a.position == nil {
+			p := a.rec.Position
+			a.position = map[string]any{"partition": p.Partition, "offset": p.Offset, "index": int64(p.Index)}
+		}
+		return a.position, true
+	}
+	return nil, false
+}
+
+// Parent implements interpreter.Activation.
+func (a *activation) Parent() interpreter.Activation { return nil }
+
+// eval runs e on a's record. An error says why for a rejection.
+func (e *expression) eval(a *activation) (ref.Val, error) {
+	out, _, err := e.prg.Eval(a)
+	if e.fields && a.decoded && !a.isObj {
+		switch a.value.(type) {
+		case []any: // value[0] reads an array's element
+		default:
+			if a.jsonErr != nil {
+				return nil, fmt.Errorf("%s: the value is not JSON: %v", e.attr, a.jsonErr)
+			}
+			return nil, fmt.Errorf("%s: the value is %s, not a JSON object", e.attr, kindOf(a.value))
+		}
+	}
+	if err != nil {
+		if a.decoded && a.jsonErr != nil {
+			return nil, fmt.Errorf("%s: %v (the value is not JSON: %v)", e.attr, err, a.jsonErr)
+		}
+		return nil, fmt.Errorf("%s: %v", e.attr, err)
+	}
+	return out, nil
+}
+
+// toJSON converts an expression's result to a JSON value (see json.go); a
+// result with no JSON form (bytes, a non-string map key, NaN) is an error.
+func toJSON(v ref.Val) (any, error) {
+	switch x := v.(type) {
+	case types.Null:
+		return nil, nil
+	case types.Bool:
+		return bool(x), nil
+	case types.Int:
+		return int64(x), nil
+	case types.Uint:
+		return uint64(x), nil
+	case types.Double:
+		return float64(x), nil
+	case types.String:
+		return string(x), nil
+	case types.Bytes:
+		return nil, errors.New("bytes have no JSON form: convert with string(…) or base64.encode(…)")
+	case types.Timestamp, types.Duration:
+		s := x.ConvertToType(types.StringType)
+		if types.IsError(s) {
+			return nil, s.(*types.Err)
+		}
+		return string(s.(types.String)), nil
+	case traits.Mapper:
+		m := map[string]any{}
+		for it := x.Iterator(); it.HasNext() == types.True; {
+			k := it.Next()
+			ks, ok := k.(types.String)
+			if !ok {
+				return nil, fmt.Errorf("a JSON object's names are strings; got a %s name", k.Type())
+			}
+			e, err := toJSON(x.Get(k))
+			if err != nil {
+				return nil, err
+			}
+			m[string(ks)] = e
+		}
+		return m, nil
+	case traits.Lister:
+		n := int(x.Size().(types.Int))
+		l := make([]any, n)
+		for i := range l {
+			e, err := toJSON(x.Get(types.Int(i)))
+			if err != nil {
+				return nil, err
+			}
+			l[i] = e
+		}
+		return l, nil
+	}
+	if types.IsError(v) {
+		return nil, v.(*types.Err)
+	}
+	return nil, fmt.Errorf("a %s has no JSON form", v.Type())
+}
+
+// toBytes converts the result of a key or header expression: a string (its
+// UTF-8 bytes) or bytes; null is (nil, false).
+func toBytes(v ref.Val) ([]byte, bool, error) {
+	switch x := v.(type) {
+	case types.String:
+		return []byte(x), true, nil
+	case types.Bytes:
+		return []byte(x), true, nil
+	case types.Null:
+		return nil, false, nil
+	}
+	return nil, false, fmt.Errorf("got %s, want a string, bytes or null", typeName(v))
+}
+
+// typeName names a result's CEL type for a reason.
+func typeName(v ref.Val) string {
+	if v == nil || reflect.ValueOf(v).Kind() == reflect.Invalid {
+		return "nothing"
+	}
+	return v.Type().(ref.Type).TypeName()
+}

@@ -1,0 +1,264 @@
+package transform
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// A JSON value as the transforms hold it: map[string]any for an object, []any
+// for an array, string, bool, nil for null, and json.Number for a number read
+// from a record (kept as written, so a field no transform touches is written
+// back unchanged). Values computed by expressions add int64, uint64 and
+// float64.
+
+// jsonCodec decodes and encodes record values. It keeps its decoder and
+// encoder between records; it is for one goroutine at a time.
+type jsonCodec struct {
+	r   bytes.Reader
+	dec *jsontext.Decoder
+	w   bytes.Buffer
+	enc *jsontext.Encoder
+}
+
+// decode parses b, which must hold exactly one JSON value.
+func (c *jsonCodec) decode(b []byte) (any, error) {
+	c.r.Reset(b)
+	if c.dec == nil {
+		c.dec = jsontext.NewDecoder(&c.r)
+	} else {
+		c.dec.Reset(&c.r)
+	}
+	v, err := c.value()
+	if err != nil {
+		return nil, jsonError(err)
+	}
+	if _, err := c.dec.ReadToken(); err != io.EOF {
+		return nil, errors.New("more than one JSON value")
+	}
+	return v, nil
+}
+
+// jsonError shortens the decoder's message for a rejection reason.
+func jsonError(err error) error {
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return errors.New("unexpected end of JSON input")
+	}
+	return errors.New(strings.TrimPrefix(err.Error(), "jsontext: "))
+}
+
+func (c *jsonCodec) value() (any, error) {
+	tok, err := c.dec.ReadToken()
+	if err != nil {
+		return nil, err
+	}
+	switch tok.Kind() {
+	case '{':
+		m := make(map[string]any, 8)
+		for c.dec.PeekKind() != '}' {
+			k, err := c.dec.ReadToken()
+			if err != nil {
+				return nil, err
+			}
+			name := k.String() // before the next read voids k
+			v, err := c.value()
+			if err != nil {
+				return nil, err
+			}
+			m[name] = v
+		}
+		_, err := c.dec.ReadToken()
+		return m, err
+	case '[':
+		l := []any{}
+		for c.dec.PeekKind() != ']' {
+			v, err := c.value()
+			if err != nil {
+				return nil, err
+			}
+			l = append(l, v)
+		}
+		_, err := c.dec.ReadToken()
+		return l, err
+	case '"':
+		return tok.String(), nil
+	case '0':
+		return json.Number(tok.String()), nil
+	case 't':
+		return true, nil
+	case 'f':
+		return false, nil
+	case 'n':
+		return nil, nil
+	}
+	return nil, fmt.Errorf("unexpected %v", tok.Kind())
+}
+
+// encode appends v's compact JSON text to dst, object names in sorted order
+// (so the output depends only on v).
+func (c *jsonCodec) encode(dst []byte, v any) ([]byte, error) {
+	if b, ok := appendScalar(dst, v); ok {
+		return b, nil
+	}
+	c.w.Reset()
+	if c.enc == nil {
+		c.enc = jsontext.NewEncoder(&c.w)
+	} else {
+		c.enc.Reset(&c.w)
+	}
+	if err := c.write(v); err != nil {
+		return dst, err
+	}
+	out := c.w.Bytes()
+	if n := len(out); n > 0 && out[n-1] == '\n' { // the encoder ends each top-level value with one
+		out = out[:n-1]
+	}
+	return append(dst, out...), nil
+}
+
+func (c *jsonCodec) write(v any) error {
+	switch x := v.(type) {
+	case nil:
+		return c.enc.WriteToken(jsontext.Null)
+	case bool:
+		return c.enc.WriteToken(jsontext.Bool(x))
+	case string:
+		return c.enc.WriteToken(jsontext.String(x))
+	case json.Number:
+		return c.enc.WriteValue(jsontext.Value(x))
+	case int64:
+		return c.enc.WriteToken(jsontext.Int(x))
+	case uint64:
+		return c.enc.WriteToken(jsontext.Uint(x))
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return fmt.Errorf("%v has no JSON form", x)
+		}
+		return c.enc.WriteToken(jsontext.Float(x))
+	case []any:
+		if err := c.enc.WriteToken(jsontext.BeginArray); err != nil {
+			return err
+		}
+		for _, e := range x {
+			if err := c.write(e); err != nil {
+				return err
+			}
+		}
+		return c.enc.WriteToken(jsontext.EndArray)
+	case map[string]any:
+		if err := c.enc.WriteToken(jsontext.BeginObject); err != nil {
+			return err
+		}
+		names := make([]string, 0, len(x))
+		for k := range x {
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		for _, k := range names {
+			if err := c.enc.WriteToken(jsontext.String(k)); err != nil {
+				return err
+			}
+			if err := c.write(x[k]); err != nil {
+				return err
+			}
+		}
+		return c.enc.WriteToken(jsontext.EndObject)
+	}
+	return fmt.Errorf("%T has no JSON form", v)
+}
+
+// path is a dotted field path split at its dots: "a.b" is ["a", "b"].
+type path []string
+
+// parsePath splits a dotted path; every part must be non-empty.
+func parsePath(s string) (path, error) {
+	if s == "" {
+		return nil, errors.New("a field path must not be empty")
+	}
+	p := strings.Split(s, ".")
+	for _, part := range p {
+		if part == "" {
+			return nil, fmt.Errorf("field path %q has an empty part (a leading, trailing or double dot)", s)
+		}
+	}
+	return p, nil
+}
+
+func (p path) String() string { return strings.Join(p, ".") }
+
+// get returns the value at p in obj, and whether it is there (every parent
+// an object that has the next name).
+func (p path) get(obj map[string]any) (any, bool) {
+	for i, name := range p {
+		v, ok := obj[name]
+		if !ok {
+			return nil, false
+		}
+		if i == len(p)-1 {
+			return v, true
+		}
+		if obj, ok = v.(map[string]any); !ok {
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// set assigns v at p in obj, creating missing parents (or null ones) as
+// empty objects. A parent of another kind is an error.
+func (p path) set(obj map[string]any, v any) error { return p.setFrom(obj, 0, v) }
+
+// setFrom is set of p[from:] in obj, which is at p[:from].
+func (p path) setFrom(obj map[string]any, from int, v any) error {
+	for i := from; i < len(p)-1; i++ {
+		next, ok := obj[p[i]]
+		if !ok || next == nil {
+			m := map[string]any{}
+			obj[p[i]] = m
+			obj = m
+			continue
+		}
+		if obj, ok = next.(map[string]any); !ok {
+			return fmt.Errorf("cannot set field %q: %q is %s, not an object", p.String(), p[:i+1].String(), kindOf(next))
+		}
+	}
+	obj[p[len(p)-1]] = v
+	return nil
+}
+
+// remove deletes the value at p in obj and returns it, and whether it was there.
+func (p path) remove(obj map[string]any) (any, bool) {
+	for _, name := range p[:len(p)-1] {
+		var ok bool
+		if obj, ok = obj[name].(map[string]any); !ok {
+			return nil, false
+		}
+	}
+	v, ok := obj[p[len(p)-1]]
+	delete(obj, p[len(p)-1])
+	return v, ok
+}
+
+// kindOf names a JSON value's kind for a message: "an object", "a string", ….
+func kindOf(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "an array"
+	case string:
+		return "a string"
+	case bool:
+		return "a bool"
+	}
+	return "a number"
+}
