@@ -119,7 +119,7 @@ func checkDelivery(d Delivery, source, sink *Plugin, processors []*Plugin, deadL
 	}
 	for _, pr := range processors {
 		if !slices.Contains(pr.Spec.CapabilitiesFor(pr.Values), sdk.CapDeterministic) {
-			problems = append(problems, fmt.Sprintf("delivery %q needs deterministic transforms (a replayed batch must become the same records), but processor %s does not declare capability %q", d, pr.title(), sdk.CapDeterministic))
+			problems = append(problems, fmt.Sprintf("delivery %q needs deterministic transforms (a replayed batch must become the same records), but %s does not declare capability %q", d, pr.title(), sdk.CapDeterministic))
 		}
 	}
 	if deadLetter != nil {
