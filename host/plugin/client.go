@@ -86,8 +86,9 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Permanent reports whether calling again cannot help: the plugin answered
-// and broke its contract (INTERNAL, as the Go sdk reports a Read or Replay
-// that breaks it), does not implement the call (UNIMPLEMENTED), or is not in
+// and broke its contract (INTERNAL, as the Go sdk reports a Read, Replay,
+// Write or Process that breaks it, and as the host reports a Write or Process
+// reply that breaks it), does not implement the call (UNIMPLEMENTED), or is not in
 // the state the call needs (FAILED_PRECONDITION). A plugin that died or could
 // not be reached, or failed in any other way, is worth restarting.
 func (e *Error) Permanent() bool {
