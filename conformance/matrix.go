@@ -146,7 +146,11 @@ func (s *suite) runCell(ctx context.Context, i int, c cell) []Result {
 		ran = true
 		switch c.kind {
 		case PointContract:
-			return []Result{s.contract(ctx, dir, name, c)}
+			res := s.contract(ctx, dir, name, c)
+			if s.o.Reader != nil && c.guarantees[0] != string(sdk.CapReplayable) {
+				s.readBackContract(ctx, dir, name, &res)
+			}
+			return []Result{res}
 		case PointSoak:
 			got, detail, err = s.soakRuns(ctx, dir, name, c.guarantees[0])
 		default:
@@ -164,6 +168,13 @@ func (s *suite) runCell(ctx context.Context, i int, c cell) []Result {
 			got = l
 		} else if err == nil {
 			err = lerr
+		}
+	}
+	if got != nil && s.o.Reader != nil && ctx.Err() == nil {
+		read, rerr := s.readBack(ctx, dir, name, got)
+		got = read
+		if err == nil {
+			err = rerr
 		}
 	}
 	want, werr := in.ids()

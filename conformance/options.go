@@ -73,7 +73,8 @@ type Options struct {
 	// Any other source needs its input from Input or InputFunc.
 	Source Plugin
 	// Sink is the sink under test. It must implement sdk.Lister: that is how
-	// the suite reads back the ids it holds. When Name is empty, the bundled
+	// the suite reads back the ids it holds (checked against Reader when one
+	// is given). When Name is empty, the bundled
 	// file sink in batch mode, in directory "conformance-out", is used.
 	Sink Plugin
 	// Input is a sink that puts records into the source under test, such as
@@ -86,6 +87,14 @@ type Options struct {
 	// relative to it) and the values to store, each a JSON object with a
 	// unique "id" field.
 	InputFunc func(dir string, values [][]byte) error
+
+	// Reader, when not nil, reads back the output of every pipeline without
+	// the sink under test: the suite compares what it finds with the sink's
+	// List, judges the cell by what the Reader found, and fails the cell
+	// (Error starting with ReadBackPrefix) when the two disagree or the
+	// Reader fails. It also runs after the sink's contract checks. A List
+	// that hides duplicates or invents records passes no cell with a Reader.
+	Reader Reader
 
 	// Level is Quick when empty.
 	Level Level

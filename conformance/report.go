@@ -101,8 +101,11 @@ type Report struct {
 	NotClaimed string `json:"not_claimed,omitempty"`
 	Level      Level  `json:"level"`
 	// Seed is the seed of the random SIGKILL soak.
-	Seed    int64    `json:"seed"`
-	Results []Result `json:"results"`
+	Seed int64 `json:"seed"`
+	// ReadBack is true when every pipeline's output was also read through
+	// Options.Reader and compared with the sink's List.
+	ReadBack bool     `json:"read_back,omitempty"`
+	Results  []Result `json:"results"`
 	// Seconds is how long the whole run took.
 	Seconds float64 `json:"seconds"`
 }
@@ -164,7 +167,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if r.NotClaimed != "" {
 		fmt.Fprintf(&b, " (not exactly-once: %s)", r.NotClaimed)
 	}
-	fmt.Fprintf(&b, "\nsoak seed: %d (rerun with --seed %d)\n\n", r.Seed, r.Seed)
+	fmt.Fprintf(&b, "\nsoak seed: %d (rerun with --seed %d)\n", r.Seed, r.Seed)
+	if r.ReadBack {
+		b.WriteString("read-back: every output also read without the sink (Options.Reader) and compared with its List\n")
+	}
+	b.WriteString("\n")
 
 	var rows []string
 	cells := map[string]map[string]Result{}

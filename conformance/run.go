@@ -93,6 +93,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		NotClaimed: s.probe.NotClaimed,
 		Level:      s.o.Level,
 		Seed:       s.o.Seed,
+		ReadBack:   o.Reader != nil,
 	}
 	results := make([][]Result, len(cells))
 	var order []int // the soaks, the longest, first: the pool ends together

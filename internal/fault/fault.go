@@ -23,45 +23,49 @@ import (
 // Env is the environment variable that enables fault points for one run.
 const Env = "CONNECTD_FAULT"
 
-// Point names. Host points run in the connectd host; the others run inside a
-// plugin process (in the sdk), so they work for third-party plugins too.
-const (
-	HostPlanBefore    = "host.plan.before"    // before the source is asked for batch N
-	HostPlanAfter     = "host.plan.after"     // offsets/N is durable, nothing written
-	HostWriteBefore   = "host.write.before"   // before batch N is sent to the sink
-	HostWritePartial  = "host.write.partial"  // after k records of batch N were sent to the sink
-	HostWriteAfter    = "host.write.after"    // the sink said batch N is durable; commits/N not written
-	HostCommitAfter   = "host.commit.after"   // commits/N is durable (at-most-once: before WRITE)
-	HostAckAfter      = "host.ack.after"      // the source was told until(N) is done
-	SourceReadBefore  = "source.read.before"  // the source received the read request for batch N
-	SourceReadPartial = "source.read.partial" // k records of batch N were sent to the host
-	SourceReadAfter   = "source.read.after"   // all records of batch N were sent, not the range
-	SourceReplay      = "source.replay.before"
-	SourceAckBefore   = "source.ack.before" // before the source's Ack runs
-	SourceAckAfter    = "source.ack.after"  // after the source's Ack returned, before the reply
-	SinkWriteBefore   = "sink.write.before" // batch N fully received, Write not called
-	SinkWritePartial  = "sink.write.partial"
-	SinkWriteAfter    = "sink.write.after" // Write returned: batch N durable, no reply sent
+// The fault points, in protocol order: each is declared here once, with
+// what dying there simulates (docs/fault-points.md shows the same table, and
+// a test keeps the two equal). Host points run in the connectd host; the
+// others run inside a plugin process (in the sdk), so they work for
+// third-party plugins too. Each variable holds the point's name as
+// CONNECTD_FAULT spells it.
+var (
+	HostPlanBefore    = point("host.plan.before", "dies before asking the source for batch N")
+	HostPlanAfter     = point("host.plan.after", "dies after `offsets/N` is durable, before anything is written")
+	HostWriteBefore   = point("host.write.before", "dies before sending batch N to the sink")
+	HostWritePartial  = point("host.write.partial", "dies after sending k records of batch N to the sink")
+	HostWriteAfter    = point("host.write.after", "dies after the sink made batch N durable, before `commits/N`")
+	HostCommitAfter   = point("host.commit.after", "dies after `commits/N` is durable, before ACK (at-most-once: before WRITE)")
+	HostAckAfter      = point("host.ack.after", "dies after the source acknowledged `until(N)`")
+	SourceReadBefore  = point("source.read.before", "dies on receiving the read request for batch N")
+	SourceReadPartial = point("source.read.partial", "dies after sending k records of batch N")
+	SourceReadAfter   = point("source.read.after", "dies after sending every record of batch N, before its range")
+	SourceReplay      = point("source.replay.before", "dies on receiving the replay request for batch N")
+	SourceAckBefore   = point("source.ack.before", "dies before its Ack of batch N runs")
+	SourceAckAfter    = point("source.ack.after", "dies after its Ack of batch N returned, before replying")
+	SinkWriteBefore   = point("sink.write.before", "dies with batch N received, before `Write`")
+	SinkWritePartial  = point("sink.write.partial", "writes the first k records of batch N (as a batch with the same id), then dies; a transactional sink dies before `Write` instead, since a partial transaction is never visible")
+	SinkWriteAfter    = point("sink.write.after", "dies after `Write` made batch N durable, before replying")
 )
 
-// Points lists every fault point in protocol order with what it simulates.
-var Points = []struct{ Name, Doc string }{
-	{HostPlanBefore, "host dies before asking the source for batch N"},
-	{HostPlanAfter, "host dies after offsets/N is durable, before anything is written"},
-	{HostWriteBefore, "host dies before sending batch N to the sink"},
-	{HostWritePartial, "host dies after sending k records of batch N (default: half)"},
-	{HostWriteAfter, "host dies after the sink made batch N durable, before commits/N"},
-	{HostCommitAfter, "host dies after commits/N is durable, before ACK (at-most-once: before WRITE)"},
-	{HostAckAfter, "host dies after the source acknowledged until(N)"},
-	{SourceReadBefore, "source dies on receiving the read request for batch N"},
-	{SourceReadPartial, "source dies after sending k records of batch N (default: half)"},
-	{SourceReadAfter, "source dies after sending every record of batch N, before its range"},
-	{SourceReplay, "source dies on receiving the replay request for batch N"},
-	{SourceAckBefore, "source dies before its Ack of batch N runs"},
-	{SourceAckAfter, "source dies after its Ack of batch N returned, before replying"},
-	{SinkWriteBefore, "sink dies with batch N received, before Write"},
-	{SinkWritePartial, "sink dies after writing the first k records of batch N (default: half); transactional sinks die before Write instead, since a partial transaction is never visible"},
-	{SinkWriteAfter, "sink dies after Write made batch N durable, before replying"},
+// Point is one fault point.
+type Point struct {
+	// Name is the point's name as CONNECTD_FAULT spells it; its first
+	// element says which process it runs in: host, source or sink.
+	Name string
+	// Doc says what dying at the point simulates, as the table of
+	// docs/fault-points.md says it (Markdown).
+	Doc string
+}
+
+// Points lists every fault point in protocol order. It is filled by the
+// declarations above and never changes afterwards.
+var Points []Point
+
+// point adds a fault point to Points and returns its name.
+func point(name, doc string) string {
+	Points = append(Points, Point{Name: name, Doc: doc})
+	return name
 }
 
 // Known reports whether name is a fault point.

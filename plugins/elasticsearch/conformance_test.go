@@ -18,7 +18,8 @@ import (
 // kafka → elasticsearch, every fault point, the random-SIGKILL soak and the
 // idempotence contract. Each pipeline of the suite writes an index of its
 // own, named after its cell; List reads it back, and an id stored twice is a
-// duplicate.
+// duplicate. The suite also reads every index with the search API
+// (indexReader) and fails a cell where that disagrees with List.
 
 func TestConformance(t *testing.T) {
 	if testing.Short() {
@@ -64,6 +65,7 @@ retry_backoff = "20ms"
 			t.Parallel()
 			o := c.o(t)
 			o.Exe, o.Seed, o.Parallel = elasticsearch.ConnectdForTest(), 5, 2
+			o.Reader = indexReader(prefix)
 			rep := conformance.Test(t, o)
 			if !slices.Contains(rep.Claimed, conformance.ExactlyOnce) {
 				t.Errorf("claimed %v: the sink is idempotent and the source replayable, so exactly-once must be claimed and checked", rep.Claimed)

@@ -18,6 +18,8 @@ import (
 // contract. Each of the suite's pipelines writes its own table, named after
 // its cell, in a schema of this test, created with no unique constraint: the
 // ids the suite reads back (List) are unique only if the transactions are.
+// The suite also reads every table with a SELECT of its own (tableReader)
+// and fails a cell where that disagrees with List.
 
 // sinkUnderTest is the postgres sink writing the cell's table in schema.
 func sinkUnderTest(schema string) conformance.Plugin {
@@ -39,7 +41,8 @@ func TestConformance(t *testing.T) {
 		o    func(t *testing.T) conformance.Options
 	}{
 		{"generator-to-postgres", func(t *testing.T) conformance.Options {
-			return conformance.Options{Sink: sinkUnderTest(pgtest.Schema(t, pgURL, "conf"))}
+			schema := pgtest.Schema(t, pgURL, "conf")
+			return conformance.Options{Sink: sinkUnderTest(schema), Reader: tableReader(schema)}
 		}},
 		{"kafka-to-postgres", func(t *testing.T) conformance.Options {
 			root, err := pgtest.Root()
@@ -50,10 +53,12 @@ func TestConformance(t *testing.T) {
 			q := `"` + strings.Join(brokers, `", "`) + `"`
 			// Topics of their own on a shared broker: "pg-<cell>".
 			cell := `"pg-${env("` + conformance.CellEnv + `")}"`
+			schema := pgtest.Schema(t, pgURL, "conf")
 			return conformance.Options{
 				Source: conformance.Plugin{Name: "kafka", HCL: "brokers = [" + q + "]\ntopics = [" + cell + "]\nstarting_offsets = \"earliest\"\n"},
 				Input:  conformance.Plugin{Name: "kafka", HCL: "brokers = [" + q + "]\ntopic = " + cell + "\ncreate_topics = true\ntopic_partitions = 2\n"},
-				Sink:   sinkUnderTest(pgtest.Schema(t, pgURL, "conf")),
+				Sink:   sinkUnderTest(schema),
+				Reader: tableReader(schema),
 			}
 		}},
 	}
