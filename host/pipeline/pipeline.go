@@ -720,6 +720,7 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 		if err := d.sinkRejected(id, o, rejected); err != nil {
 			return err
 		}
+		fault.Hit(fault.HostDeadLetter, id)
 		if err := d.deadLetters(bctx, id, data, o, r.Replay); err != nil {
 			return err
 		}
