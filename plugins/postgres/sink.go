@@ -611,7 +611,7 @@ func (s *Sink) transact(ctx context.Context, w *txWrite) error {
 		return s.errorf("batch %d: pipeline %q already committed batch %d (until %s) in %s; the host must not write batch %d now",
 			b.ID, s.pipeline, last, lastUntil, s.offsets, b.ID)
 	}
-	rejects := w.rejects
+	rejects := append([]sdk.Rejection(nil), w.rejects...) // the mapping's, then the rows'
 	if w.rows.n > 0 {
 		if w.careful {
 			// A deferred constraint is checked by each statement, so that
@@ -765,7 +765,7 @@ func (s *Sink) copy(ctx context.Context, tx pgx.Tx, p *prepared, lo, hi int) err
 	return err
 }
 
-var copyLine = regexp.MustCompile(`^COPY .*, line (\d+)`)
+var copyLine = regexp.MustCompile(`(?m)^COPY .*?, line (\d+)`)
 
 // copyLineOf returns the line of a COPY that PostgreSQL's error names (from
 // 1), or 0.
@@ -823,7 +823,7 @@ func refusal(err error) string {
 	return msg + " [SQLSTATE " + pe.Code + "]"
 }
 
-var copyColumn = regexp.MustCompile(`^COPY .*, line \d+, column ([^:]+):`)
+var copyColumn = regexp.MustCompile(`(?m)^COPY .*?, line \d+, column ([^:]+):`)
 
 func contains(l []string, s string) bool {
 	for _, x := range l {
