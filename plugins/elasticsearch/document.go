@@ -17,8 +17,10 @@ import (
 const maxIDBytes = 512
 
 // PositionID returns the document id of a record in id = "position" mode:
-// "<partition>@<offset>", or "sha256:<hex>" of that when it is longer than
-// Elasticsearch allows.
+// "<partition>@<offset>", "<partition>@<offset>#<index>" when p.Index is not
+// 0 (a record a processor added after the source record at that position),
+// or "sha256:<hex>" of that when it is longer than Elasticsearch allows. The
+// id of a position with Index 0 is the one every earlier version gave it.
 func PositionID(p sdk.Position) string {
 	return limitID(p.String())
 }
@@ -65,15 +67,17 @@ type EnvelopeHeader struct {
 	ValueBase64 []byte  `json:"value_base64,omitempty"`
 }
 
-// EnvelopePosition is the record's source position in an Envelope.
+// EnvelopePosition is the record's source position in an Envelope; Index
+// (left out when 0) tells apart the records a processor added after it.
 type EnvelopePosition struct {
 	Partition string `json:"partition"`
 	Offset    int64  `json:"offset"`
+	Index     int    `json:"index,omitempty"`
 }
 
 // NewEnvelope returns the envelope of record r.
 func NewEnvelope(r *sdk.Record) Envelope {
-	e := Envelope{Position: EnvelopePosition{Partition: r.Position.Partition, Offset: r.Position.Offset}}
+	e := Envelope{Position: EnvelopePosition{Partition: r.Position.Partition, Offset: r.Position.Offset, Index: r.Position.Index}}
 	if r.Key != nil {
 		e.Key, e.KeyBase64 = text(r.Key)
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -158,6 +159,7 @@ func TestFakeShortAnswerRetried(t *testing.T) {
 
 func TestFakeRejectedItemFails(t *testing.T) {
 	s, f := fakeSink(t, reply{http: 200, items: []int{201, 201, 400, 409}})
+	s.onError = OnErrorFail
 	err := s.Write(context.Background(), fourRecords())
 	if err == nil {
 		t.Fatal("an item rejected with 400 did not fail the batch")
@@ -174,7 +176,7 @@ func TestFakeRejectedItemFails(t *testing.T) {
 
 func TestFakeRejectedItemsSkipped(t *testing.T) {
 	s, f := fakeSink(t, reply{http: 200, items: []int{201, 404, 400, 429}})
-	s.skip = true
+	s.onError = OnErrorSkip
 	var logs bytes.Buffer
 	s.log = newTextLogger(&logs)
 	if err := s.Write(context.Background(), fourRecords()); err != nil {
@@ -190,6 +192,40 @@ func TestFakeRejectedItemsSkipped(t *testing.T) {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log does not say %q:\n%s", want, logs.String())
 		}
+	}
+}
+
+// With on_record_error = "reject" (the default) items answered with a 4xx
+// other than 429 are listed in the *sdk.Rejected Write returns, by index in
+// the batch, with the error's type and reason; the 429 item is retried and
+// written; nothing is logged as skipped.
+func TestFakeRejectedItemsReported(t *testing.T) {
+	s, f := fakeSink(t, reply{http: 200, items: []int{201, 404, 429, 400}})
+	if s.onError != OnErrorReject {
+		t.Fatalf("default on_record_error is %q, want %q", s.onError, OnErrorReject)
+	}
+	err := s.Write(context.Background(), fourRecords())
+	var rj *sdk.Rejected
+	if !errors.As(err, &rj) {
+		t.Fatalf("Write: %v, want an *sdk.Rejected", err)
+	}
+	if len(rj.Records) != 2 || rj.Records[0].Index != 1 || rj.Records[1].Index != 3 {
+		t.Fatalf("rejected %+v, want records 1 and 3", rj.Records)
+	}
+	for i, want := range []string{`index "fake", id "p/0@1": status 404 fake_404_exception: scripted (caused by cause: deeper)`, `id "p/0@3": status 400 fake_400_exception`} {
+		if !strings.Contains(rj.Records[i].Reason, want) {
+			t.Errorf("reason %q does not say %q", rj.Records[i].Reason, want)
+		}
+	}
+	if len(f.sent()) != 2 || strings.Join(f.sent()[1], ",") != "p/0@2" {
+		t.Errorf("requests %v: only the throttled document goes again", f.sent())
+	}
+	if n := s.skipped.Load(); n != 0 {
+		t.Errorf("skipped %d, want 0: rejected records are not skipped", n)
+	}
+	// The next Write starts with no rejections of its own.
+	if err := s.Write(context.Background(), fourRecords()); err != nil {
+		t.Errorf("a batch written without rejections: %v", err)
 	}
 }
 

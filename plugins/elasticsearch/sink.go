@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,7 +40,7 @@ type Sink struct {
 	byKey       bool
 	auto        bool // document = "auto"
 	refresh     string
-	skip        bool
+	onError     string // on_record_error: OnErrorReject, OnErrorFail or OnErrorSkip
 	user        string
 	apiKey      bool
 	maxBytes    int
@@ -49,6 +50,9 @@ type Sink struct {
 	// body is the bulk buffer of the last Write that succeeded, reused by
 	// the next (no request reads it any more then).
 	body []byte
+	// rejects are the records the current Write rejected, with
+	// on_record_error = "reject".
+	rejects []sdk.Rejection
 
 	// Counters since Open, for logs and tests.
 	requests    atomic.Int64 // bulk requests sent
@@ -79,7 +83,7 @@ func (s *Sink) Open(ctx context.Context, cfg sdk.Config) error {
 	// parameters and the addresses.
 	s.byKey = cfg.String("id") == IDKey
 	s.auto = cfg.String("document") == DocumentAuto
-	s.skip = cfg.String("on_record_error") == OnErrorSkip
+	s.onError = cfg.String("on_record_error")
 	s.refresh = cfg.String("refresh")
 	s.maxBytes = int(cfg.Int("bulk_max_bytes"))
 	s.concurrency = int(cfg.Int("bulk_concurrency"))
@@ -203,24 +207,31 @@ func (s *Sink) Close(context.Context) error {
 	return nil
 }
 
-// item is one document to index: the record it comes from and its bulk
-// lines (action and document) at buf[start:end].
+// item is one document to index: the record it comes from (b.Records[n])
+// and its bulk lines (action and document) at buf[start:end].
 type item struct {
 	rec        *sdk.Record
+	n          int
 	index, id  string
 	start, end int
 }
 
 // Write indexes every record of b and returns once Elasticsearch has
-// acknowledged each document (or, with on_record_error = "skip", rejected it
-// for good). An error leaves some documents written and others not; writing
-// the same batch again converges to the same documents.
+// acknowledged each document or rejected it for good. A record rejected for
+// good (a 4xx other than 429, an index template or key that cannot be
+// filled) is, by on_record_error: "reject", listed in the *sdk.Rejected
+// Write returns (every other record is written); "fail", an error that fails
+// the batch; "skip", logged and left out. Writing the same batch again
+// converges to the same documents, and rejects the same records: a
+// rejection depends on the record and the index's mapping only. Any other
+// error leaves some documents written and others not.
 func (s *Sink) Write(ctx context.Context, b sdk.Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.es == nil {
 		return errors.New("elasticsearch sink: not open")
 	}
+	s.rejects = s.rejects[:0]
 	buf, items, err := s.prepare(b, s.body)
 	s.body = nil
 	if err != nil {
@@ -230,7 +241,12 @@ func (s *Sink) Write(ctx context.Context, b sdk.Batch) error {
 		return err
 	}
 	s.body = buf[:0]
-	return nil
+	if len(s.rejects) == 0 {
+		return nil
+	}
+	rs := append([]sdk.Rejection(nil), s.rejects...)
+	sort.Slice(rs, func(i, j int) bool { return rs[i].Index < rs[j].Index })
+	return sdk.Reject(rs...)
 }
 
 // prepare renders the bulk lines of every record into one buffer. In key
@@ -242,23 +258,26 @@ func (s *Sink) prepare(b sdk.Batch, buf []byte) ([]byte, []item, error) {
 	size := 0
 	for i := range b.Records {
 		r := &b.Records[i]
+		var id string
+		if !s.byKey {
+			id = PositionID(r.Position)
+		}
 		index, err := s.tmpl.Render(r)
 		if err != nil {
-			if err := s.rejected(b.ID, item{rec: r}, err.Error()); err != nil {
+			if err := s.rejected(b.ID, item{rec: r, n: i, id: id}, err.Error()); err != nil {
 				return nil, nil, err
 			}
 			continue
 		}
-		id := PositionID(r.Position)
 		if s.byKey {
 			if id, err = KeyID(r); err != nil {
-				if err := s.rejected(b.ID, item{rec: r, index: index}, err.Error()); err != nil {
+				if err := s.rejected(b.ID, item{rec: r, n: i, index: index}, err.Error()); err != nil {
 					return nil, nil, err
 				}
 				continue
 			}
 		}
-		items = append(items, item{rec: r, index: index, id: id})
+		items = append(items, item{rec: r, n: i, index: index, id: id})
 		size += len(r.Value) + 96
 	}
 	if s.byKey {
@@ -300,14 +319,32 @@ func lastPerID(items []item) []item {
 	return kept
 }
 
-// rejected handles a record rejected for good: an error that fails the
-// batch, or with on_record_error = "skip" a log line and nil.
+// rejected handles a record rejected for good, by on_record_error: a
+// rejection of the Write and nil ("reject"), an error that fails the batch
+// ("fail"), or a log line and nil ("skip").
 func (s *Sink) rejected(batch int64, it item, reason string) error {
-	where := fmt.Sprintf("record %s", it.rec.Position)
-	if it.index != "" {
-		where += fmt.Sprintf(" (index %q, id %q)", it.index, it.id)
-	}
-	if !s.skip {
+	switch s.onError {
+	case OnErrorReject:
+		// The reason names the document (the host adds the record's
+		// position), e.g. `index "orders", id "orders/3@1042": status 400
+		// document_parsing_exception: …`.
+		var where []string
+		if it.index != "" {
+			where = append(where, fmt.Sprintf("index %q", it.index))
+		}
+		if it.id != "" {
+			where = append(where, fmt.Sprintf("id %q", it.id))
+		}
+		if len(where) > 0 {
+			reason = strings.Join(where, ", ") + ": " + reason
+		}
+		s.rejects = append(s.rejects, sdk.Rejection{Index: it.n, Reason: reason})
+		return nil
+	case OnErrorFail:
+		where := fmt.Sprintf("record %s", it.rec.Position)
+		if it.index != "" {
+			where += fmt.Sprintf(" (index %q, id %q)", it.index, it.id)
+		}
 		return fmt.Errorf("elasticsearch sink: batch %d: %s rejected: %s", batch, where, reason)
 	}
 	n := s.skipped.Add(1)

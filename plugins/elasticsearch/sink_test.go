@@ -3,6 +3,7 @@ package elasticsearch
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -99,8 +100,12 @@ func TestKeyIDsLatestWins(t *testing.T) {
 	}
 
 	err := s.Write(context.Background(), sdk.Batch{ID: 3, Records: []sdk.Record{rec("p/0", 5, "k4", `{}`), rec("p/0", 6, "", `{}`)}})
-	if err == nil || !strings.Contains(err.Error(), "p/0@6") || !strings.Contains(err.Error(), "no key") {
-		t.Errorf("a record without a key: error %v, want one naming p/0@6 and its missing key", err)
+	var rj *sdk.Rejected
+	if !errors.As(err, &rj) || len(rj.Records) != 1 || rj.Records[0].Index != 1 || !strings.Contains(rj.Records[0].Reason, "no key") {
+		t.Errorf("a record without a key: error %v, want record 1 rejected for its missing key", err)
+	}
+	if _, ok := byID(t, docs(t, idx))[idx+"/k4"]; !ok {
+		t.Error("the record with a key, in the batch with a rejected one, was not written")
 	}
 }
 
@@ -266,7 +271,7 @@ func TestListPages(t *testing.T) {
 func TestRejectedDocumentFails(t *testing.T) {
 	t.Parallel()
 	idx := indexName(t)
-	s := openSink(t, idx, nil)
+	s := openSink(t, idx, map[string]any{"on_record_error": "fail"})
 	write(t, s, sdk.Batch{ID: 1, Records: []sdk.Record{rec("p/0", 0, "", `{"n":1}`)}})
 	err := s.Write(context.Background(), sdk.Batch{ID: 2, Records: []sdk.Record{
 		rec("p/0", 1, "", `{"n":2}`), rec("p/0", 2, "", `{"n":"not a number"}`), rec("p/0", 3, "", `{"n":3}`),
@@ -281,6 +286,128 @@ func TestRejectedDocumentFails(t *testing.T) {
 	}
 	if env.pass != "" && strings.Contains(err.Error(), env.pass) {
 		t.Errorf("error %q holds the password", err)
+	}
+}
+
+// rejectBatch is batch 2 of TestRejectedDocumentReported: record 1 does not
+// fit the mapping batch 1 gave field "n", record 3 holds a metadata field
+// (which Elasticsearch 8 refuses in any index) and record 4 has no header
+// "t" for the index template; the others are written.
+func rejectBatch(base string) (sdk.Batch, []string) {
+	mk := func(o int64, value, t string) sdk.Record {
+		r := rec("p/0", o, "", value)
+		if t != "" {
+			r.Headers = []sdk.Header{{Key: "t", Value: []byte(t)}}
+		}
+		return r
+	}
+	return sdk.Batch{ID: 2, Records: []sdk.Record{
+			mk(1, `{"n":2}`, "a"),
+			mk(2, `{"n":"not a number"}`, "a"),
+			mk(3, `{"n":3}`, "a"),
+			mk(4, `{"_id":"x","n":4}`, "b"),
+			mk(5, `{"n":5}`, ""),
+			mk(6, `{"n":6}`, "b"),
+		}}, []string{
+			`index "` + base + `-a", id "p/0@2": status 400 document_parsing_exception: `,
+			`index "` + base + `-b", id "p/0@4": status 400 document_parsing_exception: `,
+			`id "p/0@5": index template "` + base + `-{header:t}": the record has no header "t"`,
+		}
+}
+
+// With on_record_error = "reject" (the default) the records Elasticsearch
+// rejects with a 4xx, and the records whose index cannot be named, are
+// listed in an *sdk.Rejected with the error's type and reason; the others
+// are written. Writing the batch again (a replay) rejects the same records
+// with the same reasons and leaves the same documents.
+func TestRejectedDocumentReported(t *testing.T) {
+	t.Parallel()
+	idx := indexName(t)
+	s := openSink(t, idx+"-{header:t}", nil)
+	first := rec("p/0", 0, "", `{"n":1}`)
+	first.Headers = []sdk.Header{{Key: "t", Value: []byte("a")}}
+	write(t, s, sdk.Batch{ID: 1, Records: []sdk.Record{first}})
+	b, reasons := rejectBatch(idx)
+	var prev *sdk.Rejected
+	for attempt := 0; attempt < 2; attempt++ {
+		err := s.Write(context.Background(), b)
+		var rj *sdk.Rejected
+		if !errors.As(err, &rj) {
+			t.Fatalf("write %d: %v, want an *sdk.Rejected", attempt, err)
+		}
+		var got []int
+		for _, r := range rj.Records {
+			got = append(got, r.Index)
+		}
+		if fmt.Sprint(got) != "[1 3 4]" {
+			t.Fatalf("write %d rejected records %v (%v), want [1 3 4]", attempt, got, rj)
+		}
+		for i, want := range reasons {
+			if !strings.HasPrefix(rj.Records[i].Reason, want) {
+				t.Errorf("write %d: reason %q does not start with %q", attempt, rj.Records[i].Reason, want)
+			}
+		}
+		for _, want := range []string{"[n]", "metadata field"} {
+			if !strings.Contains(rj.Error(), want) {
+				t.Errorf("write %d: %q does not say %q", attempt, rj.Error(), want)
+			}
+		}
+		t.Logf("write %d: %v", attempt, rj.Records)
+		if prev != nil && fmt.Sprint(prev.Records) != fmt.Sprint(rj.Records) {
+			t.Errorf("written again, the batch was rejected differently:\n%v\n%v", prev.Records, rj.Records)
+		}
+		prev = rj
+		got2 := byID(t, docs(t, idx+"-*"))
+		want := []string{idx + "-a/p/0@0", idx + "-a/p/0@1", idx + "-a/p/0@3", idx + "-b/p/0@6"}
+		if len(got2) != len(want) {
+			t.Errorf("write %d: documents %v, want %v", attempt, keysOf(got2), want)
+		}
+		for _, k := range want {
+			if _, ok := got2[k]; !ok {
+				t.Errorf("write %d: document %s missing", attempt, k)
+			}
+		}
+		b.Replay = true
+	}
+	if env.pass != "" && strings.Contains(prev.Error(), env.pass) {
+		t.Errorf("rejection %q holds the password", prev)
+	}
+}
+
+// Records a processor added after a source record (Position.Index 1, 2, …)
+// get ids of their own, "<partition>@<offset>#<index>", next to the source
+// record's unchanged "<partition>@<offset>"; a replay overwrites the same
+// documents, and an envelope holds the index.
+func TestPositionIndexIDs(t *testing.T) {
+	t.Parallel()
+	idx := indexName(t)
+	s := openSink(t, idx, nil)
+	var recs []sdk.Record
+	for k := 0; k < 3; k++ {
+		r := rec("p/0", 7, "", fmt.Sprintf(`{"k":%d}`, k))
+		r.Position.Index = k
+		recs = append(recs, r)
+	}
+	txt := rec("p/0", 8, "", "text")
+	txt.Position.Index = 2
+	recs = append(recs, txt)
+	b := sdk.Batch{ID: 1, Records: recs}
+	for attempt := 0; attempt < 2; attempt++ {
+		write(t, s, b)
+		got := byID(t, docs(t, idx))
+		want := map[string]string{
+			"p/0@7": `{"k":0}`, "p/0@7#1": `{"k":1}`, "p/0@7#2": `{"k":2}`,
+			"p/0@8#2": `{"value":"text","timestamp":"2023-11-14T22:13:20.008Z","position":{"partition":"p/0","offset":8,"index":2}}`,
+		}
+		if len(got) != len(want) {
+			t.Errorf("write %d: documents %v, want %d", attempt, keysOf(got), len(want))
+		}
+		for id, v := range want {
+			if d, ok := got[idx+"/"+id]; !ok || !sameJSON(d.Source, []byte(v)) {
+				t.Errorf("write %d: document %s = %s, want %s", attempt, id, d.Source, v)
+			}
+		}
+		b.Replay = true
 	}
 }
 
@@ -517,7 +644,7 @@ func TestBadConfig(t *testing.T) {
 	}{
 		{map[string]any{"id": "uuid"}, `parameter "id": "uuid" is not one of "position", "key"`},
 		{map[string]any{"document": "raw"}, `parameter "document": "raw" is not one of "auto", "envelope"`},
-		{map[string]any{"on_record_error": "ignore"}, `parameter "on_record_error": "ignore" is not one of "fail", "skip"`},
+		{map[string]any{"on_record_error": "ignore"}, `parameter "on_record_error": "ignore" is not one of "reject", "fail", "skip"`},
 		{map[string]any{"refresh": "wait-for"}, `parameter "refresh": "wait-for" is not one of "false", "wait_for", "true"; did you mean "wait_for"?`},
 		{map[string]any{"index": "a-{nope:x}"}, "unknown placeholder"},
 		{map[string]any{"addresses": []string{"https://u:hunter2@h:9200"}}, "holds credentials"},

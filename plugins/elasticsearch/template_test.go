@@ -99,6 +99,11 @@ func TestIDs(t *testing.T) {
 	if got := PositionID(sdk.Position{Partition: "orders/3", Offset: 1042}); got != "orders/3@1042" {
 		t.Errorf("PositionID = %q", got)
 	}
+	for k, want := range []string{"orders/3@1042", "orders/3@1042#1", "orders/3@1042#2"} {
+		if got := PositionID(sdk.Position{Partition: "orders/3", Offset: 1042, Index: k}); got != want {
+			t.Errorf("PositionID with Index %d = %q, want %q", k, got, want)
+		}
+	}
 	long := PositionID(sdk.Position{Partition: strings.Repeat("p", 600), Offset: 1})
 	if !strings.HasPrefix(long, "sha256:") || len(long) != 7+64 {
 		t.Errorf("a long position id is %q, want sha256:<64 hex>", long)

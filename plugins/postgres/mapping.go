@@ -24,6 +24,8 @@ const (
 	srcHeader
 	srcPartition
 	srcOffset
+	srcIndex    // Position.Index
+	srcPosition // Position.String()
 	srcTimestamp
 )
 
@@ -42,6 +44,8 @@ func (s source) defaultType() string {
 		return "jsonb"
 	case srcOffset:
 		return "bigint"
+	case srcIndex:
+		return "integer"
 	case srcTimestamp:
 		return "timestamptz"
 	}
@@ -73,10 +77,14 @@ func parseSource(s string) (source, error) {
 		src.kind = srcPartition
 	case s == "offset":
 		src.kind = srcOffset
+	case s == "index":
+		src.kind = srcIndex
+	case s == "position":
+		src.kind = srcPosition
 	case s == "timestamp":
 		src.kind = srcTimestamp
 	default:
-		return src, fmt.Errorf("unknown source %q (want value, value.<field>, key, header.<name>, partition, offset or timestamp)", s)
+		return src, fmt.Errorf("unknown source %q (want value, value.<field>, key, header.<name>, partition, offset, index, position or timestamp)", s)
 	}
 	return src, nil
 }
@@ -208,6 +216,10 @@ func (rc *record) text(src source, c column, scratch []byte) (b []byte, null boo
 		b = append(scratch[:0], rc.r.Position.Partition...)
 	case srcOffset:
 		b = strconv.AppendInt(scratch[:0], rc.r.Position.Offset, 10)
+	case srcIndex:
+		b = strconv.AppendInt(scratch[:0], int64(rc.r.Position.Index), 10)
+	case srcPosition:
+		b = append(scratch[:0], rc.r.Position.String()...)
 	case srcTimestamp:
 		if rc.r.Timestamp.IsZero() {
 			return nil, true, nil

@@ -25,9 +25,10 @@ const ddlLock = int64(0x636f6e6e73696e6b) // "connsink"
 
 // Sink is the postgres sink. Every Write is one transaction: it locks the
 // pipeline's row of the offsets table, checks that the batch is new, writes
-// the rows, stores the batch id and its until offsets, and commits. So a
-// batch whose commit answer was lost is never written twice: written again,
-// it is found committed and skipped.
+// the rows, stores the batch id, its until offsets and the records it
+// rejected, and commits. So a batch whose commit answer was lost is never
+// written twice: written again, it is found committed and skipped, and
+// Write returns the rejections it committed with it.
 type Sink struct {
 	mu       sync.Mutex
 	conf     *pgx.ConnConfig
@@ -36,6 +37,7 @@ type Sink struct {
 	pipeline string
 
 	mode, method string
+	reject       bool // on_record_error = "reject"
 	key          []string
 	maps         []mapping // nil: the default mapping (JSON fields to columns of the same name)
 	create       bool
@@ -83,6 +85,7 @@ func (s *Sink) Open(ctx context.Context, cfg sdk.Config) error {
 	defer s.mu.Unlock()
 	s.pipeline = cfg.Pipeline
 	s.mode, s.method = cfg.String("mode"), cfg.String("method")
+	s.reject = cfg.String("on_record_error") == OnErrorReject
 	s.key = cfg.Strings("key")
 	s.create = cfg.Bool("create")
 	s.name = cfg.String("table")
@@ -143,11 +146,13 @@ func (s *Sink) connect(ctx context.Context) error {
 
 // setup creates what is missing and reads the table's columns.
 func (s *Sink) setup(ctx context.Context, table pgx.Identifier) error {
-	var haveTable, haveOffsets bool
-	if err := s.conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL", s.table, s.offsets).Scan(&haveTable, &haveOffsets); err != nil {
+	var haveTable, haveOffsets, haveRejected bool
+	if err := s.conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL,
+	EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($2) AND attname = 'rejected' AND NOT attisdropped)`,
+		s.table, s.offsets).Scan(&haveTable, &haveOffsets, &haveRejected); err != nil {
 		return s.errorf("%s: %w", s.server, err)
 	}
-	if !haveOffsets || (!haveTable && s.create) {
+	if !haveOffsets || !haveRejected || (!haveTable && s.create) {
 		err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", ddlLock); err != nil {
 				return err
@@ -167,10 +172,16 @@ func (s *Sink) setup(ctx context.Context, table pgx.Identifier) error {
 	pipeline text PRIMARY KEY,
 	batch    bigint NOT NULL,
 	until    jsonb NOT NULL,
-	updated  timestamptz NOT NULL
+	updated  timestamptz NOT NULL,
+	rejected jsonb
 )`); err != nil {
 					return fmt.Errorf("creating the offsets table %s: %w", s.offsets, err)
 				}
+			}
+			// An offsets table made before rejections existed gets their
+			// column; its rows keep working (NULL: no rejection).
+			if _, err := tx.Exec(ctx, "ALTER TABLE "+s.offsets+" ADD COLUMN IF NOT EXISTS rejected jsonb"); err != nil {
+				return fmt.Errorf("adding column rejected to the offsets table %s: %w", s.offsets, err)
 			}
 			return nil
 		})
@@ -296,17 +307,52 @@ func quoteAll(names []string) string {
 	return strings.Join(q, ", ")
 }
 
-// prepared is a batch turned into what one write method sends.
+// prepared is a batch turned into what one write method sends: one row
+// per record that could be mapped (rec[i] is row i's record in the batch).
 type prepared struct {
 	cols []column
 	copy []byte          // COPY text format, when copying
+	ends []int           // COPY: where each row's line ends in copy
 	arrs [][]pgtype.Text // one array per column, when inserting
-	n    int             // records
+	rec  []int           // the batch index of each row's record
+	n    int             // rows
+}
+
+// copyRows returns the COPY text of rows [lo, hi).
+func (p *prepared) copyRows(lo, hi int) []byte {
+	start := 0
+	if lo > 0 {
+		start = p.ends[lo-1]
+	}
+	return p.copy[start:p.ends[hi-1]]
+}
+
+// refuser handles a record that cannot become a row: in reject mode it
+// becomes a rejection (and refuse returns nil), else an error that fails
+// the batch.
+type refuser struct {
+	s       *Sink
+	batch   int64
+	recs    []record
+	refused []bool
+	rejects []sdk.Rejection
+}
+
+func (r *refuser) refuse(i int, reason string) error {
+	if !r.s.reject {
+		return r.s.errorf("batch %d: record %d (%s): %s", r.batch, i, r.recs[i].r.Position, reason)
+	}
+	r.refused[i] = true
+	r.rejects = append(r.rejects, sdk.Rejection{Index: i, Reason: reason})
+	return nil
 }
 
 // prepare turns a batch into rows for COPY (useCopy) or for the INSERT of
-// unnest()ed arrays. Mapping errors name the batch, record and column.
-func (s *Sink) prepare(b sdk.Batch, useCopy bool) (*prepared, error) {
+// unnest()ed arrays. A record that cannot become a row (a value that is not
+// a JSON object, a field that is not valid JSON or holds a NUL byte, a NULL
+// upsert key) is rejected in reject mode and fails the batch otherwise,
+// with an error naming the batch, record and column.
+func (s *Sink) prepare(b sdk.Batch, useCopy bool) (*prepared, []sdk.Rejection, error) {
 	recs := make([]record, len(b.Records))
 	const perRecord = 8 // members a record's slab holds before it grows
 	slab := make([]member, len(recs)*perRecord)
@@ -316,14 +362,15 @@ func (s *Sink) prepare(b sdk.Batch, useCopy bool) (*prepared, error) {
 		recs[i].members = slab[i*perRecord : i*perRecord : (i+1)*perRecord]
 		size += len(b.Records[i].Value) + len(b.Records[i].Key)
 	}
+	rf := &refuser{s: s, batch: b.ID, recs: recs, refused: make([]bool, len(recs))}
 	maps := s.maps
 	if maps == nil {
 		var err error
-		if maps, err = s.defaultMapping(b, recs); err != nil {
-			return nil, err
+		if maps, err = s.defaultMapping(b, rf); err != nil {
+			return nil, nil, err
 		}
 	}
-	p := &prepared{cols: make([]column, len(maps)), n: len(recs)}
+	p := &prepared{cols: make([]column, len(maps)), rec: make([]int, 0, len(recs))}
 	isKey := make([]bool, len(maps))
 	for j, m := range maps {
 		p.cols[j] = s.byName[m.column]
@@ -335,31 +382,48 @@ func (s *Sink) prepare(b sdk.Batch, useCopy bool) (*prepared, error) {
 			for _, m := range maps {
 				found = found || m.column == k
 			}
-			if !found {
-				return nil, s.errorf("batch %d: no record of the batch has the upsert key field %q", b.ID, k)
+			if found {
+				continue
+			}
+			if !s.reject {
+				return nil, nil, s.errorf("batch %d: no record of the batch has the upsert key field %q", b.ID, k)
+			}
+			// No record has the key field: every key would be NULL.
+			for i := range recs {
+				if !rf.refused[i] {
+					_ = rf.refuse(i, fmt.Sprintf("upsert key column %q would be NULL (the value has no field %q)", k, k))
+				}
 			}
 		}
 	}
 	if useCopy {
 		p.copy = make([]byte, 0, size+size/8+len(recs)*len(maps)*2)
+		p.ends = make([]int, 0, len(recs))
 	} else {
 		p.arrs = make([][]pgtype.Text, len(maps))
 		for j := range p.arrs {
-			p.arrs[j] = make([]pgtype.Text, len(recs))
+			p.arrs[j] = make([]pgtype.Text, 0, len(recs))
 		}
 	}
 	scratch := make([]byte, 0, 64)
 	for i := range recs {
+		if rf.refused[i] {
+			continue
+		}
+		lineStart := len(p.copy)
+		var reason string
 		for j, m := range maps {
 			t, null, err := recs[i].text(m.src, p.cols[j], scratch)
 			if err != nil {
-				return nil, s.errorf("batch %d: record %d (%s): column %q: %v", b.ID, i, recs[i].r.Position, m.column, err)
+				reason = fmt.Sprintf("column %q: %v", m.column, err)
+				break
 			}
 			if null && isKey[j] {
-				return nil, s.errorf("batch %d: record %d (%s): upsert key column %q would be NULL (source %s)", b.ID, i, recs[i].r.Position, m.column, m.src.text)
+				reason = fmt.Sprintf("upsert key column %q would be NULL (source %s)", m.column, m.src.text)
+				break
 			}
 			if !useCopy {
-				p.arrs[j][i] = pgtype.Text{String: string(t), Valid: !null}
+				p.arrs[j] = append(p.arrs[j], pgtype.Text{String: string(t), Valid: !null})
 				continue
 			}
 			if j > 0 {
@@ -367,23 +431,45 @@ func (s *Sink) prepare(b sdk.Batch, useCopy bool) (*prepared, error) {
 			}
 			p.copy = appendCopyText(p.copy, t, null)
 		}
+		if reason != "" {
+			if err := rf.refuse(i, reason); err != nil {
+				return nil, nil, err
+			}
+			// Take back what the record's row got so far.
+			p.copy = p.copy[:lineStart]
+			for j := range p.arrs {
+				p.arrs[j] = p.arrs[j][:p.n]
+			}
+			continue
+		}
 		if useCopy {
 			p.copy = append(p.copy, '\n')
+			p.ends = append(p.ends, len(p.copy))
 		}
+		p.rec = append(p.rec, i)
+		p.n++
 	}
-	return p, nil
+	return p, rf.rejects, nil
 }
 
 // defaultMapping maps every top-level field that some record of the batch
 // has to the column of the same name (or, failing that, of its lower-case
-// name); fields without a column are ignored.
-func (s *Sink) defaultMapping(b sdk.Batch, recs []record) ([]mapping, error) {
+// name); fields without a column are ignored. A record whose value is not a
+// JSON object is refused.
+func (s *Sink) defaultMapping(b sdk.Batch, rf *refuser) ([]mapping, error) {
+	recs := rf.recs
 	used := map[string]string{} // column → field
+	objects := 0
 	for i := range recs {
 		ms, err := recs[i].object()
 		if err != nil {
-			return nil, s.errorf("batch %d: record %d (%s): %v; map it with columns, such as [\"payload jsonb = value\"]", b.ID, i, recs[i].r.Position, err)
+			if !s.reject {
+				return nil, s.errorf("batch %d: record %d (%s): %v; map it with columns, such as [\"payload jsonb = value\"]", b.ID, i, recs[i].r.Position, err)
+			}
+			_ = rf.refuse(i, err.Error()+`; map it with columns, such as ["payload jsonb = value"]`)
+			continue
 		}
+		objects++
 		for _, m := range ms {
 			c, ok := s.byName[string(m.name)] // a lookup: no allocation
 			if !ok {
@@ -407,15 +493,21 @@ func (s *Sink) defaultMapping(b sdk.Batch, recs []record) ([]mapping, error) {
 			maps = append(maps, mapping{column: c.name, src: source{kind: srcField, path: []string{f}, text: "value." + f}})
 		}
 	}
-	if len(maps) == 0 && len(recs) > 0 {
+	if len(maps) == 0 && objects > 0 {
 		return nil, s.errorf("batch %d: no field of the records' JSON values names a column of the table (it has %s)", b.ID, s.colNames())
 	}
 	return maps, nil
 }
 
-// Write writes batch b and its until offsets in one transaction. A batch
-// that this sink already committed (its answer was lost) is not written
-// again: Write then returns nil when b.Until matches what was committed.
+// Write writes batch b, its until offsets and its rejections in one
+// transaction. In reject mode (on_record_error = "reject") a record that
+// cannot become a row, or whose row PostgreSQL refuses with a data exception
+// (SQLSTATE class 22) or an integrity constraint violation (class 23), is
+// left out and listed in the *sdk.Rejected Write returns once the others are
+// committed; any other error fails the batch and leaves nothing behind. A
+// batch that this sink already committed (its answer was lost) is not
+// written again: Write then returns what it returned then (nil, or the same
+// *sdk.Rejected) when b.Until matches what was committed.
 func (s *Sink) Write(ctx context.Context, b sdk.Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -423,7 +515,7 @@ func (s *Sink) Write(ctx context.Context, b sdk.Batch) error {
 		return fmt.Errorf("postgres sink: not open")
 	}
 	useCopy := s.mode == ModeInsert && (s.method == MethodCopy || (s.method == MethodAuto && len(b.Records) >= copyMin))
-	rows, err := s.prepare(b, useCopy)
+	rows, rejects, err := s.prepare(b, useCopy)
 	if err != nil {
 		return err
 	}
@@ -434,6 +526,58 @@ func (s *Sink) Write(ctx context.Context, b sdk.Batch) error {
 	if err := s.connect(ctx); err != nil {
 		return err
 	}
+	w := &txWrite{b: b, until: until, rows: rows, useCopy: useCopy, rejects: rejects}
+	err = s.transact(ctx, w)
+	if errors.Is(err, errRowRefused) {
+		// A row was refused: write the batch again, isolating such rows.
+		w.careful = true
+		err = s.transact(ctx, w)
+	}
+	if err != nil {
+		return err
+	}
+	if len(w.rejects) > 0 {
+		return sdk.Reject(w.rejects...)
+	}
+	return nil
+}
+
+// txWrite is one Write's transaction: its input and, once it committed, the
+// batch's rejections.
+type txWrite struct {
+	b       sdk.Batch
+	until   []byte
+	rows    *prepared
+	useCopy bool
+	careful bool            // write rows in savepoints and reject the refused ones
+	rejects []sdk.Rejection // mapping rejections, then those of the rows
+}
+
+// storedRejection is a rejection as the offsets table's rejected column
+// holds it: [{"index": 3, "reason": "…"}, …].
+type storedRejection struct {
+	Index  int    `json:"index"`
+	Reason string `json:"reason"`
+}
+
+// errRowRefused is transact's answer when PostgreSQL refused a row in reject
+// mode, outside careful mode: the transaction is rolled back, and Write runs
+// it again carefully.
+var errRowRefused = errors.New("a row was refused")
+
+// rowRefused reports whether err is PostgreSQL refusing a row for its data:
+// a data exception (SQLSTATE class 22) or an integrity constraint violation
+// (class 23).
+func rowRefused(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23"))
+}
+
+// transact runs w's transaction: lock the pipeline's offsets row, skip a
+// batch committed before (taking its stored rejections), write the rows,
+// store the offsets and rejections, commit.
+func (s *Sink) transact(ctx context.Context, w *txWrite) error {
+	b := w.b
 	tx, err := s.conn.Begin(ctx)
 	if err != nil {
 		return s.errorf("batch %d: begin: %w", b.ID, err)
@@ -444,39 +588,127 @@ func (s *Sink) Write(ctx context.Context, b sdk.Batch) error {
 	}
 	var last int64
 	var lastUntil sdk.Offsets
-	if err := tx.QueryRow(ctx, "SELECT batch, until::text FROM "+s.offsets+" WHERE pipeline = $1 FOR UPDATE", s.pipeline).Scan(&last, jsonOffsets{&lastUntil}); err != nil {
+	var stored []byte
+	if err := tx.QueryRow(ctx, "SELECT batch, until::text, rejected::text FROM "+s.offsets+" WHERE pipeline = $1 FOR UPDATE", s.pipeline).Scan(&last, jsonOffsets{&lastUntil}, &stored); err != nil {
 		return s.errorf("batch %d: offsets table %s: %w", b.ID, s.offsets, err)
 	}
 	switch {
 	case last == b.ID && lastUntil.Equal(b.Until):
-		return nil // committed before; its answer was lost
+		// Committed before; its answer was lost. Its rejections are the
+		// ones committed with it.
+		w.rejects = nil
+		if len(stored) > 0 {
+			var rs []storedRejection
+			if err := json.Unmarshal(stored, &rs); err != nil {
+				return s.errorf("batch %d: offsets table %s: reading the rejections of batch %d: %w", b.ID, s.offsets, last, err)
+			}
+			for _, r := range rs {
+				w.rejects = append(w.rejects, sdk.Rejection(r))
+			}
+		}
+		return nil
 	case last >= b.ID:
 		return s.errorf("batch %d: pipeline %q already committed batch %d (until %s) in %s; the host must not write batch %d now",
 			b.ID, s.pipeline, last, lastUntil, s.offsets, b.ID)
 	}
-	if rows.n > 0 {
-		if useCopy {
-			err = s.copy(ctx, tx, rows)
+	rejects := append([]sdk.Rejection(nil), w.rejects...) // the mapping's, then the rows'
+	if w.rows.n > 0 {
+		if w.careful {
+			// A deferred constraint is checked by each statement, so that
+			// the row that violates it is found.
+			if _, err := tx.Exec(ctx, "SET CONSTRAINTS ALL IMMEDIATE"); err != nil {
+				return s.errorf("batch %d: %w", b.ID, err)
+			}
+			err = s.writeCarefully(ctx, tx, w, 0, w.rows.n, &rejects)
 		} else {
-			err = s.insert(ctx, tx, rows)
+			err = s.writeRows(ctx, tx, w, 0, w.rows.n)
 		}
+		if err != nil {
+			if s.reject && !w.careful && rowRefused(err) {
+				return errRowRefused
+			}
+			return s.errorf("batch %d: %w", b.ID, explain(err, w, 0))
+		}
+	}
+	var rejected any // SQL NULL: none
+	if len(rejects) > 0 {
+		sort.Slice(rejects, func(i, j int) bool { return rejects[i].Index < rejects[j].Index })
+		rs := make([]storedRejection, len(rejects))
+		for i, r := range rejects {
+			rs[i] = storedRejection(r)
+		}
+		j, err := json.Marshal(rs)
 		if err != nil {
 			return s.errorf("batch %d: %w", b.ID, err)
 		}
+		rejected = string(j)
 	}
-	if _, err := tx.Exec(ctx, "UPDATE "+s.offsets+" SET batch = $2, until = $3::jsonb, updated = now() WHERE pipeline = $1", s.pipeline, b.ID, string(until)); err != nil {
+	if _, err := tx.Exec(ctx, "UPDATE "+s.offsets+" SET batch = $2, until = $3::jsonb, updated = now(), rejected = $4::jsonb WHERE pipeline = $1", s.pipeline, b.ID, string(w.until), rejected); err != nil {
 		return s.errorf("batch %d: offsets table %s: %w", b.ID, s.offsets, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
+		if s.reject && !w.careful && rowRefused(err) {
+			return errRowRefused // a deferred constraint, checked at commit
+		}
 		return s.errorf("batch %d: commit: %w", b.ID, err)
+	}
+	w.rejects = rejects
+	return nil
+}
+
+// writeRows writes rows [lo, hi) of w with COPY or with the INSERT.
+func (s *Sink) writeRows(ctx context.Context, tx pgx.Tx, w *txWrite, lo, hi int) error {
+	if w.useCopy {
+		return s.copy(ctx, tx, w.rows, lo, hi)
+	}
+	return s.insert(ctx, tx, w.rows, lo, hi)
+}
+
+// writeCarefully writes rows [lo, hi) of w in a savepoint. When PostgreSQL
+// refuses a row for its data (rowRefused), it rolls back to the savepoint
+// and writes the range again in parts, down to single rows, which it
+// rejects: the parts are the rows before the one a COPY error names, that
+// row, and the rows after it; or else two halves. Rows are written in batch
+// order, so of two rows that conflict the first is written.
+func (s *Sink) writeCarefully(ctx context.Context, tx pgx.Tx, w *txWrite, lo, hi int, rejects *[]sdk.Rejection) error {
+	sp, err := tx.Begin(ctx) // SAVEPOINT
+	if err != nil {
+		return err
+	}
+	err = s.writeRows(ctx, sp, w, lo, hi)
+	if err == nil {
+		return sp.Commit(ctx) // RELEASE SAVEPOINT
+	}
+	if !rowRefused(err) {
+		return err
+	}
+	if err := sp.Rollback(ctx); err != nil { // ROLLBACK TO SAVEPOINT
+		return err
+	}
+	if hi-lo == 1 {
+		*rejects = append(*rejects, sdk.Rejection{Index: w.rows.rec[lo], Reason: refusal(err)})
+		return nil
+	}
+	parts := [][2]int{{lo, lo + (hi-lo)/2}, {lo + (hi-lo)/2, hi}}
+	if line := copyLineOf(err); w.useCopy && line >= 1 && line <= hi-lo {
+		bad := lo + line - 1
+		parts = [][2]int{{lo, bad}, {bad, bad + 1}, {bad + 1, hi}}
+	}
+	for _, pt := range parts {
+		if pt[0] == pt[1] {
+			continue
+		}
+		if err := s.writeCarefully(ctx, tx, w, pt[0], pt[1], rejects); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// insert writes rows with one INSERT of unnest()ed text arrays, cast to the
-// columns' types; upsert adds ON CONFLICT on the key, keeping the last
-// record of each key.
-func (s *Sink) insert(ctx context.Context, tx pgx.Tx, p *prepared) error {
+// insert writes rows [lo, hi) with one INSERT of unnest()ed text arrays,
+// cast to the columns' types; upsert adds ON CONFLICT on the key, keeping
+// the last record of each key.
+func (s *Sink) insert(ctx context.Context, tx pgx.Tx, p *prepared, lo, hi int) error {
 	cols, upsert := p.cols, s.mode == ModeUpsert
 	names := make([]string, len(cols))
 	alias := make([]string, len(cols))
@@ -488,14 +720,14 @@ func (s *Sink) insert(ctx context.Context, tx pgx.Tx, p *prepared) error {
 		alias[j] = "c" + strconv.Itoa(j)
 		casts[j] = "(u.c" + strconv.Itoa(j) + ")::" + c.typ
 		types[j] = "$" + strconv.Itoa(j+1) + "::text[]"
-		args[j] = p.arrs[j]
+		args[j] = p.arrs[j][lo:hi]
 	}
 	var sql strings.Builder
 	sql.WriteString("INSERT INTO " + s.table + " (" + strings.Join(names, ", ") + ") SELECT ")
 	if !upsert {
 		sql.WriteString(strings.Join(casts, ", ") + " FROM unnest(" + strings.Join(types, ", ") + ") AS u(" + strings.Join(alias, ", ") + ")")
 		_, err := tx.Exec(ctx, sql.String(), args...)
-		return explain(err, false)
+		return err
 	}
 	var keyCasts, sets []string
 	for _, k := range s.key {
@@ -519,28 +751,40 @@ func (s *Sink) insert(ctx context.Context, tx pgx.Tx, p *prepared) error {
 		sql.WriteString("UPDATE SET " + strings.Join(sets, ", "))
 	}
 	_, err := tx.Exec(ctx, sql.String(), args...)
-	return explain(err, false)
+	return err
 }
 
-// copy writes rows with COPY FROM STDIN in text format; PostgreSQL parses
-// every field with its column's type.
-func (s *Sink) copy(ctx context.Context, tx pgx.Tx, p *prepared) error {
+// copy writes rows [lo, hi) with COPY FROM STDIN in text format; PostgreSQL
+// parses every field with its column's type.
+func (s *Sink) copy(ctx context.Context, tx pgx.Tx, p *prepared, lo, hi int) error {
 	names := make([]string, len(p.cols))
 	for j, c := range p.cols {
 		names[j] = pgx.Identifier{c.name}.Sanitize()
 	}
-	_, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(p.copy), "COPY "+s.table+" ("+strings.Join(names, ", ")+") FROM STDIN")
-	return explain(err, true)
+	_, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(p.copyRows(lo, hi)), "COPY "+s.table+" ("+strings.Join(names, ", ")+") FROM STDIN")
+	return err
 }
 
-var copyLine = regexp.MustCompile(`line (\d+)`)
+var copyLine = regexp.MustCompile(`(?m)^COPY .*?, line (\d+)`)
+
+// copyLineOf returns the line of a COPY that PostgreSQL's error names (from
+// 1), or 0.
+func copyLineOf(err error) int {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return 0
+	}
+	m := copyLine.FindStringSubmatch(pe.Where)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
 
 // explain adds PostgreSQL's detail to err and, for COPY, which record of the
-// batch the failing line holds.
-func explain(err error, copied bool) error {
-	if err == nil {
-		return nil
-	}
+// batch the failing line holds (rows [lo, …) of w were sent).
+func explain(err error, w *txWrite, lo int) error {
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) {
 		return err
@@ -549,17 +793,37 @@ func explain(err error, copied bool) error {
 	if pe.Detail != "" {
 		msg += " (" + pe.Detail + ")"
 	}
-	if copied {
-		if m := copyLine.FindStringSubmatch(pe.Where); m != nil {
-			n, _ := strconv.Atoi(m[1])
-			return fmt.Errorf("record %d: %s [SQLSTATE %s, %s]", n-1, msg, pe.Code, pe.Where)
-		}
+	if line := copyLineOf(err); w.useCopy && line >= 1 && lo+line-1 < w.rows.n {
+		return fmt.Errorf("record %d: %s [SQLSTATE %s, %s]", w.rows.rec[lo+line-1], msg, pe.Code, pe.Where)
 	}
 	if pe.Where != "" {
 		msg += ", " + pe.Where
 	}
 	return fmt.Errorf("%s [SQLSTATE %s]", msg, pe.Code)
 }
+
+// refusal is the reason of a rejection for PostgreSQL's error about one
+// row: its message, detail, column and SQLSTATE.
+func refusal(err error) string {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return err.Error()
+	}
+	msg := pe.Message
+	if pe.Detail != "" {
+		msg += " (" + pe.Detail + ")"
+	}
+	col := pe.ColumnName
+	if m := copyColumn.FindStringSubmatch(pe.Where); col == "" && m != nil {
+		col = m[1]
+	}
+	if col != "" && !strings.Contains(msg, `"`+col+`"`) {
+		msg = fmt.Sprintf("column %q: %s", col, msg)
+	}
+	return msg + " [SQLSTATE " + pe.Code + "]"
+}
+
+var copyColumn = regexp.MustCompile(`(?m)^COPY .*?, line \d+, column ([^:]+):`)
 
 func contains(l []string, s string) bool {
 	for _, x := range l {

@@ -173,19 +173,23 @@ func TestMapping(t *testing.T) {
 				"nohdr = header.none",
 				"part = partition",
 				"off = offset",
+				"idx = index",
+				"pos = position",
 				"ts = timestamp",
 			}})
-			write(t, s, batch(1, 40, `{"id":"x","a":{"b":7}}`, `{"id":"y","a":5}`))
-			got := query(t, "SELECT id, nested, missing, payload::text, k, kb, h, nohdr, part, off, ts FROM "+table+" ORDER BY id")
+			b := batch(1, 40, `{"id":"x","a":{"b":7}}`, `{"id":"y","a":5}`)
+			b.Records[1].Position.Index = 2 // a record a processor added
+			write(t, s, b)
+			got := query(t, "SELECT id, nested, missing, payload::text, k, kb, h, nohdr, part, off, idx, pos, ts FROM "+table+" ORDER BY id")
 			want := []string{
-				`x|7|NULL|{"a": {"b": 7}, "id": "x"}|k40|6b3430|hv|NULL|t/0|40|2023-11-14T22:13:20.04Z`,
-				`y|NULL|NULL|{"a": 5, "id": "y"}|k41|6b3431|hv|NULL|t/0|41|2023-11-14T22:13:20.041Z`,
+				`x|7|NULL|{"a": {"b": 7}, "id": "x"}|k40|6b3430|hv|NULL|t/0|40|0|t/0@40|2023-11-14T22:13:20.04Z`,
+				`y|NULL|NULL|{"a": 5, "id": "y"}|k41|6b3431|hv|NULL|t/0|41|2|t/0@41#2|2023-11-14T22:13:20.041Z`,
 			}
 			if strings.Join(got, "\n") != strings.Join(want, "\n") {
 				t.Errorf("rows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
 			types := query(t, `SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 ORDER BY attnum`, table)
-			wantTypes := "id|text,nested|bigint,missing|text,payload|jsonb,k|text,kb|bytea,h|text,nohdr|text,part|text,off|bigint,ts|timestamp with time zone"
+			wantTypes := "id|text,nested|bigint,missing|text,payload|jsonb,k|text,kb|bytea,h|text,nohdr|text,part|text,off|bigint,idx|integer,pos|text,ts|timestamp with time zone"
 			if strings.Join(types, ",") != wantTypes {
 				t.Errorf("created columns %s\nwant %s", strings.Join(types, ","), wantTypes)
 			}
@@ -198,7 +202,7 @@ func TestMapping(t *testing.T) {
 func TestUpsert(t *testing.T) {
 	_, q := schema(t)
 	table := q("kv")
-	s := open(t, map[string]any{"table": table, "mode": ModeUpsert, "key": []string{"k"}, "create": true,
+	s := open(t, map[string]any{"table": table, "mode": ModeUpsert, "key": []string{"k"}, "create": true, "on_record_error": OnErrorFail,
 		"columns": []string{"k = value.k", "v bigint = value.v", "seen = offset"}})
 	write(t, s, batch(1, 0, `{"k":"a","v":1}`, `{"k":"b","v":2}`, `{"k":"a","v":3}`))
 	write(t, s, batch(2, 3, `{"k":"b","v":20}`, `{"k":"c","v":30}`))
@@ -214,7 +218,8 @@ func TestUpsert(t *testing.T) {
 	if pk := query(t, "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'p'", table); len(pk) != 1 || pk[0] != "PRIMARY KEY (k)" {
 		t.Errorf("primary key %v", pk)
 	}
-	// A record without a key is refused, naming it; nothing of its batch is written.
+	// A record without a key is refused, naming it; with on_record_error =
+	// "fail" nothing of its batch is written.
 	err := s.Write(ctx, batch(3, 5, `{"k":"d","v":4}`, `{"v":5}`))
 	if err == nil || !strings.Contains(err.Error(), `batch 3: record 1 (t/0@6): upsert key column "k" would be NULL`) {
 		t.Errorf("record without a key: %v", err)
@@ -223,7 +228,7 @@ func TestUpsert(t *testing.T) {
 		t.Errorf("after a refused batch: rows %s, want %s", got, want)
 	}
 	// Default mapping: a batch without the key field is refused too.
-	dm := sdktest.Sink(t, Plugin, "dm", map[string]any{"url": pgURL, "table": table, "mode": ModeUpsert, "key": []string{"k"}})
+	dm := sdktest.Sink(t, Plugin, "dm", map[string]any{"url": pgURL, "table": table, "mode": ModeUpsert, "key": []string{"k"}, "on_record_error": OnErrorFail})
 	if err := dm.Write(ctx, batch(1, 0, `{"v":1}`)); err == nil || !strings.Contains(err.Error(), `no record of the batch has the upsert key field "k"`) {
 		t.Errorf("default mapping without the key field: %v", err)
 	}
@@ -242,13 +247,13 @@ func TestUpsert(t *testing.T) {
 }
 
 // TestTransactional: the offsets are committed with the rows; a batch
-// written again after a lost answer is skipped; a failed batch leaves
-// nothing behind.
+// written again after a lost answer is skipped; a failed batch (with
+// on_record_error = "fail") leaves nothing behind.
 func TestTransactional(t *testing.T) {
 	sch, q := schema(t)
 	table := q("tx")
 	sqlExec(t, "CREATE TABLE "+table+" (id text, n int)")
-	s := open(t, map[string]any{"table": table, "method": MethodCopy})
+	s := open(t, map[string]any{"table": table, "method": MethodCopy, "on_record_error": OnErrorFail})
 	tx := s.(sdk.Transactional)
 	c, err := tx.LastCommitted(ctx)
 	if err != nil || c.Batch != 0 || len(c.Until) != 0 {
@@ -260,8 +265,8 @@ func TestTransactional(t *testing.T) {
 	if err != nil || c.Batch != 1 || !c.Until.Equal(sdk.Offsets{"t/0": 2}) {
 		t.Fatalf("LastCommitted: %+v, %v", c, err)
 	}
-	offs := query(t, "SELECT pipeline, batch, until::text FROM "+q("connectd_offsets"))
-	if len(offs) != 1 || offs[0] != `p|1|{"t": {"0": 2}}` {
+	offs := query(t, "SELECT pipeline, batch, until::text, rejected FROM "+q("connectd_offsets"))
+	if len(offs) != 1 || offs[0] != `p|1|{"t": {"0": 2}}|NULL` {
 		t.Errorf("offsets table: %v (in schema %s)", offs, sch)
 	}
 	// The same batch again (its commit answer was lost): skipped, no duplicate.
@@ -378,13 +383,14 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
-// TestWriteErrors: records that cannot become rows are refused with the
-// batch, record and column, and nothing of the batch is written.
+// TestWriteErrors: with on_record_error = "fail", records that cannot
+// become rows are refused with the batch, record and column, and nothing of
+// the batch is written.
 func TestWriteErrors(t *testing.T) {
 	_, q := schema(t)
 	table := q("strict")
 	sqlExec(t, "CREATE TABLE "+table+" (id text, n int)")
-	s := open(t, map[string]any{"table": table})
+	s := open(t, map[string]any{"table": table, "on_record_error": OnErrorFail})
 	for _, c := range []struct {
 		name  string
 		value string
