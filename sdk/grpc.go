@@ -382,7 +382,11 @@ func (s *sinkServer) LastCommitted(ctx context.Context, _ *pb.Empty) (*pb.Commit
 	if err != nil {
 		return nil, rpcError(err)
 	}
-	return &pb.CommittedReply{Batch: c.Batch, Until: offsetsPB(c.Until)}, nil
+	reply := &pb.CommittedReply{Batch: c.Batch, Until: offsetsPB(c.Until)}
+	for _, r := range c.Rejected {
+		reply.Rejected = append(reply.Rejected, &pb.Rejection{Index: uint32(r.Index), Reason: r.Reason})
+	}
+	return reply, nil
 }
 
 func (s *sinkServer) List(_ *pb.Empty, stream pb.Sink_ListServer) error {

@@ -92,6 +92,13 @@ type Committed struct {
 	Batch int64
 	// Until is that batch's until offsets, as Write received them.
 	Until Offsets
+	// Rejected are the records of that batch the sink rejected (the
+	// *Rejected its Write returned), committed with it. The host reads them
+	// when it recovers a batch the sink committed but the host did not, so
+	// that a crash between the two commits loses no rejected record: a sink
+	// that rejects records must store them with the batch's offsets (in the
+	// same transaction) and return them here.
+	Rejected []Rejection
 }
 
 // Transactional is implemented by transactional sinks: Write stores b.Until

@@ -25,8 +25,10 @@ type Rejection struct {
 //
 // A sink's rejections must be the same when the same batch is written again
 // (a replay after a crash): an idempotent sink finds them again by writing;
-// a transactional sink that already committed the batch must return the
-// rejections it committed with it.
+// a transactional sink stores them with the batch's offsets, in the same
+// transaction, and returns them in Committed.Rejected (the host recovers a
+// batch the sink committed but the host did not from that answer) and again
+// if the batch it committed is written again.
 type Rejected struct {
 	Records []Rejection
 }

@@ -586,12 +586,7 @@ func (d *driver) recover(ctx context.Context) error {
 			if !c.Until.Equal(planned.Until) {
 				return d.errorf("sink %q committed batch %d with until %s, but the checkpoint planned it with until %s: checkpoint and sink disagree", d.p.Sink.Name, c.Batch, c.Until, planned.Until)
 			}
-			if d.dlq != nil && d.src.Has(protocol.FeatureReplayer) {
-				// Its dead letters may not be written yet: replay the batch.
-				// The sink skips what it committed and answers with the
-				// rejections it committed with it (sdk.Rejected).
-				d.Log.Info("the transactional sink committed the batch; replaying it for its dead letters", "pipeline", d.p.Name, "batch", c.Batch)
-				_, err := d.batch(ctx, planned.Batch, &planned)
+			if err := d.committedRejections(ctx, planned, c.Rejected); err != nil {
 				return err
 			}
 			d.Log.Info("the transactional sink committed the batch; the checkpoint follows it", "pipeline", d.p.Name, "batch", c.Batch)

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/connectd/connectd/host/checkpoint"
 	"github.com/connectd/connectd/host/config"
 	"github.com/connectd/connectd/host/plugin"
+	"github.com/connectd/connectd/internal/fault"
+	"github.com/connectd/connectd/internal/protocol"
 	"github.com/connectd/connectd/sdk"
 )
 
@@ -155,4 +158,45 @@ func (d *driver) deadLetters(ctx context.Context, id int64, data *plugin.Data, o
 		return d.errorf("batch %d: the dead-letter sink %q rejected %d of the %d dead letters (first: %s); nothing else can take them: the batch does not commit", id, d.p.DeadLetter.Name, len(rejected), len(recs), rejected[0].Reason)
 	}
 	return nil
+}
+
+// committedRejections acts on the records a transactional sink rejected in
+// batch planned, which it committed before the host could: the host died
+// between the sink's commit and its own, maybe before the batch's dead
+// letters were written, or the batch failed on them (on_record_error =
+// "fail"). The host replays the batch from the source and runs it through
+// the transforms again (both are deterministic under exactly-once), picks
+// the rejected records by index, and fails or writes them to the dead-letter
+// sink as the batch would have; the sink is not written again.
+func (d *driver) committedRejections(ctx context.Context, planned checkpoint.Entry, rejected []sdk.Rejection) error {
+	if len(rejected) == 0 {
+		return nil
+	}
+	id := planned.Batch
+	if d.p.OnRecordError == config.OnErrorSkip {
+		d.Log.Warn("records rejected and skipped", "pipeline", d.p.Name, "batch", id, "records", len(rejected), "reason", rejected[0].Reason)
+		return nil
+	}
+	if !d.src.Has(protocol.FeatureReplayer) {
+		return d.errorf("batch %d: sink %q committed it with %d rejected records (first: %s), but source %q cannot replay the batch to find them: they are not in the dead-letter sink; the pipeline stops so that this is seen", id, d.p.Sink.Name, len(rejected), rejected[0].Reason, d.p.Source.Name)
+	}
+	f, u := moving(planned.From, planned.Until)
+	data, err := d.src.Source.Replay(ctx, id, f, u)
+	if err != nil {
+		return err
+	}
+	if data.Records != planned.Records {
+		return d.errorf("source %q broke its replay promise: batch %d held %d records, its replay returned %d", d.p.Source.Name, id, planned.Records, data.Records)
+	}
+	data.From, data.Until = planned.From, planned.Until
+	o, err := d.shape(ctx, id, data, true)
+	if err != nil {
+		return err
+	}
+	if err := d.sinkRejected(id, o, rejected); err != nil {
+		return err
+	}
+	d.Log.Info("the transactional sink committed the batch with rejected records; handling them before the checkpoint follows", "pipeline", d.p.Name, "batch", id, "rejected", len(rejected))
+	fault.Hit(fault.HostDeadLetter, id)
+	return d.deadLetters(ctx, id, data, o, true)
 }

@@ -386,7 +386,11 @@ func (s *Sink) LastCommitted(ctx context.Context) (sdk.Committed, error) {
 	if err != nil {
 		return sdk.Committed{}, wrap(s.name, "last committed", err)
 	}
-	return sdk.Committed{Batch: r.Batch, Until: offsets(r.Until)}, nil
+	c := sdk.Committed{Batch: r.Batch, Until: offsets(r.Until)}
+	for _, x := range r.Rejected {
+		c.Rejected = append(c.Rejected, sdk.Rejection{Index: int(x.Index), Reason: x.Reason})
+	}
+	return c, nil
 }
 
 // List asks the sink for the value of every record it holds (conformance).

@@ -870,12 +870,22 @@ func (s *Sink) LastCommitted(ctx context.Context) (sdk.Committed, error) {
 		return sdk.Committed{}, err
 	}
 	c := sdk.Committed{Until: sdk.Offsets{}}
-	err := s.conn.QueryRow(ctx, "SELECT batch, until::text FROM "+s.offsets+" WHERE pipeline = $1", s.pipeline).Scan(&c.Batch, jsonOffsets{&c.Until})
+	var stored []byte
+	err := s.conn.QueryRow(ctx, "SELECT batch, until::text, rejected::text FROM "+s.offsets+" WHERE pipeline = $1", s.pipeline).Scan(&c.Batch, jsonOffsets{&c.Until}, &stored)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return sdk.Committed{Until: sdk.Offsets{}}, nil
 	}
 	if err != nil {
 		return sdk.Committed{}, s.errorf("offsets table %s: %w", s.offsets, err)
+	}
+	if len(stored) > 0 {
+		var rs []storedRejection
+		if err := json.Unmarshal(stored, &rs); err != nil {
+			return sdk.Committed{}, s.errorf("offsets table %s: reading the rejections of batch %d: %w", s.offsets, c.Batch, err)
+		}
+		for _, r := range rs {
+			c.Rejected = append(c.Rejected, sdk.Rejection(r))
+		}
 	}
 	return c, nil
 }

@@ -1230,9 +1230,14 @@ func (x *ProcessReply) GetRejected() []*Rejection {
 }
 
 type CommittedReply struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Batch         int64                  `protobuf:"varint,1,opt,name=batch,proto3" json:"batch,omitempty"`
-	Until         *Offsets               `protobuf:"bytes,2,opt,name=until,proto3" json:"until,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Batch int64                  `protobuf:"varint,1,opt,name=batch,proto3" json:"batch,omitempty"`
+	Until *Offsets               `protobuf:"bytes,2,opt,name=until,proto3" json:"until,omitempty"`
+	// The records of that batch the sink rejected (indexes into the batch's
+	// records, as its Write reply listed them), committed with it: the host
+	// asks for them when it recovers a batch the sink committed but the host
+	// did not, to act on them (on_record_error) before it commits too.
+	Rejected      []*Rejection `protobuf:"bytes,3,rep,name=rejected,proto3" json:"rejected,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1277,6 +1282,13 @@ func (x *CommittedReply) GetBatch() int64 {
 func (x *CommittedReply) GetUntil() *Offsets {
 	if x != nil {
 		return x.Until
+	}
+	return nil
+}
+
+func (x *CommittedReply) GetRejected() []*Rejection {
+	if x != nil {
+		return x.Rejected
 	}
 	return nil
 }
@@ -1426,10 +1438,11 @@ const file_connector_proto_rawDesc = "" +
 	"\x05chunk\x18\x03 \x01(\v2\x13.connector.v1.ChunkR\x05chunk\"n\n" +
 	"\fProcessReply\x12)\n" +
 	"\x05chunk\x18\x01 \x01(\v2\x13.connector.v1.ChunkR\x05chunk\x123\n" +
-	"\brejected\x18\x02 \x03(\v2\x17.connector.v1.RejectionR\brejected\"S\n" +
+	"\brejected\x18\x02 \x03(\v2\x17.connector.v1.RejectionR\brejected\"\x88\x01\n" +
 	"\x0eCommittedReply\x12\x14\n" +
 	"\x05batch\x18\x01 \x01(\x03R\x05batch\x12+\n" +
-	"\x05until\x18\x02 \x01(\v2\x15.connector.v1.OffsetsR\x05until\"#\n" +
+	"\x05until\x18\x02 \x01(\v2\x15.connector.v1.OffsetsR\x05until\x123\n" +
+	"\brejected\x18\x03 \x03(\v2\x17.connector.v1.RejectionR\brejected\"#\n" +
 	"\tListReply\x12\x16\n" +
 	"\x06values\x18\x01 \x03(\fR\x06values2\x93\x03\n" +
 	"\x06Source\x125\n" +
@@ -1511,45 +1524,46 @@ var file_connector_proto_depIdxs = []int32{
 	8,  // 18: connector.v1.ProcessReply.chunk:type_name -> connector.v1.Chunk
 	14, // 19: connector.v1.ProcessReply.rejected:type_name -> connector.v1.Rejection
 	5,  // 20: connector.v1.CommittedReply.until:type_name -> connector.v1.Offsets
-	0,  // 21: connector.v1.Source.Spec:input_type -> connector.v1.Empty
-	4,  // 22: connector.v1.Source.Open:input_type -> connector.v1.OpenRequest
-	9,  // 23: connector.v1.Source.Read:input_type -> connector.v1.ReadRequest
-	11, // 24: connector.v1.Source.Replay:input_type -> connector.v1.ReplayRequest
-	0,  // 25: connector.v1.Source.End:input_type -> connector.v1.Empty
-	12, // 26: connector.v1.Source.Ack:input_type -> connector.v1.AckRequest
-	0,  // 27: connector.v1.Source.Close:input_type -> connector.v1.Empty
-	0,  // 28: connector.v1.Sink.Spec:input_type -> connector.v1.Empty
-	4,  // 29: connector.v1.Sink.Open:input_type -> connector.v1.OpenRequest
-	13, // 30: connector.v1.Sink.Write:input_type -> connector.v1.WriteRequest
-	0,  // 31: connector.v1.Sink.LastCommitted:input_type -> connector.v1.Empty
-	0,  // 32: connector.v1.Sink.List:input_type -> connector.v1.Empty
-	0,  // 33: connector.v1.Sink.Close:input_type -> connector.v1.Empty
-	0,  // 34: connector.v1.Processor.Spec:input_type -> connector.v1.Empty
-	4,  // 35: connector.v1.Processor.Open:input_type -> connector.v1.OpenRequest
-	16, // 36: connector.v1.Processor.Process:input_type -> connector.v1.ProcessRequest
-	0,  // 37: connector.v1.Processor.Close:input_type -> connector.v1.Empty
-	2,  // 38: connector.v1.Source.Spec:output_type -> connector.v1.PluginSpec
-	0,  // 39: connector.v1.Source.Open:output_type -> connector.v1.Empty
-	10, // 40: connector.v1.Source.Read:output_type -> connector.v1.ReadReply
-	10, // 41: connector.v1.Source.Replay:output_type -> connector.v1.ReadReply
-	5,  // 42: connector.v1.Source.End:output_type -> connector.v1.Offsets
-	0,  // 43: connector.v1.Source.Ack:output_type -> connector.v1.Empty
-	0,  // 44: connector.v1.Source.Close:output_type -> connector.v1.Empty
-	2,  // 45: connector.v1.Sink.Spec:output_type -> connector.v1.PluginSpec
-	0,  // 46: connector.v1.Sink.Open:output_type -> connector.v1.Empty
-	15, // 47: connector.v1.Sink.Write:output_type -> connector.v1.WriteReply
-	18, // 48: connector.v1.Sink.LastCommitted:output_type -> connector.v1.CommittedReply
-	19, // 49: connector.v1.Sink.List:output_type -> connector.v1.ListReply
-	0,  // 50: connector.v1.Sink.Close:output_type -> connector.v1.Empty
-	2,  // 51: connector.v1.Processor.Spec:output_type -> connector.v1.PluginSpec
-	0,  // 52: connector.v1.Processor.Open:output_type -> connector.v1.Empty
-	17, // 53: connector.v1.Processor.Process:output_type -> connector.v1.ProcessReply
-	0,  // 54: connector.v1.Processor.Close:output_type -> connector.v1.Empty
-	38, // [38:55] is the sub-list for method output_type
-	21, // [21:38] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	14, // 21: connector.v1.CommittedReply.rejected:type_name -> connector.v1.Rejection
+	0,  // 22: connector.v1.Source.Spec:input_type -> connector.v1.Empty
+	4,  // 23: connector.v1.Source.Open:input_type -> connector.v1.OpenRequest
+	9,  // 24: connector.v1.Source.Read:input_type -> connector.v1.ReadRequest
+	11, // 25: connector.v1.Source.Replay:input_type -> connector.v1.ReplayRequest
+	0,  // 26: connector.v1.Source.End:input_type -> connector.v1.Empty
+	12, // 27: connector.v1.Source.Ack:input_type -> connector.v1.AckRequest
+	0,  // 28: connector.v1.Source.Close:input_type -> connector.v1.Empty
+	0,  // 29: connector.v1.Sink.Spec:input_type -> connector.v1.Empty
+	4,  // 30: connector.v1.Sink.Open:input_type -> connector.v1.OpenRequest
+	13, // 31: connector.v1.Sink.Write:input_type -> connector.v1.WriteRequest
+	0,  // 32: connector.v1.Sink.LastCommitted:input_type -> connector.v1.Empty
+	0,  // 33: connector.v1.Sink.List:input_type -> connector.v1.Empty
+	0,  // 34: connector.v1.Sink.Close:input_type -> connector.v1.Empty
+	0,  // 35: connector.v1.Processor.Spec:input_type -> connector.v1.Empty
+	4,  // 36: connector.v1.Processor.Open:input_type -> connector.v1.OpenRequest
+	16, // 37: connector.v1.Processor.Process:input_type -> connector.v1.ProcessRequest
+	0,  // 38: connector.v1.Processor.Close:input_type -> connector.v1.Empty
+	2,  // 39: connector.v1.Source.Spec:output_type -> connector.v1.PluginSpec
+	0,  // 40: connector.v1.Source.Open:output_type -> connector.v1.Empty
+	10, // 41: connector.v1.Source.Read:output_type -> connector.v1.ReadReply
+	10, // 42: connector.v1.Source.Replay:output_type -> connector.v1.ReadReply
+	5,  // 43: connector.v1.Source.End:output_type -> connector.v1.Offsets
+	0,  // 44: connector.v1.Source.Ack:output_type -> connector.v1.Empty
+	0,  // 45: connector.v1.Source.Close:output_type -> connector.v1.Empty
+	2,  // 46: connector.v1.Sink.Spec:output_type -> connector.v1.PluginSpec
+	0,  // 47: connector.v1.Sink.Open:output_type -> connector.v1.Empty
+	15, // 48: connector.v1.Sink.Write:output_type -> connector.v1.WriteReply
+	18, // 49: connector.v1.Sink.LastCommitted:output_type -> connector.v1.CommittedReply
+	19, // 50: connector.v1.Sink.List:output_type -> connector.v1.ListReply
+	0,  // 51: connector.v1.Sink.Close:output_type -> connector.v1.Empty
+	2,  // 52: connector.v1.Processor.Spec:output_type -> connector.v1.PluginSpec
+	0,  // 53: connector.v1.Processor.Open:output_type -> connector.v1.Empty
+	17, // 54: connector.v1.Processor.Process:output_type -> connector.v1.ProcessReply
+	0,  // 55: connector.v1.Processor.Close:output_type -> connector.v1.Empty
+	39, // [39:56] is the sub-list for method output_type
+	22, // [22:39] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_connector_proto_init() }
