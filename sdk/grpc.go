@@ -264,6 +264,9 @@ type sinkServer struct {
 	mu   sync.Mutex
 	sink Sink
 	tx   bool // transactional with the configuration it was opened with
+	// rejections: the host that opened the sink handles rejected records
+	// (it listed protocol.HostRejections).
+	rejections bool
 }
 
 func registerSink(s *grpc.Server, def *SinkPlugin) {
@@ -303,6 +306,7 @@ func (s *sinkServer) Open(ctx context.Context, req *pb.OpenRequest) (*pb.Empty, 
 	tx := slices.Contains(s.def.Spec.CapabilitiesFor(cfg.Raw()), CapTransactional)
 	s.mu.Lock()
 	s.sink, s.tx = sk, tx
+	s.rejections = slices.Contains(req.HostFeatures, protocol.HostRejections)
 	s.mu.Unlock()
 	return &pb.Empty{}, nil
 }
@@ -362,6 +366,13 @@ func (s *sinkServer) Write(stream pb.Sink_WriteServer) error {
 		}
 		if err := CheckRejections(len(b.Records), rej.Records); err != nil {
 			return status.Errorf(codes.Internal, "sink broke the Write contract: batch %d: %v", b.ID, err)
+		}
+		s.mu.Lock()
+		handled := s.rejections
+		s.mu.Unlock()
+		if !handled {
+			// An older host would take the reply for a full success.
+			return rpcError(fmt.Errorf("batch %d: %w (the host that runs this sink predates rejected records and would drop them: the batch fails instead)", b.ID, rej))
 		}
 		reply.Rejected = rejectionsPB(rej.Records)
 	}

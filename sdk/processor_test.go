@@ -288,7 +288,7 @@ func TestSinkWriteRejections(t *testing.T) {
 	ctx := context.Background()
 	write := func(values ...string) (*pb.WriteReply, error) {
 		t.Helper()
-		if _, err := c.Open(ctx, &pb.OpenRequest{Pipeline: "p"}); err != nil {
+		if _, err := c.Open(ctx, &pb.OpenRequest{Pipeline: "p", HostFeatures: []string{protocol.HostRejections}}); err != nil {
 			t.Fatal(err)
 		}
 		st, err := c.Write(ctx)
@@ -313,6 +313,20 @@ func TestSinkWriteRejections(t *testing.T) {
 	}
 	if r, err := write("ok"); err != nil || len(r.Rejected) != 0 {
 		t.Errorf("Write without rejections = %v, %v", r, err)
+	}
+	// A host that does not say it handles rejections gets a failed batch.
+	if _, err := c.Open(ctx, &pb.OpenRequest{Pipeline: "p"}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Write(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&pb.WriteRequest{Batch: 4, Chunk: &pb.Chunk{Partitions: []string{"t/0"}, Records: []*pb.Record{{Value: []byte("bad")}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CloseAndRecv(); err == nil || !strings.Contains(err.Error(), "predates rejected records") {
+		t.Errorf("Write rejecting a record for an old host = %v, want the batch failed", err)
 	}
 	for _, f := range [][]Rejection{{{Index: 2}}, {{Index: -1}}, {{Index: 0}, {Index: 0}}} {
 		*fixed = f

@@ -184,7 +184,7 @@ func openRequest(pipeline string, values map[string]any) (*pb.OpenRequest, error
 	if err != nil {
 		return nil, err
 	}
-	return &pb.OpenRequest{Pipeline: pipeline, ConfigJson: string(b)}, nil
+	return &pb.OpenRequest{Pipeline: pipeline, ConfigJson: string(b), HostFeatures: []string{protocol.HostRejections}}, nil
 }
 
 // Open configures the source for pipeline with validated values. A

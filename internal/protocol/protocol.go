@@ -51,6 +51,12 @@ const (
 	FeatureLister Feature = "lister"
 )
 
+// HostRejections is the host feature (OpenRequest.host_features) that says
+// the host acts on rejected records (WriteReply.rejected,
+// CommittedReply.rejected). A sink opened without it fails a batch it
+// would reject records of: an older host would drop them unseen.
+const HostRejections = "rejections"
+
 // ChunkBytes is the size above which a batch is split into several chunks on
 // the wire; MaxMessage bounds one message (a single record may be that large).
 const (

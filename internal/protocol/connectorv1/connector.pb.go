@@ -350,9 +350,14 @@ func (x *Conditional) GetValues() []string {
 // (exit status 2), names the plugin's block in the pipeline file and does not
 // restart the plugin. Any other error is a failure of the run.
 type OpenRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Pipeline      string                 `protobuf:"bytes,1,opt,name=pipeline,proto3" json:"pipeline,omitempty"`
-	ConfigJson    string                 `protobuf:"bytes,2,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"` // parameter name -> value, validated by the host
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Pipeline   string                 `protobuf:"bytes,1,opt,name=pipeline,proto3" json:"pipeline,omitempty"`
+	ConfigJson string                 `protobuf:"bytes,2,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"` // parameter name -> value, validated by the host
+	// What the host understands beyond connector.v1's first version:
+	// "rejections" (WriteReply.rejected, CommittedReply.rejected). A sink
+	// opened by a host that does not list it must fail a batch it would
+	// reject records of, since such a host would drop them unseen.
+	HostFeatures  []string `protobuf:"bytes,3,rep,name=host_features,json=hostFeatures,proto3" json:"host_features,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -399,6 +404,13 @@ func (x *OpenRequest) GetConfigJson() string {
 		return x.ConfigJson
 	}
 	return ""
+}
+
+func (x *OpenRequest) GetHostFeatures() []string {
+	if x != nil {
+		return x.HostFeatures
+	}
+	return nil
 }
 
 type Offsets struct {
@@ -1370,11 +1382,12 @@ const file_connector_proto_rawDesc = "" +
 	"capability\x18\x01 \x01(\tR\n" +
 	"capability\x12\x14\n" +
 	"\x05param\x18\x02 \x01(\tR\x05param\x12\x16\n" +
-	"\x06values\x18\x03 \x03(\tR\x06values\"J\n" +
+	"\x06values\x18\x03 \x03(\tR\x06values\"o\n" +
 	"\vOpenRequest\x12\x1a\n" +
 	"\bpipeline\x18\x01 \x01(\tR\bpipeline\x12\x1f\n" +
 	"\vconfig_json\x18\x02 \x01(\tR\n" +
-	"configJson\"\x83\x01\n" +
+	"configJson\x12#\n" +
+	"\rhost_features\x18\x03 \x03(\tR\fhostFeatures\"\x83\x01\n" +
 	"\aOffsets\x12<\n" +
 	"\aoffsets\x18\x01 \x03(\v2\".connector.v1.Offsets.OffsetsEntryR\aoffsets\x1a:\n" +
 	"\fOffsetsEntry\x12\x10\n" +
