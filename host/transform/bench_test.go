@@ -388,3 +388,17 @@ func BenchmarkLibExprEvalOnly(b *testing.B) {
 		m["doubled"] = out
 	}
 }
+
+// BenchmarkJSONObject reads a generator value one level deep, as filter
+// and set do.
+func BenchmarkJSONObject(b *testing.B) {
+	v := genValue(12345)
+	var c jsonCodec
+	o := object{codec: &c}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := o.parse(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
