@@ -257,7 +257,7 @@ var _ traits.Mapper = objectVal{}
 
 // full is the object as a CEL map, for what needs all of it.
 func (v objectVal) full() traits.Mapper {
-	return types.NewStringInterfaceMap(adapter{}, v.o.native())
+	return adapter{}.NativeToValue(v.o.native()).(traits.Mapper)
 }
 
 // ConvertToNative implements ref.Val.

@@ -473,6 +473,35 @@ transform "drop_fields" { fields = ["c"] }
 		t.Errorf("out %q", values(first))
 	}
 
+	// Lists made from the record's maps are in sorted key order, the same on
+	// every run (Go's map order is random: 30 runs would catch it).
+	ks := step(t, `transform "set" {
+  fields = {
+    "v" = "value.map(k, k)"
+    "n" = "value.n.filter(k, k != 'x')"
+    "h" = "headers.map(k, k + '=' + headers[k])"
+    "p" = "position.map(k, k)"
+  }
+}`)
+	r := rec(`{"c":1,"a":2,"b":3,"e":4,"d":5,"n":{"z":1,"y":2,"x":3,"w":4,"v":5,"u":6}}`, 0)
+	r.Headers = []sdk.Header{{Key: "q", Value: []byte("1")}, {Key: "m", Value: []byte("2")}, {Key: "o", Value: []byte("3")}, {Key: "k", Value: []byte("4")}}
+	want := `{"c":1,"a":2,"b":3,"e":4,"d":5,"n":["u","v","w","y","z"],"v":["a","b","c","d","e","n"],"h":["k=4","m=2","o=3","q=1"],"p":["index","offset","partition"]}`
+	for i := 0; i < 30; i++ {
+		out, rej := ks.Apply([]sdk.Record{r})
+		if len(rej) > 0 || string(out[0].Value) != want {
+			t.Fatalf("run %d: %s %q, want %s", i, out[0].Value, reasons(rej), want)
+		}
+	}
+	// A map written in the expression iterates in random order: making a
+	// list from it does not compile; a bool from it is fine.
+	_, diags = decodeFile(t, "transform \"set\" {\n  fields = { \"l\" = \"1 < 2 && {'b': 1, 'a': 2}.map(k, k).size() > 0\" }\n}")
+	if len(diags) != 1 || !strings.Contains(diags[0].Detail, "in an order that changes from run to run") || diags[0].Subject.Start.Column != 50 {
+		t.Errorf("list from a literal map: %v, want one error at column 50 (the call's parenthesis)", diags)
+	}
+	if _, diags = decodeFile(t, `transform "filter" { where = "{'b': 1, 'a': 2}.exists(k, k == 'a')" }`); len(diags) > 0 {
+		t.Errorf("exists over a literal map: %v", diags)
+	}
+
 	for _, where := range []string{"now() > timestamp('2020-01-01T00:00:00Z')", "rand() > 0.5", "random() > 0.5", "uuid() != ''", "env('HOME') != ''"} {
 		_, diags := decodeFile(t, fmt.Sprintf("transform \"filter\" {\n  where = %q\n}", where))
 		if !diags.HasErrors() || !strings.Contains(diags.Error(), "undeclared reference") {
