@@ -399,6 +399,13 @@ func maskKey(attr *hcl.Attribute, ctx *hcl.EvalContext) ([]byte, hcl.Diagnostics
 // Name implements Step.
 func (s *mask) Name() string { return "mask" }
 
+// String describes the step without its key, so that printing it (%v, %+v)
+// never shows the secret.
+func (s *mask) String() string { return fmt.Sprintf("mask %v (key hidden)", s.fields) }
+
+// GoString is String, for %#v.
+func (s *mask) GoString() string { return s.String() }
+
 // Apply implements Step.
 func (s *mask) Apply(recs []sdk.Record) ([]sdk.Record, []sdk.Rejection) {
 	return s.each(recs, func(obj *object) (changed bool, _ error) {

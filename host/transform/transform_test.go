@@ -420,6 +420,13 @@ transform "mask" {
 	}
 	checkReasons(t, rej, map[int]string{2: "the value is an array, not a JSON object"})
 
+	// Printing the step never shows the key.
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		if p := fmt.Sprintf(verb, s); strings.Contains(p, "s3cr3t") || !strings.Contains(p, "key hidden") {
+			t.Errorf("%s of the step: %s", verb, p)
+		}
+	}
+
 	// Another key gives other hashes.
 	t.Setenv("MASK_KEY", "other")
 	s2 := step(t, `transform "mask" {
