@@ -107,6 +107,13 @@ func TestDiagnostics(t *testing.T) {
 }`, []string{`Field path "a." has an empty part`}},
 		{"empty rename", `transform "rename" { fields = {} }`, []string{"Nothing to rename"}},
 		{"rename to number", `transform "rename" { fields = { a = 1 } }`, []string{`The new name of "a" must be a string; got a number`}},
+		{"rename to itself", `transform "rename" { fields = { a = "a" } }`, []string{"p.hcl:1,37", `"a" is renamed to itself`}},
+		{"rename two to one", `transform "rename" {
+  fields = {
+    a = "c"
+    b = "c"
+  }
+}`, []string{"p.hcl:4,9", `"a" and "b" are both renamed to "c"`}},
 		{"mask without key", `transform "mask" { fields = ["a"] }`, []string{"Missing required argument", `"key"`}},
 		{"mask key unset", `transform "mask" {
   fields = ["a"]

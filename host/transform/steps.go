@@ -319,6 +319,28 @@ func decodeRename(body hcl.Body, ctx *hcl.EvalContext) (Step, hcl.Diagnostics) {
 		}
 		to, d := fieldPath(v.AsString(), p.value.Range())
 		diags = append(diags, d...)
+		if d.HasErrors() || from == nil {
+			continue
+		}
+		if to.String() == from.String() {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Invalid rename",
+				Detail:   fmt.Sprintf("%q is renamed to itself.", p.name),
+				Subject:  p.value.Range().Ptr(),
+			})
+			continue
+		}
+		for i, other := range s.to {
+			if other.String() == to.String() {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Invalid rename",
+					Detail:   fmt.Sprintf("%q and %q are both renamed to %q.", s.from[i].String(), p.name, to.String()),
+					Subject:  p.value.Range().Ptr(),
+				})
+			}
+		}
 		s.from, s.to = append(s.from, from), append(s.to, to)
 	}
 	if diags.HasErrors() {
