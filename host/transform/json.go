@@ -23,18 +23,23 @@ import (
 // jsonCodec decodes and encodes record values. It keeps its decoder between
 // records; it is for one goroutine at a time.
 type jsonCodec struct {
-	r   bytes.Reader
+	buf bytes.Buffer // holds the value being read: the decoder reads a bytes.Buffer in place
 	dec *jsontext.Decoder
+}
+
+// start points the decoder at b.
+func (c *jsonCodec) start(b []byte) {
+	c.buf = *bytes.NewBuffer(b)
+	if c.dec == nil {
+		c.dec = jsontext.NewDecoder(&c.buf)
+	} else {
+		c.dec.Reset(&c.buf)
+	}
 }
 
 // decode parses b, which must hold exactly one JSON value.
 func (c *jsonCodec) decode(b []byte) (any, error) {
-	c.r.Reset(b)
-	if c.dec == nil {
-		c.dec = jsontext.NewDecoder(&c.r)
-	} else {
-		c.dec.Reset(&c.r)
-	}
+	c.start(b)
 	v, err := c.value()
 	if err != nil {
 		return nil, jsonError(err)

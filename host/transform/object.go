@@ -53,12 +53,7 @@ var errNotObject = errors.New("not an object")
 func (o *object) parse(b []byte) (any, error) {
 	o.fields = o.fields[:0]
 	c := o.codec
-	c.r.Reset(b)
-	if c.dec == nil {
-		c.dec = jsontext.NewDecoder(&c.r)
-	} else {
-		c.dec.Reset(&c.r)
-	}
+	c.start(b)
 	if c.dec.PeekKind() != '{' {
 		v, err := c.decode(b)
 		if err != nil {
