@@ -91,6 +91,7 @@ func TestDiagnostics(t *testing.T) {
 		{"where not a string", `transform "filter" { where = true }`, []string{"Expression expected", "got a bool"}},
 		{"key not string", `transform "set" { key = "1 + 2" }`, []string{"key must be a string, bytes or null; this expression gives int"}},
 		{"header not string", `transform "set" { headers = { topic = "[1]" } }`, []string{`headers "topic" must be a string, bytes or null`}},
+		{"bytes field", `transform "set" { fields = { k = "key" } }`, []string{`fields "k" gives bytes, which have no JSON form`}},
 		{"empty set", `transform "set" {}`, []string{"Nothing to set", "at least one of fields"}},
 		{"bad field path", `transform "set" { fields = { "a..b" = "1" } }`, []string{"p.hcl:1,30", `Field path "a..b" has an empty part`}},
 		{"duplicate field", `transform "set" {

@@ -143,6 +143,7 @@ func fromRecord(e celast.Expr) bool {
 type expression struct {
 	attr string // what the expression is, for reasons: `where`, `fields "a.b"`
 	prg  cel.Program
+	out  *cel.Type // the result's type, as the checker knows it (often dyn)
 	// fields is true when the expression reads a field or an element of
 	// value (value.a, has(value.a), value["a"], value[0]): then a record
 	// whose value is not JSON, or a JSON string, number, bool or null, is
@@ -227,7 +228,7 @@ func compile(attr string, expr hcl.Expression, ctx *hcl.EvalContext, want []*cel
 			Subject:  expr.Range().Ptr(),
 		}}
 	}
-	return &expression{attr: attr, prg: prg, fields: readsFields(ast)}, nil
+	return &expression{attr: attr, prg: prg, out: ast.OutputType(), fields: readsFields(ast)}, nil
 }
 
 func typeIn(t *cel.Type, ts []*cel.Type) bool {

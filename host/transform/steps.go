@@ -102,6 +102,14 @@ func decodeSet(body hcl.Body, ctx *hcl.EvalContext) (Step, hcl.Diagnostics) {
 			diags = append(diags, d...)
 			e, d := compile(fmt.Sprintf("fields %q", p.name), p.value, ctx, nil, "")
 			diags = append(diags, d...)
+			if e != nil && e.out.IsExactType(cel.BytesType) {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Invalid expression type",
+					Detail:   fmt.Sprintf("%s gives bytes, which have no JSON form: convert with string(…) or base64.encode(…).", e.attr),
+					Subject:  p.value.Range().Ptr(),
+				})
+			}
 			s.fields = append(s.fields, assignment{name: p.name, field: f, expr: e})
 		}
 	}
