@@ -33,6 +33,7 @@ type field struct {
 	raw     []byte // the value's bytes as in the record, until decoded
 	val     any    // the value, once decoded (see json.go)
 	decoded bool
+	changed bool // set by a step, or a field inside it: encode val, not raw
 	gone    bool // removed by a step
 }
 
@@ -136,10 +137,10 @@ func (o *object) get(p path) (any, bool) {
 func (o *object) set(p path, v any) error {
 	f := o.find(p[0])
 	if f == nil {
-		o.fields = append(o.fields, field{name: p[0]})
+		o.fields = append(o.fields, field{name: p[0], decoded: true})
 		f = &o.fields[len(o.fields)-1]
-		f.decoded = true
 	}
+	f.changed = true
 	if len(p) == 1 {
 		f.val, f.decoded = v, true
 		return nil
@@ -169,7 +170,9 @@ func (o *object) remove(p path) (any, bool) {
 	if !ok {
 		return nil, false
 	}
-	return p[1:].remove(m)
+	v, ok := p[1:].remove(m)
+	f.changed = f.changed || ok
+	return v, ok
 }
 
 // native returns the whole object as a map[string]any.
@@ -209,7 +212,7 @@ func (o *object) encode(dst []byte) ([]byte, error) {
 			return dst, err
 		}
 		dst = append(dst, ':')
-		if !f.decoded {
+		if !f.changed {
 			dst = append(dst, f.raw...)
 		} else if dst, err = o.codec.encode(dst, f.val); err != nil {
 			return dst, err

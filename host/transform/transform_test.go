@@ -322,6 +322,8 @@ func TestValueBytesKept(t *testing.T) {
 		{`transform "set" { headers = { h = "value.aA" } }`, in},
 		{`transform "drop_fields" { fields = ["c"] }`, `{"b":1.0e0,"a\u0041":"x\ty"}`},
 		{`transform "set" { fields = { "aA" = "value.aA + '!'" } }`, `{"b":1.0e0,"a\u0041":"x\ty!","c":[ 1 , 2 ]}`},
+		// Reading fields does not change their bytes.
+		{`transform "set" { fields = { "d" = "value.aA + string(value.b) + string(value.c[0])" } }`, `{"b":1.0e0,"a\u0041":"x\ty","c":[ 1 , 2 ],"d":"x\ty11"}`},
 	} {
 		out, rej := step(t, tc.src).Apply([]sdk.Record{rec(in, 0)})
 		if len(rej) > 0 || len(out) != 1 {
@@ -331,6 +333,16 @@ func TestValueBytesKept(t *testing.T) {
 		if string(out[0].Value) != tc.want {
 			t.Errorf("%s:\n got %s\nwant %s", tc.src, out[0].Value, tc.want)
 		}
+	}
+}
+
+// TestReadFieldsKept checks that fields an expression only reads keep
+// their bytes (an escape, a number's form) when set changes another field.
+func TestReadFieldsKept(t *testing.T) {
+	s := step(t, `transform "set" { fields = { "d" = "value.s + string(value.n) + string(value.o.p)" } }`)
+	out, rej := s.Apply([]sdk.Record{rec(`{"s":"\u00e9","n":1.50e2,"o":{"p":"\u0041"}}`, 0)})
+	if want := `{"s":"\u00e9","n":1.50e2,"o":{"p":"\u0041"},"d":"é150A"}`; len(rej) > 0 || string(out[0].Value) != want {
+		t.Errorf("got %s %q, want %s", values(out), reasons(rej), want)
 	}
 }
 
