@@ -6,10 +6,11 @@ import (
 	"github.com/connectd/connectd/sdk"
 )
 
-// FuzzSteps feeds arbitrary values to every built-in: none may panic, and
-// every record is either passed on or rejected (a filter may also drop it).
+// FuzzSteps feeds arbitrary values to every built-in: none may panic or
+// change its input, and every record is either passed on or rejected (a
+// filter may also drop it).
 func FuzzSteps(f *testing.F) {
-	for _, s := range []string{`{"a":1,"b":{"c":"x"}}`, `{"a":"\u00e9","b":[1,{"c":null}]}`, `[]`, `"s"`, `1e999`, `{"a":{"a":{"a":{}}}}`, `{"b":1,"b":2}`, "{\"a\":\"\xff\"}", ``, `nul`} {
+	for _, s := range []string{`{"a":1,"b":{"c":"x"}}`, `{"a":"\u00e9","b":[1,{"c":null}]}`, `[]`, `"s"`, `1e999`, `{"a":{"a":{"a":{}}}}`, `{"a":"\u00e9\n","b":{"c":"\ud83d\ude00"}}`, `{"b":1,"b":2}`, "{\"a\":\"\xff\"}", ``, `nul`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, v []byte) {
@@ -31,8 +32,12 @@ transform "mask" {
 		if len(diags) > 0 {
 			t.Fatal(diags)
 		}
+		orig := string(v)
 		for _, s := range steps {
 			out, rej := s.Apply([]sdk.Record{{Value: v}})
+			if string(v) != orig {
+				t.Fatalf("%s changed its input %q to %q", s.Name(), orig, v)
+			}
 			n := len(out) + len(rej)
 			if n > 1 || (n == 0 && s.Name() != "filter") {
 				t.Fatalf("%s on %q: %d out, %d rejected", s.Name(), v, len(out), len(rej))

@@ -208,11 +208,9 @@ func (p path) get(obj map[string]any) (any, bool) {
 	return nil, false
 }
 
-// set assigns v at p in obj, creating missing parents (or null ones) as
-// empty objects. A parent of another kind is an error.
-func (p path) set(obj map[string]any, v any) error { return p.setFrom(obj, 0, v) }
-
-// setFrom is set of p[from:] in obj, which is at p[:from].
+// setFrom assigns v at p[from:] in obj, which is the object at p[:from],
+// creating missing parents (or null ones) as empty objects. A parent of
+// another kind is an error.
 func (p path) setFrom(obj map[string]any, from int, v any) error {
 	for i := from; i < len(p)-1; i++ {
 		next, ok := obj[p[i]]
