@@ -31,6 +31,9 @@ EOT
 transform "filter" {
   where = "'é' + \"x\" + 1"
 }
+transform "filter" {
+  where = "'é' + 1 == 'x'"
+}
 `
 	_, diags := decodeFile(t, src)
 	type want struct {
@@ -43,6 +46,7 @@ transform "filter" {
 		{11, 20, "key: Syntax error"},
 		{16, 13, "where: found no matching overload for '_+_' applied to '(string, int)'"},
 		{20, 11, "where: found no matching overload"}, // an escape: the whole expression
+		{23, 16, "where: found no matching overload for '_+_' applied to '(string, int)'"}, // é is one column, two bytes
 	}
 	if len(diags) != len(wants) {
 		t.Fatalf("%d diagnostics, want %d:\n%s", len(diags), len(wants), diags)
@@ -54,6 +58,9 @@ transform "filter" {
 			t.Errorf("diagnostic %d %q at %v, want p.hcl:%d,%d", i, d.Detail, d.Subject, w.line, w.col)
 		} else if got := lines[w.line-1][w.col-1:]; i < 4 && d.Subject.Start.Byte != byteOf(src, w.line, w.col) {
 			t.Errorf("diagnostic %d: byte %d, want %d (%q)", i, d.Subject.Start.Byte, byteOf(src, w.line, w.col), got)
+		}
+		if i == 5 && d.Subject != nil && src[d.Subject.Start.Byte] != '+' {
+			t.Errorf("diagnostic 5 at byte %d (%q), want the '+'", d.Subject.Start.Byte, src[d.Subject.Start.Byte:])
 		}
 		if !strings.Contains(d.Detail, w.detail) {
 			t.Errorf("diagnostic %d: %q, want it to contain %q", i, d.Detail, w.detail)
