@@ -45,7 +45,7 @@ transform "filter" {
 		{9, 18, `fields "bad": found no matching overload for '_+_' applied to '(bytes, int)'`},
 		{11, 20, "key: Syntax error"},
 		{16, 13, "where: found no matching overload for '_+_' applied to '(string, int)'"},
-		{20, 11, "where: found no matching overload"}, // an escape: the whole expression
+		{20, 11, "where: found no matching overload"},                                      // an escape: the whole expression
 		{23, 16, "where: found no matching overload for '_+_' applied to '(string, int)'"}, // é is one column, two bytes
 	}
 	if len(diags) != len(wants) {
