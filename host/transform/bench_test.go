@@ -103,6 +103,24 @@ func BenchmarkFilter(b *testing.B) {
 	}
 }
 
+// BenchmarkSet runs the set alone, on every record.
+func BenchmarkSet(b *testing.B) {
+	steps := decodeChain(b, chainHCL)[1:]
+	recs := genRecords(1024)
+	b.ReportAllocs()
+	b.ResetTimer()
+	defer reportCPU(b, cpuTime(b))
+	for n := 0; n < b.N; n += len(recs) {
+		batch := recs
+		if rest := b.N - n; rest < len(batch) {
+			batch = batch[:rest]
+		}
+		if _, rej := steps[0].Apply(batch); len(rej) > 0 {
+			b.Fatal(rej[0].Reason)
+		}
+	}
+}
+
 // decodeChain compiles the transform blocks of src.
 func decodeChain(tb testing.TB, src string) []Step {
 	f, diags := hclsyntax.ParseConfig([]byte(src), "bench.hcl", hcl.InitialPos)
@@ -386,5 +404,19 @@ func BenchmarkLibExprEvalOnly(b *testing.B) {
 			b.Fatal(err)
 		}
 		m["doubled"] = out
+	}
+}
+
+// BenchmarkJSONObject reads a generator value one level deep, as filter
+// and set do.
+func BenchmarkJSONObject(b *testing.B) {
+	v := genValue(12345)
+	var c jsonCodec
+	o := object{codec: &c}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := o.parse(v); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

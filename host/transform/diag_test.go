@@ -31,6 +31,9 @@ EOT
 transform "filter" {
   where = "'é' + \"x\" + 1"
 }
+transform "filter" {
+  where = "'é' + 1 == 'x'"
+}
 `
 	_, diags := decodeFile(t, src)
 	type want struct {
@@ -42,7 +45,8 @@ transform "filter" {
 		{9, 18, `fields "bad": found no matching overload for '_+_' applied to '(bytes, int)'`},
 		{11, 20, "key: Syntax error"},
 		{16, 13, "where: found no matching overload for '_+_' applied to '(string, int)'"},
-		{20, 11, "where: found no matching overload"}, // an escape: the whole expression
+		{20, 11, "where: found no matching overload"},                                      // an escape: the whole expression
+		{23, 16, "where: found no matching overload for '_+_' applied to '(string, int)'"}, // é is one column, two bytes
 	}
 	if len(diags) != len(wants) {
 		t.Fatalf("%d diagnostics, want %d:\n%s", len(diags), len(wants), diags)
@@ -54,6 +58,9 @@ transform "filter" {
 			t.Errorf("diagnostic %d %q at %v, want p.hcl:%d,%d", i, d.Detail, d.Subject, w.line, w.col)
 		} else if got := lines[w.line-1][w.col-1:]; i < 4 && d.Subject.Start.Byte != byteOf(src, w.line, w.col) {
 			t.Errorf("diagnostic %d: byte %d, want %d (%q)", i, d.Subject.Start.Byte, byteOf(src, w.line, w.col), got)
+		}
+		if i == 5 && d.Subject != nil && src[d.Subject.Start.Byte] != '+' {
+			t.Errorf("diagnostic 5 at byte %d (%q), want the '+'", d.Subject.Start.Byte, src[d.Subject.Start.Byte:])
 		}
 		if !strings.Contains(d.Detail, w.detail) {
 			t.Errorf("diagnostic %d: %q, want it to contain %q", i, d.Detail, w.detail)
@@ -91,6 +98,7 @@ func TestDiagnostics(t *testing.T) {
 		{"where not a string", `transform "filter" { where = true }`, []string{"Expression expected", "got a bool"}},
 		{"key not string", `transform "set" { key = "1 + 2" }`, []string{"key must be a string, bytes or null; this expression gives int"}},
 		{"header not string", `transform "set" { headers = { topic = "[1]" } }`, []string{`headers "topic" must be a string, bytes or null`}},
+		{"bytes field", `transform "set" { fields = { k = "key" } }`, []string{`fields "k" gives bytes, which have no JSON form`}},
 		{"empty set", `transform "set" {}`, []string{"Nothing to set", "at least one of fields"}},
 		{"bad field path", `transform "set" { fields = { "a..b" = "1" } }`, []string{"p.hcl:1,30", `Field path "a..b" has an empty part`}},
 		{"duplicate field", `transform "set" {
@@ -107,6 +115,13 @@ func TestDiagnostics(t *testing.T) {
 }`, []string{`Field path "a." has an empty part`}},
 		{"empty rename", `transform "rename" { fields = {} }`, []string{"Nothing to rename"}},
 		{"rename to number", `transform "rename" { fields = { a = 1 } }`, []string{`The new name of "a" must be a string; got a number`}},
+		{"rename to itself", `transform "rename" { fields = { a = "a" } }`, []string{"p.hcl:1,37", `"a" is renamed to itself`}},
+		{"rename two to one", `transform "rename" {
+  fields = {
+    a = "c"
+    b = "c"
+  }
+}`, []string{"p.hcl:4,9", `"a" and "b" are both renamed to "c"`}},
 		{"mask without key", `transform "mask" { fields = ["a"] }`, []string{"Missing required argument", `"key"`}},
 		{"mask key unset", `transform "mask" {
   fields = ["a"]

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -63,17 +64,86 @@ func (adapter) NativeToValue(v any) ref.Val {
 		}
 		return types.Double(f)
 	case map[string]any:
-		return types.NewStringInterfaceMap(adapter{}, x)
+		return sortedMap{types.NewStringInterfaceMap(adapter{}, x), func() []string { return keys(x) }}
+	case map[string]string:
+		return sortedMap{types.NewStringStringMap(adapter{}, x), func() []string { return keys(x) }}
 	case []any:
 		return types.NewDynamicList(adapter{}, x)
 	}
 	return types.DefaultTypeAdapter.NativeToValue(v)
 }
 
+// sortedMap is a CEL map of the record (a JSON object, headers, position)
+// whose comprehensions visit the keys in sorted order: CEL's own maps visit
+// them in Go's random map order, and value.map(k, k) would give a list in a
+// different order on every run.
+type sortedMap struct {
+	traits.Mapper
+	keys func() []string
+}
+
+// Iterator implements traits.Iterable, in sorted key order.
+func (m sortedMap) Iterator() traits.Iterator {
+	ks := m.keys()
+	slices.Sort(ks)
+	return types.NewStringList(adapter{}, ks).Iterator()
+}
+
+// keys returns m's keys, in no order.
+func keys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	return ks
+}
+
+// unorderedIteration returns a comprehension of the expression that builds
+// a list (m.map(…), m.filter(…)) from a map the expression itself builds:
+// its order would change from run to run. Maps of the record iterate in
+// sorted order (sortedMap) and are fine, as is a comprehension that gives a
+// bool (all, exists).
+func unorderedIteration(ast *cel.Ast) (celast.Expr, bool) {
+	native := ast.NativeRep()
+	var found celast.Expr
+	celast.PreOrderVisit(native.Expr(), celast.NewExprVisitor(func(e celast.Expr) {
+		if found != nil || e.Kind() != celast.ComprehensionKind {
+			return
+		}
+		r := e.AsComprehension().IterRange()
+		if native.GetType(r.ID()).Kind() == types.MapKind && !fromRecord(r) && native.GetType(e.ID()).Kind() != types.BoolKind {
+			found = e
+		}
+	}))
+	return found, found != nil
+}
+
+// fromRecord reports whether e is a variable of the record or a field or
+// element of one.
+func fromRecord(e celast.Expr) bool {
+	for {
+		switch e.Kind() {
+		case celast.IdentKind:
+			return true
+		case celast.SelectKind:
+			e = e.AsSelect().Operand()
+		case celast.CallKind:
+			c := e.AsCall()
+			if c.FunctionName() != operators.Index || len(c.Args()) != 2 {
+				return false
+			}
+			e = c.Args()[0]
+		default:
+			return false
+		}
+	}
+}
+
 // expression is one compiled CEL expression and where it came from.
 type expression struct {
 	attr string // what the expression is, for reasons: `where`, `fields "a.b"`
 	prg  cel.Program
+	out  *cel.Type // the result's type, as the checker knows it (often dyn)
 	// fields is true when the expression reads a field or an element of
 	// value (value.a, has(value.a), value["a"], value[0]): then a record
 	// whose value is not JSON, or a JSON string, number, bool or null, is
@@ -131,6 +201,16 @@ func compile(attr string, expr hcl.Expression, ctx *hcl.EvalContext, want []*cel
 		}
 		return nil, diags
 	}
+	if c, ok := unorderedIteration(ast); ok {
+		loc := ast.NativeRep().SourceInfo().GetStartLocation(c.ID())
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Invalid expression",
+			Detail:   fmt.Sprintf("%s: this makes a list from a map written in the expression, in an order that changes from run to run; iterate over a list instead (transforms must be deterministic).", attr),
+			Subject:  into(expr, text, loc.Line(), loc.Column()),
+			Context:  expr.Range().Ptr(),
+		}}
+	}
 	if out := ast.OutputType(); out != cel.DynType && !typeIn(out, want) {
 		return nil, hcl.Diagnostics{{
 			Severity: hcl.DiagError,
@@ -148,7 +228,7 @@ func compile(attr string, expr hcl.Expression, ctx *hcl.EvalContext, want []*cel
 			Subject:  expr.Range().Ptr(),
 		}}
 	}
-	return &expression{attr: attr, prg: prg, fields: readsFields(ast)}, nil
+	return &expression{attr: attr, prg: prg, out: ast.OutputType(), fields: readsFields(ast)}, nil
 }
 
 func typeIn(t *cel.Type, ts []*cel.Type) bool {

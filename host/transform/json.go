@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -19,23 +20,26 @@ import (
 // back unchanged). Values computed by expressions add int64, uint64 and
 // float64.
 
-// jsonCodec decodes and encodes record values. It keeps its decoder and
-// encoder between records; it is for one goroutine at a time.
+// jsonCodec decodes and encodes record values. It keeps its decoder between
+// records; it is for one goroutine at a time.
 type jsonCodec struct {
-	r   bytes.Reader
+	buf bytes.Buffer // holds the value being read: the decoder reads a bytes.Buffer in place
 	dec *jsontext.Decoder
-	w   bytes.Buffer
-	enc *jsontext.Encoder
+}
+
+// start points the decoder at b.
+func (c *jsonCodec) start(b []byte) {
+	c.buf = *bytes.NewBuffer(b)
+	if c.dec == nil {
+		c.dec = jsontext.NewDecoder(&c.buf)
+	} else {
+		c.dec.Reset(&c.buf)
+	}
 }
 
 // decode parses b, which must hold exactly one JSON value.
 func (c *jsonCodec) decode(b []byte) (any, error) {
-	c.r.Reset(b)
-	if c.dec == nil {
-		c.dec = jsontext.NewDecoder(&c.r)
-	} else {
-		c.dec.Reset(&c.r)
-	}
+	c.start(b)
 	v, err := c.value()
 	if err != nil {
 		return nil, jsonError(err)
@@ -107,71 +111,64 @@ func (c *jsonCodec) encode(dst []byte, v any) ([]byte, error) {
 	if b, ok := appendScalar(dst, v); ok {
 		return b, nil
 	}
-	c.w.Reset()
-	if c.enc == nil {
-		c.enc = jsontext.NewEncoder(&c.w)
-	} else {
-		c.enc.Reset(&c.w)
-	}
-	if err := c.write(v); err != nil {
-		return dst, err
-	}
-	out := c.w.Bytes()
-	if n := len(out); n > 0 && out[n-1] == '\n' { // the encoder ends each top-level value with one
-		out = out[:n-1]
-	}
-	return append(dst, out...), nil
-}
-
-func (c *jsonCodec) write(v any) error {
 	switch x := v.(type) {
-	case nil:
-		return c.enc.WriteToken(jsontext.Null)
-	case bool:
-		return c.enc.WriteToken(jsontext.Bool(x))
-	case string:
-		return c.enc.WriteToken(jsontext.String(x))
-	case json.Number:
-		return c.enc.WriteValue(jsontext.Value(x))
-	case int64:
-		return c.enc.WriteToken(jsontext.Int(x))
-	case uint64:
-		return c.enc.WriteToken(jsontext.Uint(x))
 	case float64:
 		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return fmt.Errorf("%v has no JSON form", x)
+			return dst, fmt.Errorf("%v has no JSON form", x)
 		}
-		return c.enc.WriteToken(jsontext.Float(x))
+		return appendFloat(dst, x), nil
 	case []any:
-		if err := c.enc.WriteToken(jsontext.BeginArray); err != nil {
-			return err
-		}
-		for _, e := range x {
-			if err := c.write(e); err != nil {
-				return err
+		dst = append(dst, '[')
+		for i, e := range x {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			var err error
+			if dst, err = c.encode(dst, e); err != nil {
+				return dst, err
 			}
 		}
-		return c.enc.WriteToken(jsontext.EndArray)
+		return append(dst, ']'), nil
 	case map[string]any:
-		if err := c.enc.WriteToken(jsontext.BeginObject); err != nil {
-			return err
-		}
 		names := make([]string, 0, len(x))
 		for k := range x {
 			names = append(names, k)
 		}
 		slices.Sort(names)
-		for _, k := range names {
-			if err := c.enc.WriteToken(jsontext.String(k)); err != nil {
-				return err
+		dst = append(dst, '{')
+		for i, k := range names {
+			if i > 0 {
+				dst = append(dst, ',')
 			}
-			if err := c.write(x[k]); err != nil {
-				return err
+			var err error
+			if dst, err = jsontext.AppendQuote(dst, k); err != nil {
+				return dst, fmt.Errorf("name %q: %v", k, err)
+			}
+			dst = append(dst, ':')
+			if dst, err = c.encode(dst, x[k]); err != nil {
+				return dst, err
 			}
 		}
-		return c.enc.WriteToken(jsontext.EndObject)
+		return append(dst, '}'), nil
+	case string:
+		return dst, fmt.Errorf("string %q: invalid UTF-8", x) // appendScalar refused it
 	}
-	return fmt.Errorf("%T has no JSON form", v)
+	return dst, fmt.Errorf("%T has no JSON form", v)
+}
+
+// appendFloat appends f as JSON writes numbers (ECMAScript's form, as
+// encoding/json does): 0.5, 60, 1e+21, 1e-7.
+func appendFloat(dst []byte, f float64) []byte {
+	format := byte('f')
+	if a := math.Abs(f); a != 0 && (a < 1e-6 || a >= 1e21) {
+		format = 'e'
+	}
+	dst = strconv.AppendFloat(dst, f, format, -1, 64)
+	if n := len(dst); format == 'e' && n >= 4 && dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
+		dst[n-2] = dst[n-1] // e-07 → e-7
+		dst = dst[:n-1]
+	}
+	return dst
 }
 
 // path is a dotted field path split at its dots: "a.b" is ["a", "b"].
@@ -211,11 +208,9 @@ func (p path) get(obj map[string]any) (any, bool) {
 	return nil, false
 }
 
-// set assigns v at p in obj, creating missing parents (or null ones) as
-// empty objects. A parent of another kind is an error.
-func (p path) set(obj map[string]any, v any) error { return p.setFrom(obj, 0, v) }
-
-// setFrom is set of p[from:] in obj, which is at p[:from].
+// setFrom assigns v at p[from:] in obj, which is the object at p[:from],
+// creating missing parents (or null ones) as empty objects. A parent of
+// another kind is an error.
 func (p path) setFrom(obj map[string]any, from int, v any) error {
 	for i := from; i < len(p)-1; i++ {
 		next, ok := obj[p[i]]

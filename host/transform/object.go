@@ -33,6 +33,7 @@ type field struct {
 	raw     []byte // the value's bytes as in the record, until decoded
 	val     any    // the value, once decoded (see json.go)
 	decoded bool
+	changed bool // set by a step, or a field inside it: encode val, not raw
 	gone    bool // removed by a step
 }
 
@@ -53,12 +54,7 @@ var errNotObject = errors.New("not an object")
 func (o *object) parse(b []byte) (any, error) {
 	o.fields = o.fields[:0]
 	c := o.codec
-	c.r.Reset(b)
-	if c.dec == nil {
-		c.dec = jsontext.NewDecoder(&c.r)
-	} else {
-		c.dec.Reset(&c.r)
-	}
+	c.start(b)
 	if c.dec.PeekKind() != '{' {
 		v, err := c.decode(b)
 		if err != nil {
@@ -141,10 +137,10 @@ func (o *object) get(p path) (any, bool) {
 func (o *object) set(p path, v any) error {
 	f := o.find(p[0])
 	if f == nil {
-		o.fields = append(o.fields, field{name: p[0]})
+		o.fields = append(o.fields, field{name: p[0], decoded: true})
 		f = &o.fields[len(o.fields)-1]
-		f.decoded = true
 	}
+	f.changed = true
 	if len(p) == 1 {
 		f.val, f.decoded = v, true
 		return nil
@@ -174,7 +170,9 @@ func (o *object) remove(p path) (any, bool) {
 	if !ok {
 		return nil, false
 	}
-	return p[1:].remove(m)
+	v, ok := p[1:].remove(m)
+	f.changed = f.changed || ok
+	return v, ok
 }
 
 // native returns the whole object as a map[string]any.
@@ -214,7 +212,7 @@ func (o *object) encode(dst []byte) ([]byte, error) {
 			return dst, err
 		}
 		dst = append(dst, ':')
-		if !f.decoded {
+		if !f.changed {
 			dst = append(dst, f.raw...)
 		} else if dst, err = o.codec.encode(dst, f.val); err != nil {
 			return dst, err
@@ -257,7 +255,7 @@ var _ traits.Mapper = objectVal{}
 
 // full is the object as a CEL map, for what needs all of it.
 func (v objectVal) full() traits.Mapper {
-	return types.NewStringInterfaceMap(adapter{}, v.o.native())
+	return adapter{}.NativeToValue(v.o.native()).(traits.Mapper)
 }
 
 // ConvertToNative implements ref.Val.

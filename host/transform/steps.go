@@ -102,6 +102,14 @@ func decodeSet(body hcl.Body, ctx *hcl.EvalContext) (Step, hcl.Diagnostics) {
 			diags = append(diags, d...)
 			e, d := compile(fmt.Sprintf("fields %q", p.name), p.value, ctx, nil, "")
 			diags = append(diags, d...)
+			if e != nil && e.out.IsExactType(cel.BytesType) {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Invalid expression type",
+					Detail:   fmt.Sprintf("%s gives bytes, which have no JSON form: convert with string(…) or base64.encode(…).", e.attr),
+					Subject:  p.value.Range().Ptr(),
+				})
+			}
 			s.fields = append(s.fields, assignment{name: p.name, field: f, expr: e})
 		}
 	}
@@ -319,6 +327,28 @@ func decodeRename(body hcl.Body, ctx *hcl.EvalContext) (Step, hcl.Diagnostics) {
 		}
 		to, d := fieldPath(v.AsString(), p.value.Range())
 		diags = append(diags, d...)
+		if d.HasErrors() || from == nil {
+			continue
+		}
+		if to.String() == from.String() {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Invalid rename",
+				Detail:   fmt.Sprintf("%q is renamed to itself.", p.name),
+				Subject:  p.value.Range().Ptr(),
+			})
+			continue
+		}
+		for i, other := range s.to {
+			if other.String() == to.String() {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Invalid rename",
+					Detail:   fmt.Sprintf("%q and %q are both renamed to %q.", s.from[i].String(), p.name, to.String()),
+					Subject:  p.value.Range().Ptr(),
+				})
+			}
+		}
 		s.from, s.to = append(s.from, from), append(s.to, to)
 	}
 	if diags.HasErrors() {
@@ -398,6 +428,13 @@ func maskKey(attr *hcl.Attribute, ctx *hcl.EvalContext) ([]byte, hcl.Diagnostics
 
 // Name implements Step.
 func (s *mask) Name() string { return "mask" }
+
+// String describes the step without its key, so that printing it (%v, %+v)
+// never shows the secret.
+func (s *mask) String() string { return fmt.Sprintf("mask %v (key hidden)", s.fields) }
+
+// GoString is String, for %#v.
+func (s *mask) GoString() string { return s.String() }
 
 // Apply implements Step.
 func (s *mask) Apply(recs []sdk.Record) ([]sdk.Record, []sdk.Rejection) {

@@ -259,7 +259,7 @@ transform "set" {
 func TestSetRejects(t *testing.T) {
 	s := step(t, `
 transform "set" {
-  fields = { "a.b" = "value.x * 2", "c" = "key" }
+  fields = { "a.b" = "value.x * 2", "c" = "dyn(key)" }
 }`)
 	recs := []sdk.Record{
 		rec(`{"x":2}`, 0),   // c = key gives bytes
@@ -272,7 +272,7 @@ transform "set" {
 		t.Errorf("out %q, want none", values(out))
 	}
 	checkReasons(t, rej, map[int]string{
-		0: `fields "c": bytes have no JSON form`,
+		0: `fields "c": bytes have no JSON form`, // known at run time only: dyn
 		1: `fields "a.b": the value is not JSON: invalid character 'p' at start of value`,
 		2: `fields "a.b": no such key: x`,
 		3: `fields "a.b": no such overload`,
@@ -322,6 +322,8 @@ func TestValueBytesKept(t *testing.T) {
 		{`transform "set" { headers = { h = "value.aA" } }`, in},
 		{`transform "drop_fields" { fields = ["c"] }`, `{"b":1.0e0,"a\u0041":"x\ty"}`},
 		{`transform "set" { fields = { "aA" = "value.aA + '!'" } }`, `{"b":1.0e0,"a\u0041":"x\ty!","c":[ 1 , 2 ]}`},
+		// Reading fields does not change their bytes.
+		{`transform "set" { fields = { "d" = "value.aA + string(value.b) + string(value.c[0])" } }`, `{"b":1.0e0,"a\u0041":"x\ty","c":[ 1 , 2 ],"d":"x\ty11"}`},
 	} {
 		out, rej := step(t, tc.src).Apply([]sdk.Record{rec(in, 0)})
 		if len(rej) > 0 || len(out) != 1 {
@@ -331,6 +333,16 @@ func TestValueBytesKept(t *testing.T) {
 		if string(out[0].Value) != tc.want {
 			t.Errorf("%s:\n got %s\nwant %s", tc.src, out[0].Value, tc.want)
 		}
+	}
+}
+
+// TestReadFieldsKept checks that fields an expression only reads keep
+// their bytes (an escape, a number's form) when set changes another field.
+func TestReadFieldsKept(t *testing.T) {
+	s := step(t, `transform "set" { fields = { "d" = "value.s + string(value.n) + string(value.o.p)" } }`)
+	out, rej := s.Apply([]sdk.Record{rec(`{"s":"\u00e9","n":1.50e2,"o":{"p":"\u0041"}}`, 0)})
+	if want := `{"s":"\u00e9","n":1.50e2,"o":{"p":"\u0041"},"d":"é150A"}`; len(rej) > 0 || string(out[0].Value) != want {
+		t.Errorf("got %s %q, want %s", values(out), reasons(rej), want)
 	}
 }
 
@@ -420,6 +432,13 @@ transform "mask" {
 	}
 	checkReasons(t, rej, map[int]string{2: "the value is an array, not a JSON object"})
 
+	// Printing the step never shows the key.
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		if p := fmt.Sprintf(verb, s); strings.Contains(p, "s3cr3t") || !strings.Contains(p, "key hidden") {
+			t.Errorf("%s of the step: %s", verb, p)
+		}
+	}
+
 	// Another key gives other hashes.
 	t.Setenv("MASK_KEY", "other")
 	s2 := step(t, `transform "mask" {
@@ -471,6 +490,35 @@ transform "drop_fields" { fields = ["c"] }
 	}
 	if len(first) != 2 || !strings.Contains(string(first[0].Value), `"m":{"x":{"a":[1,"2026-01-02T03:04:05Z","90s"],"z":1}}`) {
 		t.Errorf("out %q", values(first))
+	}
+
+	// Lists made from the record's maps are in sorted key order, the same on
+	// every run (Go's map order is random: 30 runs would catch it).
+	ks := step(t, `transform "set" {
+  fields = {
+    "v" = "value.map(k, k)"
+    "n" = "value.n.filter(k, k != 'x')"
+    "h" = "headers.map(k, k + '=' + headers[k])"
+    "p" = "position.map(k, k)"
+  }
+}`)
+	r := rec(`{"c":1,"a":2,"b":3,"e":4,"d":5,"n":{"z":1,"y":2,"x":3,"w":4,"v":5,"u":6}}`, 0)
+	r.Headers = []sdk.Header{{Key: "q", Value: []byte("1")}, {Key: "m", Value: []byte("2")}, {Key: "o", Value: []byte("3")}, {Key: "k", Value: []byte("4")}}
+	want := `{"c":1,"a":2,"b":3,"e":4,"d":5,"n":["u","v","w","y","z"],"v":["a","b","c","d","e","n"],"h":["k=4","m=2","o=3","q=1"],"p":["index","offset","partition"]}`
+	for i := 0; i < 30; i++ {
+		out, rej := ks.Apply([]sdk.Record{r})
+		if len(rej) > 0 || string(out[0].Value) != want {
+			t.Fatalf("run %d: %s %q, want %s", i, out[0].Value, reasons(rej), want)
+		}
+	}
+	// A map written in the expression iterates in random order: making a
+	// list from it does not compile; a bool from it is fine.
+	_, diags = decodeFile(t, "transform \"set\" {\n  fields = { \"l\" = \"1 < 2 && {'b': 1, 'a': 2}.map(k, k).size() > 0\" }\n}")
+	if len(diags) != 1 || !strings.Contains(diags[0].Detail, "in an order that changes from run to run") || diags[0].Subject.Start.Column != 50 {
+		t.Errorf("list from a literal map: %v, want one error at column 50 (the call's parenthesis)", diags)
+	}
+	if _, diags = decodeFile(t, `transform "filter" { where = "{'b': 1, 'a': 2}.exists(k, k == 'a')" }`); len(diags) > 0 {
+		t.Errorf("exists over a literal map: %v", diags)
 	}
 
 	for _, where := range []string{"now() > timestamp('2020-01-01T00:00:00Z')", "rand() > 0.5", "random() > 0.5", "uuid() != ''", "env('HOME') != ''"} {
