@@ -118,6 +118,23 @@ type Transform struct {
 	Plugin *Plugin
 	// Range is the block's definition range (`transform "name"`).
 	Range hcl.Range
+
+	body hcl.Body // a built-in's block body, for NewStep
+}
+
+// NewStep compiles the built-in again into a Step of its own: a Step is for
+// one goroutine at a time, so the host gives each goroutine that transforms
+// records its own. It fails only for a processor plugin (no Step), since
+// the block compiled once already.
+func (t Transform) NewStep() (transform.Step, error) {
+	if t.Step == nil || t.body == nil {
+		return nil, fmt.Errorf("transform %q is not a built-in", t.Name)
+	}
+	step, diags := transform.Decode(t.Name, t.body, evalContext())
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return step, nil
 }
 
 // Stage names the transform for logs and dead letters: `transform 2 "set"`,
@@ -540,7 +557,7 @@ func parsePipeline(b *hcl.Block) (*Pipeline, hcl.Diagnostics) {
 // expressions' errors point into them); any other name is a processor
 // plugin, looked up by Load.
 func parseTransform(b *hcl.Block) (Transform, hcl.Diagnostics) {
-	t := Transform{Name: b.Labels[0], Range: b.DefRange}
+	t := Transform{Name: b.Labels[0], Range: b.DefRange, body: b.Body}
 	if transform.Builtin(t.Name) {
 		step, diags := transform.Decode(t.Name, b.Body, evalContext())
 		t.Step = step

@@ -17,6 +17,7 @@ import (
 	"github.com/connectd/connectd/host/checkpoint"
 	"github.com/connectd/connectd/host/config"
 	"github.com/connectd/connectd/host/plugin"
+	"github.com/connectd/connectd/host/transform"
 	"github.com/connectd/connectd/internal/fault"
 	"github.com/connectd/connectd/internal/protocol"
 	"github.com/connectd/connectd/sdk"
@@ -124,8 +125,11 @@ type driver struct {
 	// procs are the processor plugins of the pipeline's transforms, in
 	// order (config.Pipeline.Processors); dlq is the dead-letter sink, nil
 	// when the pipeline has none.
-	procs   []*plugin.Process
-	dlq     *plugin.Process
+	procs []*plugin.Process
+	dlq   *plugin.Process
+	// steps are the built-in transforms' Steps per worker goroutine (see
+	// workers in stages.go); nil until the first batch with transforms.
+	steps   [][]transform.Step
 	tx      bool // the sink is transactional and its answer drives recovery
 	stop    sdk.Offsets
 	batches int64

@@ -3,10 +3,13 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"sync"
 
 	"github.com/connectd/connectd/host/checkpoint"
 	"github.com/connectd/connectd/host/config"
 	"github.com/connectd/connectd/host/plugin"
+	"github.com/connectd/connectd/host/transform"
 	"github.com/connectd/connectd/internal/fault"
 	"github.com/connectd/connectd/internal/protocol"
 	"github.com/connectd/connectd/sdk"
@@ -43,6 +46,12 @@ type outcome struct {
 // built-in and processor over them, and encodes what is left for the sink.
 // A record a stage rejects goes no further; with on_record_error = "fail"
 // the batch fails before anything is written.
+//
+// Consecutive built-ins run on several goroutines at once, each over its
+// own contiguous part of the records with its own Steps (see workers); their
+// outputs and rejections are put back together in record order, so the
+// result is the one a single goroutine would give, whatever the number of
+// workers (a replay on another machine gives the same records).
 func (d *driver) shape(ctx context.Context, id int64, data *plugin.Data, replay bool) (*outcome, error) {
 	if len(d.p.Transforms) == 0 {
 		return &outcome{data: data}, nil
@@ -53,33 +62,173 @@ func (d *driver) shape(ctx context.Context, id int64, data *plugin.Data, replay 
 	}
 	o := &outcome{}
 	proc := 0
-	for i, t := range d.p.Transforms {
-		stage := t.Stage(i + 1)
-		var out []sdk.Record
-		var rejected []sdk.Rejection
-		if t.Step != nil {
-			out, rejected = t.Step.Apply(recs)
-		} else {
+	for i := 0; i < len(d.p.Transforms); {
+		t := d.p.Transforms[i]
+		if t.Step == nil {
+			stage := t.Stage(i + 1)
 			p := d.procs[proc]
 			proc++
-			if out, rejected, err = p.Processor.Process(ctx, id, recs, replay); err != nil {
+			out, rejected, err := p.Processor.Process(ctx, id, recs, replay)
+			if err != nil {
 				return nil, err
 			}
-		}
-		for _, r := range rejected {
-			o.letters = append(o.letters, letter{rec: recs[r.Index], stage: stage, reason: r.Reason})
+			for _, r := range rejected {
+				o.letters = append(o.letters, letter{rec: recs[r.Index], stage: stage, reason: r.Reason})
+			}
+			recs = out
+			i++
+		} else {
+			j := i + 1
+			for j < len(d.p.Transforms) && d.p.Transforms[j].Step != nil {
+				j++
+			}
+			if recs, err = d.builtins(i, j, recs, o); err != nil {
+				return nil, err
+			}
+			i = j
 		}
 		if err := d.refuse(id, o.letters); err != nil {
 			return nil, err
 		}
-		recs = out
 	}
-	chunks, size, err := sdk.EncodeChunks(recs)
+	chunks, size, err := d.encode(recs)
 	if err != nil {
 		return nil, d.errorf("batch %d: encoding the transformed records: %w", id, err)
 	}
 	o.data = &plugin.Data{Chunks: chunks, From: data.From, Until: data.Until, Records: int64(len(recs)), Bytes: size}
 	return o, nil
+}
+
+// minPart is the fewest records a worker gets: below it, handing a part to
+// another goroutine costs more than it saves.
+const minPart = 1024
+
+// parts splits n records into at most len(d.workers()) contiguous parts of
+// at least minPart records (one part for a small batch): the bounds of part
+// k are parts[k], parts[k+1].
+func (d *driver) parts(n int) []int {
+	w := min(len(d.workers()), max(1, n/minPart))
+	bounds := make([]int, w+1)
+	for k := range bounds {
+		bounds[k] = n * k / w
+	}
+	return bounds
+}
+
+// workers returns one set of Steps per goroutine that runs built-ins:
+// workers()[w][i] is worker w's own Step of transform i (nil for a
+// processor). Made once per run, up to GOMAXPROCS sets.
+func (d *driver) workers() [][]transform.Step {
+	if d.steps != nil {
+		return d.steps
+	}
+	n := max(1, min(runtime.GOMAXPROCS(0), maxWorkers))
+	for w := 0; w < n; w++ {
+		steps := make([]transform.Step, len(d.p.Transforms))
+		for i, t := range d.p.Transforms {
+			if t.Step == nil {
+				continue
+			}
+			if w == 0 {
+				steps[i] = t.Step
+				continue
+			}
+			s, err := t.NewStep()
+			if err != nil { // compiled once already: cannot happen
+				d.Log.Warn("transforms run on one goroutine", "pipeline", d.p.Name, "error", err.Error())
+				d.steps = d.steps[:1]
+				return d.steps
+			}
+			steps[i] = s
+		}
+		d.steps = append(d.steps, steps)
+	}
+	return d.steps
+}
+
+// maxWorkers bounds the goroutines that run built-ins for one pipeline.
+const maxWorkers = 8
+
+// builtins runs transforms [i, j), all built-ins, over recs: each worker
+// takes a contiguous part. It returns what the last one let through, in
+// order, and adds the rejected records to o.letters, stage by stage and in
+// record order within a stage.
+func (d *driver) builtins(i, j int, recs []sdk.Record, o *outcome) ([]sdk.Record, error) {
+	bounds := d.parts(len(recs))
+	w := len(bounds) - 1
+	outs := make([][]sdk.Record, w)
+	letters := make([][][]letter, w) // [worker][stage - i]
+	run := func(k int) {
+		part := recs[bounds[k]:bounds[k+1]]
+		letters[k] = make([][]letter, j-i)
+		for s := i; s < j; s++ {
+			out, rejected := d.workers()[k][s].Apply(part)
+			for _, r := range rejected {
+				letters[k][s-i] = append(letters[k][s-i], letter{rec: part[r.Index], stage: d.p.Transforms[s].Stage(s + 1), reason: r.Reason})
+			}
+			part = out
+		}
+		outs[k] = part
+	}
+	if w == 1 {
+		run(0)
+	} else {
+		var wg sync.WaitGroup
+		for k := 0; k < w; k++ {
+			wg.Add(1)
+			go func() { defer wg.Done(); run(k) }()
+		}
+		wg.Wait()
+	}
+	for s := 0; s < j-i; s++ {
+		for k := 0; k < w; k++ {
+			o.letters = append(o.letters, letters[k][s]...)
+		}
+	}
+	if w == 1 {
+		return outs[0], nil
+	}
+	n := 0
+	for _, out := range outs {
+		n += len(out)
+	}
+	all := make([]sdk.Record, 0, n)
+	for _, out := range outs {
+		all = append(all, out...)
+	}
+	return all, nil
+}
+
+// encode encodes recs into chunks, each worker a contiguous part; the
+// chunks are in record order.
+func (d *driver) encode(recs []sdk.Record) ([][]byte, int64, error) {
+	bounds := d.parts(len(recs))
+	w := len(bounds) - 1
+	if w == 1 {
+		return sdk.EncodeChunks(recs)
+	}
+	chunks := make([][][]byte, w)
+	sizes := make([]int64, w)
+	errs := make([]error, w)
+	var wg sync.WaitGroup
+	for k := 0; k < w; k++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			chunks[k], sizes[k], errs[k] = sdk.EncodeChunks(recs[bounds[k]:bounds[k+1]])
+		}()
+	}
+	wg.Wait()
+	var all [][]byte
+	var size int64
+	for k := 0; k < w; k++ {
+		if errs[k] != nil {
+			return nil, 0, errs[k]
+		}
+		all = append(all, chunks[k]...)
+		size += sizes[k]
+	}
+	return all, size, nil
 }
 
 // sinkRejected adds the records the sink rejected to o's letters. The sink
