@@ -55,14 +55,7 @@ func (adapter) NativeToValue(v any) ref.Val {
 	case ref.Val:
 		return x
 	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			return types.Int(i)
-		}
-		f, err := x.Float64()
-		if err != nil {
-			return types.NewErr("number %s is out of range", string(x))
-		}
-		return types.Double(f)
+		return numberVal([]byte(x))
 	case map[string]any:
 		return sortedMap{types.NewStringInterfaceMap(adapter{}, x), func() []string { return keys(x) }}
 	case map[string]string:
@@ -463,20 +456,6 @@ func toJSON(v ref.Val) (any, error) {
 		return nil, v.(*types.Err)
 	}
 	return nil, fmt.Errorf("a %s has no JSON form", v.Type())
-}
-
-// toBytes converts the result of a key or header expression: a string (its
-// UTF-8 bytes) or bytes; null is (nil, false).
-func toBytes(v ref.Val) ([]byte, bool, error) {
-	switch x := v.(type) {
-	case types.String:
-		return []byte(x), true, nil
-	case types.Bytes:
-		return []byte(x), true, nil
-	case types.Null:
-		return nil, false, nil
-	}
-	return nil, false, fmt.Errorf("got %s, want a string, bytes or null", typeName(v))
 }
 
 // typeName names a result's CEL type for a reason.

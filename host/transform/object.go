@@ -298,7 +298,45 @@ func (v objectVal) Find(k ref.Val) (ref.Val, bool) {
 	if f == nil {
 		return nil, false
 	}
-	return adapter{}.NativeToValue(v.o.value(f)), true
+	return v.o.celValue(f), true
+}
+
+// celValue is f's value for CEL. A scalar the record holds is made from its
+// bytes directly, without the Go value in between (fewer allocations for
+// the common value.field).
+func (o *object) celValue(f *field) ref.Val {
+	if f.decoded {
+		return adapter{}.NativeToValue(f.val)
+	}
+	raw := f.raw
+	switch raw[0] {
+	case '"':
+		if bytes.IndexByte(raw, '\\') < 0 {
+			return types.String(raw[1 : len(raw)-1])
+		}
+	case 't':
+		return types.True
+	case 'f':
+		return types.False
+	case 'n':
+		return types.NullValue
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		return numberVal(raw)
+	}
+	return adapter{}.NativeToValue(o.value(f))
+}
+
+// numberVal is a JSON number as CEL sees it: an int when it is a whole
+// number that fits in 64 bits, else a double (see adapter).
+func numberVal(raw []byte) ref.Val {
+	if i, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
+		return types.Int(i)
+	}
+	d, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil {
+		return types.NewErr("number %s is out of range", raw)
+	}
+	return types.Double(d)
 }
 
 // Iterator implements traits.Iterable.

@@ -10,6 +10,7 @@ import (
 	"github.com/connectd/connectd/sdk"
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 )
@@ -76,6 +77,12 @@ type set struct {
 	headers []assignment
 	act     activation
 	results []any // fields' values for the current record
+
+	// Buffers for the batch's new keys, header values and header lists:
+	// each record's are sub-slices, capped, so one allocation serves many
+	// records.
+	bytesBuf  []byte
+	headerBuf []sdk.Header
 }
 
 func decodeSet(body hcl.Body, ctx *hcl.EvalContext) (Step, hcl.Diagnostics) {
@@ -146,6 +153,18 @@ func (s *set) Apply(recs []sdk.Record) (out []sdk.Record, rejected []sdk.Rejecti
 	if len(s.fields) > 0 {
 		s.start(recs)
 	}
+	n := len(s.headers)
+	if s.key != nil {
+		n++
+	}
+	s.bytesBuf = make([]byte, 0, 32*n*len(recs))
+	if len(s.headers) > 0 {
+		h := 0
+		for i := range recs {
+			h += len(recs[i].Headers) + len(s.headers)
+		}
+		s.headerBuf = make([]sdk.Header, 0, h)
+	}
 	out = make([]sdk.Record, 0, len(recs))
 	for i := range recs {
 		r, err := s.apply(&recs[i])
@@ -156,8 +175,26 @@ func (s *set) Apply(recs []sdk.Record) (out []sdk.Record, rejected []sdk.Rejecti
 		out = append(out, r)
 	}
 	s.act.reset(nil)
-	s.slab = nil
+	s.slab, s.bytesBuf, s.headerBuf = nil, nil, nil
 	return out, rejected
+}
+
+// bytesOf converts the result of a key or header expression into the
+// batch's byte buffer: a string (its UTF-8 bytes) or bytes; null is
+// (nil, false). The bytes are capped: appending to them copies.
+func (s *set) bytesOf(v ref.Val) ([]byte, bool, error) {
+	at := len(s.bytesBuf)
+	switch x := v.(type) {
+	case types.String:
+		s.bytesBuf = append(s.bytesBuf, x...) // if append grows it, the bytes before stay where they were
+	case types.Bytes:
+		s.bytesBuf = append(s.bytesBuf, x...)
+	case types.Null:
+		return nil, false, nil
+	default:
+		return nil, false, fmt.Errorf("got %s, want a string, bytes or null", typeName(v))
+	}
+	return s.bytesBuf[at:len(s.bytesBuf):len(s.bytesBuf)], true, nil
 }
 
 // apply returns the record rec becomes.
@@ -178,14 +215,14 @@ func (s *set) apply(rec *sdk.Record) (sdk.Record, error) {
 		if err != nil {
 			return out, err
 		}
-		b, _, err := toBytes(v)
-		if err != nil {
+		if out.Key, _, err = s.bytesOf(v); err != nil {
 			return out, fmt.Errorf("key: %v", err)
 		}
-		out.Key = b
 	}
 	if len(s.headers) > 0 {
-		hs := make([]sdk.Header, 0, len(rec.Headers)+len(s.headers))
+		// headerBuf has room for every record's headers and the new ones.
+		at := len(s.headerBuf)
+		hs := s.headerBuf[at:at:cap(s.headerBuf)]
 		for _, h := range rec.Headers {
 			if !s.setsHeader(h.Key) {
 				hs = append(hs, h)
@@ -196,7 +233,7 @@ func (s *set) apply(rec *sdk.Record) (sdk.Record, error) {
 			if err != nil {
 				return out, err
 			}
-			b, ok, err := toBytes(v)
+			b, ok, err := s.bytesOf(v)
 			if err != nil {
 				return out, fmt.Errorf("%s: %v", h.expr.attr, err)
 			}
@@ -204,7 +241,8 @@ func (s *set) apply(rec *sdk.Record) (sdk.Record, error) {
 				hs = append(hs, sdk.Header{Key: h.name, Value: b})
 			}
 		}
-		out.Headers = hs
+		out.Headers = hs[:len(hs):len(hs)]
+		s.headerBuf = s.headerBuf[:at+len(hs)]
 	}
 	if len(s.fields) > 0 {
 		// The expressions ran on the value as it came in and their results

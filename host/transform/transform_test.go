@@ -251,6 +251,18 @@ transform "set" {
 	if string(in.Value) != origValue || len(in.Headers) != 2 || string(in.Key) != "k3" {
 		t.Errorf("Apply changed its input: %q %q %q", in.Value, in.Headers, in.Key)
 	}
+	// Keys, header values and header lists of a batch share buffers: each is
+	// capped, so appending to one never writes into the next record's.
+	two, rej := s.Apply([]sdk.Record{in, in})
+	if len(rej) > 0 || len(two) != 2 {
+		t.Fatalf("two records: %q", reasons(rej))
+	}
+	_ = append(two[0].Key, "XX"...)
+	_ = append(two[0].Headers[1].Value, "XX"...)
+	_ = append(two[0].Headers, sdk.Header{Key: "XX"})
+	if string(two[0].Headers[1].Value) != "big" || string(two[1].Key) != "7" || string(two[1].Headers[0].Key) != "other" || string(two[1].Headers[1].Value) != "big" {
+		t.Errorf("an append changed another slice: record 0 headers %q, record 1 key %q headers %q", two[0].Headers, two[1].Key, two[1].Headers)
+	}
 	if cap(got.Value) != len(got.Value) {
 		t.Errorf("value's capacity %d > its length %d: an append would write into the next value", cap(got.Value), len(got.Value))
 	}
