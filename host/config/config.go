@@ -119,7 +119,8 @@ type Transform struct {
 	// Range is the block's definition range (`transform "name"`).
 	Range hcl.Range
 
-	body hcl.Body // a built-in's block body, for NewStep
+	body    hcl.Body    // a built-in's block body, for NewStep
+	secrets []hcl.Range // secret literals written in the block (mask's key), masked by Load
 }
 
 // NewStep compiles the built-in again into a Step of its own: a Step is for
@@ -373,6 +374,9 @@ func parse(path string) (*File, hcl.Diagnostics) {
 		if p == nil {
 			continue
 		}
+		for _, t := range p.Transforms {
+			f.mask(t.secrets)
+		}
 		if first := seen[p.Name]; first != nil {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
@@ -561,6 +565,22 @@ func parseTransform(b *hcl.Block) (Transform, hcl.Diagnostics) {
 	if transform.Builtin(t.Name) {
 		step, diags := transform.Decode(t.Name, b.Body, evalContext())
 		t.Step = step
+		// mask's key is secret: written as a literal, it is a warning, and
+		// it never shows in a diagnostic's snippet.
+		if sb, ok := plainBody(b.Body); ok && t.Name == "mask" {
+			if a := sb.Attributes["key"]; a != nil {
+				if _, fromEnv, d := evaluate(a.AsHCLAttribute()); !d.HasErrors() && !fromEnv {
+					t.secrets = append(t.secrets, a.Expr.Range())
+					diags = append(diags, &hcl.Diagnostic{
+						Severity: hcl.DiagWarning,
+						Summary:  "Secret written in the pipeline file",
+						Detail:   `The key of transform "mask" is secret; give it with env("NAME") instead of writing it in the file.`,
+						Subject:  a.Expr.Range().Ptr(),
+						Context:  a.SrcRange.Ptr(),
+					})
+				}
+			}
+		}
 		return t, diags
 	}
 	pl, diags := parsePlugin(sdk.KindProcessor, b)

@@ -233,3 +233,28 @@ func mustRead(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// TestMaskKeyLiteral: mask's key written in the file is a warning, and the
+// key never shows in a formatted diagnostic's snippet.
+func TestMaskKeyLiteral(t *testing.T) {
+	path := writeFile(t, `
+pipeline "p" {
+  delivery = "at-least-once"
+  source "file" { paths = ["in/*"] }
+  transform "mask" {
+    fields = ["card"]
+    key    = "hunter2-secret"
+  }
+  sink "file" { dir = "out" }
+  bogus = 1
+}
+`)
+	f, diags := Load(path, stageLookup)
+	text := f.Format(diags)
+	if !strings.Contains(text, "Secret written in the pipeline file") {
+		t.Errorf("no warning about the literal key:\n%s", text)
+	}
+	if strings.Contains(text, "hunter2-secret") {
+		t.Errorf("the key shows in the diagnostics:\n%s", text)
+	}
+}
