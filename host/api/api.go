@@ -108,9 +108,14 @@ type Status struct {
 	Failures       int              `json:"failuresInARow"`
 	RecordsRead    int64            `json:"recordsRead"`
 	RecordsWritten int64            `json:"recordsWritten"`
-	Batches        int64            `json:"batches"`
-	Replayed       int64            `json:"replayedBatches"`
-	FailedBatches  int64            `json:"failedBatches"`
+	// RecordsRejected counts records a transform, a processor or the sink
+	// rejected in committed batches; DeadLetters those of them written to
+	// the dead-letter sink.
+	RecordsRejected int64 `json:"recordsRejected"`
+	DeadLetters     int64 `json:"deadLetters"`
+	Batches         int64 `json:"batches"`
+	Replayed        int64 `json:"replayedBatches"`
+	FailedBatches   int64 `json:"failedBatches"`
 }
 
 func statusOf(p Pipeline) Status {
@@ -120,6 +125,7 @@ func statusOf(p Pipeline) Status {
 		Delivery: string(p.Config.Delivery), Source: p.Config.Source.Name, Sink: p.Config.Sink.Name,
 		Checkpoint: p.Config.Checkpoint.Where(), Committed: s.Committed, End: s.End, Lag: s.Lag,
 		Restarts: s.Restarts, Failures: s.Failures, RecordsRead: s.RecordsRead, RecordsWritten: s.RecordsWritten,
+		RecordsRejected: s.RecordsRejected, DeadLetters: s.DeadLetters,
 		Batches: s.Batches, Replayed: s.Replayed, FailedBatches: s.FailedBatches,
 	}
 	if out.Committed == nil {
