@@ -25,9 +25,12 @@ import (
 func TestDeadLetters(t *testing.T) {
 	const count, parts = 300, 2
 	var cases []subtest
-	for _, p := range append([]struct{ Name, Doc string }{{Name: "none"}}, fault.Points...) {
+	for _, p := range append([]fault.Point{{Name: "none"}}, fault.Points...) {
 		if strings.HasPrefix(p.Name, "source.replay") {
 			continue // needs a crash first to be reached; TestFaultPoints covers it
+		}
+		if strings.HasPrefix(p.Name, "processor.") {
+			continue // the pipeline has no processor to crash
 		}
 		cases = append(cases, subtest{p.Name, func(t *testing.T) {
 			dir := t.TempDir()
