@@ -195,8 +195,9 @@ func newSuite(o Options) (*suite, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range append([]Plugin{o.Source, o.Sink, o.Input, o.Processor, o.DeadLetter}, o.Transforms...) {
-		if p.Name != "" && !strings.ContainsRune(p.Name, '/') && !names[p.Name] && !transform.Builtin(p.Name) {
+	for i, p := range append([]Plugin{o.Source, o.Sink, o.Input, o.Processor, o.DeadLetter}, o.Transforms...) {
+		builtin := transform.Builtin(p.Name) && (i == 3 || i >= 5) // a transform, or a processor that chain refuses
+		if p.Name != "" && !strings.ContainsRune(p.Name, '/') && !names[p.Name] && !builtin {
 			return nil, usagef("conformance: plugin %q is not bundled in %s (it bundles %s): give the path of its executable, or set Options.Exe to a connectd binary", p.Name, s.exe, strings.Join(slices.Sorted(maps.Keys(names)), ", "))
 		}
 	}
