@@ -247,10 +247,13 @@ func (c *counter) Batch(r pipeline.Report) {
 
 func (c *counter) Done(string, int64, int64, time.Duration) {}
 
-// listed is what a list child prints.
+// listed is what a list child prints: the ids the sink holds, and those
+// the dead-letter sink holds when the pipeline has one.
 type listed struct {
-	Records int            `json:"records"`
-	IDs     map[string]int `json:"ids"`
+	Records     int            `json:"records"`
+	IDs         map[string]int `json:"ids"`
+	DeadRecords int            `json:"dead_records,omitempty"`
+	Dead        map[string]int `json:"dead,omitempty"`
 }
 
 // listChild reads back the ids the pipeline's sink holds, through sdk.Lister.
@@ -264,7 +267,23 @@ func listChild(ctx context.Context, p *config.Pipeline, l *plugin.Loader) (liste
 	if err != nil {
 		return listed{}, err
 	}
-	return listed{Records: len(vals), IDs: Count(vals)}, nil
+	out := listed{Records: len(vals), IDs: Count(vals)}
+	if p.DeadLetter == nil {
+		return out, nil
+	}
+	dl, err := startSink(ctx, l, p, p.DeadLetter)
+	if err != nil {
+		return listed{}, err
+	}
+	defer stop(ctx, dl)
+	if !dl.Has(protocol.FeatureLister) {
+		return listed{}, fmt.Errorf("dead-letter sink %q does not implement sdk.Lister: the conformance suite reads back what it holds through it (docs/plugin-authors.md)", p.DeadLetter.Name)
+	}
+	if vals, err = dl.Sink.List(ctx); err != nil {
+		return listed{}, fmt.Errorf("dead-letter sink %q: %w", p.DeadLetter.Name, err)
+	}
+	out.DeadRecords, out.Dead = len(vals), Count(vals)
+	return out, nil
 }
 
 func list(ctx context.Context, snk *plugin.Process, p *config.Pipeline) ([][]byte, error) {
@@ -272,6 +291,38 @@ func list(ctx context.Context, snk *plugin.Process, p *config.Pipeline) ([][]byt
 		return nil, fmt.Errorf("sink %q does not implement sdk.Lister: the conformance suite reads back what a sink holds through it (docs/plugin-authors.md)", p.Sink.Name)
 	}
 	return snk.Sink.List(ctx)
+}
+
+// startSink starts a sink process for the plugin block pl (the pipeline's
+// sink or its dead-letter sink) and opens it with its settings.
+func startSink(ctx context.Context, l *plugin.Loader, p *config.Pipeline, pl *config.Plugin) (*plugin.Process, error) {
+	proc, err := l.Start(ctx, sdk.KindSink, pl.Name, plugin.Env(true))
+	if err == nil {
+		err = proc.Sink.Open(ctx, p.Name, pl.Values)
+	}
+	if err != nil {
+		if proc != nil {
+			proc.Kill()
+		}
+		return nil, err
+	}
+	return proc, nil
+}
+
+// startProcessor starts a processor process for the plugin block pl and
+// opens it with its settings.
+func startProcessor(ctx context.Context, l *plugin.Loader, p *config.Pipeline, pl *config.Plugin) (*plugin.Process, error) {
+	proc, err := l.Start(ctx, sdk.KindProcessor, pl.Name, plugin.Env(true))
+	if err == nil {
+		err = proc.Processor.Open(ctx, p.Name, pl.Values)
+	}
+	if err != nil {
+		if proc != nil {
+			proc.Kill()
+		}
+		return nil, err
+	}
+	return proc, nil
 }
 
 // open starts the pipeline's source or sink process and opens it with the
@@ -302,10 +353,13 @@ func stop(ctx context.Context, proc *plugin.Process) {
 		return
 	}
 	if !proc.Exited() {
-		if proc.Source != nil {
+		switch {
+		case proc.Source != nil:
 			_ = proc.Source.Close(ctx)
-		} else {
+		case proc.Sink != nil:
 			_ = proc.Sink.Close(ctx)
+		case proc.Processor != nil:
+			_ = proc.Processor.Close(ctx)
 		}
 	}
 	proc.Kill()
@@ -330,8 +384,12 @@ func (r role) has(c sdk.Capability) bool {
 
 // probed is what a probe child prints.
 type probed struct {
-	Source     role     `json:"source"`
-	Sink       role     `json:"sink"`
+	Source role `json:"source"`
+	Sink   role `json:"sink"`
+	// Processors are the chain's processors, in order; DeadLetter the
+	// dead-letter sink, when the pipeline has them.
+	Processors []role   `json:"processors,omitempty"`
+	DeadLetter *role    `json:"dead_letter,omitempty"`
 	Claimed    []string `json:"claimed"`
 	NotClaimed string   `json:"not_claimed,omitempty"`
 }
@@ -361,7 +419,32 @@ func probeChild(ctx context.Context, p *config.Pipeline, l *plugin.Loader) (prob
 	if !snk.Has(protocol.FeatureLister) {
 		return out, fmt.Errorf("sink %q does not implement sdk.Lister: the conformance suite reads back what a sink holds through it (docs/plugin-authors.md)", p.Sink.Name)
 	}
-	if err := config.CheckDelivery(config.ExactlyOnce, src.Spec, snk.Spec, p.Source.Values, p.Sink.Values); err != nil {
+	var procSpecs []sdk.Spec
+	for _, pl := range p.Processors() {
+		pr, err := startProcessor(ctx, l, p, pl)
+		if err != nil {
+			return out, err
+		}
+		stop(ctx, pr)
+		out.Processors = append(out.Processors, describe(pr, *pl))
+		procSpecs = append(procSpecs, pr.Spec)
+	}
+	var dlSpec sdk.Spec
+	if p.DeadLetter != nil {
+		dl, err := startSink(ctx, l, p, p.DeadLetter)
+		if err != nil {
+			return out, err
+		}
+		stop(ctx, dl)
+		r := describe(dl, *p.DeadLetter)
+		out.DeadLetter, dlSpec = &r, dl.Spec
+		if !dl.Has(protocol.FeatureLister) {
+			return out, fmt.Errorf("dead-letter sink %q does not implement sdk.Lister: the conformance suite reads back what it holds through it (docs/plugin-authors.md)", p.DeadLetter.Name)
+		}
+	}
+	exactly := *p
+	exactly.Delivery = config.ExactlyOnce
+	if err := config.CheckPipeline(&exactly, src.Spec, snk.Spec, procSpecs, dlSpec); err != nil {
 		out.NotClaimed = err.Error()
 	} else {
 		out.Claimed = append(out.Claimed, ExactlyOnce)

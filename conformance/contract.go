@@ -39,6 +39,8 @@ func contractChild(ctx context.Context, capability string, p *config.Pipeline, l
 		err = c.idempotent(ctx)
 	case sdk.CapTransactional:
 		err = c.transactional(ctx)
+	case sdk.CapDeterministic:
+		err = c.deterministic(ctx)
 	default:
 		err = fmt.Errorf("no contract check for %q", capability)
 	}
@@ -397,4 +399,155 @@ func (c *contract) transactional(ctx context.Context) error {
 	}
 	_, err = c.listIDs(ctx, written, "after writing batches 1 and 2")
 	return err
+}
+
+// deterministic checks that the chain's last processor (the processor under
+// test) turns a batch into the same records and rejections every time: the
+// records the source's first batch becomes through the transforms before it
+// are processed as batch 1, the second as batch 2, batch 1 again as a
+// replay (its output must equal the first), then again as a replay after a
+// restart of the process, as after a crash.
+func (c *contract) deterministic(ctx context.Context) error {
+	defer c.close(ctx)
+	procs := c.p.Processors()
+	if len(procs) == 0 {
+		return fmt.Errorf("the pipeline has no processor to check")
+	}
+	under := procs[len(procs)-1]
+	if err := c.start(ctx, sdk.KindSource); err != nil {
+		return err
+	}
+	d1, d2, err := c.readTwo(ctx)
+	if err != nil {
+		return err
+	}
+	// The records as the processor under test gets them: the transforms
+	// before it applied once.
+	input := func(id int64, d *plugin.Data) ([]sdk.Record, error) {
+		recs, err := sdk.DecodeChunks(nil, d.Chunks)
+		if err != nil {
+			return nil, err
+		}
+		for i, t := range c.p.Transforms[:len(c.p.Transforms)-1] {
+			if t.Step != nil {
+				recs, _ = t.Step.Apply(recs)
+				continue
+			}
+			pr, err := startProcessor(ctx, c.l, c.p, t.Plugin)
+			if err != nil {
+				return nil, err
+			}
+			c.procs = append(c.procs, pr)
+			out, _, err := pr.Processor.Process(ctx, id, recs, false)
+			stop(ctx, pr)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", t.Stage(i+1), err)
+			}
+			recs = out
+		}
+		return recs, nil
+	}
+	in1, err := input(1, d1)
+	if err != nil {
+		return err
+	}
+	in2, err := input(2, d2)
+	if err != nil {
+		return err
+	}
+	proc, err := startProcessor(ctx, c.l, c.p, under)
+	if err != nil {
+		return err
+	}
+	c.procs = append(c.procs, proc)
+	type result struct {
+		out []sdk.Record
+		rej []sdk.Rejection
+	}
+	process := func(id int64, recs []sdk.Record, replay bool, when string) (result, error) {
+		out, rej, err := proc.Processor.Process(ctx, id, recs, replay)
+		if err != nil {
+			return result{}, fmt.Errorf("processing batch %d %s: %w", id, when, err)
+		}
+		return result{out, rej}, nil
+	}
+	first, err := process(1, in1, false, "")
+	if err != nil {
+		return err
+	}
+	c.step("processed batch 1: %d records in, %d out, %d rejected", len(in1), len(first.out), len(first.rej))
+	if len(first.out)+len(first.rej) == 0 {
+		return fmt.Errorf("processor %q turned batch 1's %d records into nothing (no record, no rejection): the check needs a batch the processor keeps something of", under.Name, len(in1))
+	}
+	if _, err := process(2, in2, false, ""); err != nil {
+		return err
+	}
+	check := func(when string) error {
+		again, err := process(1, in1, true, when)
+		if err != nil {
+			return err
+		}
+		if diff := sameOutput(first.out, first.rej, again.out, again.rej); diff != "" {
+			return fmt.Errorf("processor %q declares %q, but batch 1 processed again %s differs from its first processing: %s", under.Name, sdk.CapDeterministic, when, diff)
+		}
+		c.step("processed batch 1 again %s: the same %d records and %d rejections", when, len(again.out), len(again.rej))
+		return nil
+	}
+	if err := check("after batch 2, in the same process"); err != nil {
+		return err
+	}
+	proc.Kill()
+	if proc, err = startProcessor(ctx, c.l, c.p, under); err != nil {
+		return err
+	}
+	c.procs = append(c.procs, proc)
+	return check("after a restart of the process")
+}
+
+// sameOutput describes the first difference between two outputs of a
+// processor for one batch, or returns "".
+func sameOutput(out1 []sdk.Record, rej1 []sdk.Rejection, out2 []sdk.Record, rej2 []sdk.Rejection) string {
+	for i := 0; i < len(out1) && i < len(out2); i++ {
+		a, b := out1[i], out2[i]
+		var what string
+		switch {
+		case a.Position != b.Position:
+			what = fmt.Sprintf("position %s, first %s", b.Position, a.Position)
+		case !bytes.Equal(a.Value, b.Value):
+			what = fmt.Sprintf("value %.80q, first %.80q", b.Value, a.Value)
+		case !bytes.Equal(a.Key, b.Key):
+			what = fmt.Sprintf("key %q, first %q", b.Key, a.Key)
+		case !a.Timestamp.Equal(b.Timestamp):
+			what = fmt.Sprintf("timestamp %s, first %s", b.Timestamp, a.Timestamp)
+		case !sameSDKHeaders(a.Headers, b.Headers):
+			what = "other headers than the first time"
+		}
+		if what != "" {
+			return fmt.Sprintf("record %d (%s) has %s", i, a.Position, what)
+		}
+	}
+	if len(out1) != len(out2) {
+		return fmt.Sprintf("%d records, the first time %d", len(out2), len(out1))
+	}
+	for i := 0; i < len(rej1) && i < len(rej2); i++ {
+		if rej1[i] != rej2[i] {
+			return fmt.Sprintf("rejection %d is of record %d (%q), the first time of record %d (%q)", i, rej2[i].Index, rej2[i].Reason, rej1[i].Index, rej1[i].Reason)
+		}
+	}
+	if len(rej1) != len(rej2) {
+		return fmt.Sprintf("%d rejections, the first time %d", len(rej2), len(rej1))
+	}
+	return ""
+}
+
+func sameSDKHeaders(a, b []sdk.Header) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Key != b[i].Key || !bytes.Equal(a[i].Value, b[i].Value) {
+			return false
+		}
+	}
+	return true
 }

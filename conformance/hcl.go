@@ -15,21 +15,32 @@ import (
 )
 
 // Config is what a conformance configuration file holds: the settings of
-// the source under test, the sink under test, and of the input sink that
-// puts records into the source. A nil field is a block the file does not have.
+// the source under test, the sink under test, the processor under test,
+// and of the input sink that puts records into the source; the transform
+// chain and the dead-letter sink (Options.Transforms, Options.DeadLetter).
+// A nil field is a block the file does not have.
 //
-// The file is HCL with up to three top-level blocks, each written as in a
-// pipeline file (one-line blocks with commas included):
+// The file is HCL with top-level blocks, each written as in a pipeline file
+// (one-line blocks with commas included): at most one source, sink,
+// processor, input and dead_letter block, and any number of transform
+// blocks, in the order the records pass them (before the processor under
+// test):
 //
-//	source "file" { paths = ["in/*.txt"] }
-//	sink "file"   { dir = "out", mode = "batch" }
-//	input "file"  { dir = "in" }
+//	source "file"      { paths = ["in/*.txt"] }
+//	sink "file"        { dir = "out", mode = "batch" }
+//	input "file"       { dir = "in" }
+//	transform "filter" { where = "value.offset % 5 != 1" }
+//	processor "split"  { field = "items" }
+//	dead_letter "file" { dir = "dead", mode = "batch" }
 //
-// A block's label is the plugin's name; for a plugin given by path it is
+// A block's label is the plugin's name (a transform's: a built-in's, a
+// bundled processor's, or a processor executable's path; a dead_letter's:
+// a sink's name or path); for a plugin under test given by path it is
 // informative only. Plugins run in a fresh directory per pipeline, so
 // relative paths are relative to it.
 type Config struct {
-	Source, Sink, Input *Plugin
+	Source, Sink, Input, Processor, DeadLetter *Plugin
+	Transforms                                 []Plugin
 }
 
 // ReadConfig reads a conformance configuration file. Block bodies are kept as
@@ -67,7 +78,15 @@ func parseConfig(src []byte, path string) (Config, error) {
 		t := toks[i]
 		kind := string(t.Bytes)
 		var dst **Plugin
+		var tr *Plugin
 		switch {
+		case t.Type == hclsyntax.TokenIdent && kind == "transform":
+			tr = &Plugin{}
+			dst = &tr
+		case t.Type == hclsyntax.TokenIdent && kind == "processor":
+			dst = &c.Processor
+		case t.Type == hclsyntax.TokenIdent && kind == "dead_letter":
+			dst = &c.DeadLetter
 		case t.Type == hclsyntax.TokenIdent && kind == "source":
 			dst = &c.Source
 		case t.Type == hclsyntax.TokenIdent && kind == "sink":
@@ -75,9 +94,9 @@ func parseConfig(src []byte, path string) (Config, error) {
 		case t.Type == hclsyntax.TokenIdent && kind == "input":
 			dst = &c.Input
 		default:
-			return Config{}, fmt.Errorf("%s: unexpected %q: a conformance file holds source, sink and input blocks, such as sink \"file\" { dir = \"out\" }", at(t), string(t.Bytes))
+			return Config{}, fmt.Errorf("%s: unexpected %q: a conformance file holds source, sink, input, transform, processor and dead_letter blocks, such as sink \"file\" { dir = \"out\" }", at(t), string(t.Bytes))
 		}
-		if *dst != nil {
+		if *dst != nil && tr == nil {
 			return Config{}, fmt.Errorf("%s: a second %s block; the file holds at most one of each", at(t), kind)
 		}
 		i++
@@ -108,6 +127,9 @@ func parseConfig(src []byte, path string) (Config, error) {
 		body := string(src[open.Range.End.Byte:toks[i].Range.Start.Byte])
 		i++
 		*dst = &Plugin{Name: label, HCL: body}
+		if tr != nil {
+			c.Transforms = append(c.Transforms, **dst)
+		}
 	}
 	return c, nil
 }

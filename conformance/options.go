@@ -88,6 +88,32 @@ type Options struct {
 	// unique "id" field.
 	InputFunc func(dir string, values [][]byte) error
 
+	// Transforms are `transform` blocks put, in order, between the source
+	// and the sink of every pipeline the suite runs (docs/transforms.md).
+	// Name is a built-in ("filter", "set", …), a bundled processor's name,
+	// or the path of a processor executable, as for the other roles; Config
+	// or HCL is the block's body. They are not under test: their own fault
+	// points are not rows of the matrix. With transforms (or a Processor, or
+	// a DeadLetter sink) the expected output is no longer the input: see
+	// docs/conformance.md, "Through transforms".
+	Transforms []Plugin
+	// Processor is the processor plugin under test, put after Transforms as
+	// the chain's last block. Its fault points (processor.process.before,
+	// processor.process.after) join the matrix, and when it declares
+	// capability "deterministic" the contract check of that name runs: the
+	// same batch, processed again (after another batch, and after a restart
+	// of the process), must give the same records and rejections. Without
+	// that capability the suite does not claim exactly-once, and the report
+	// says why (Report.NotClaimed).
+	Processor Plugin
+	// DeadLetter is the dead-letter sink of every pipeline the suite runs,
+	// which then sets on_record_error = "dead_letter". It must implement
+	// sdk.Lister: the suite counts the ids it holds as it counts the sink's.
+	// When Name is empty and the run has Transforms or a Processor, the
+	// bundled file sink in batch mode, in directory "conformance-dead", is
+	// used; without them no dead-letter sink is used unless one is named.
+	DeadLetter Plugin
+
 	// Reader, when not nil, reads back the output of every pipeline without
 	// the sink under test: the suite compares what it finds with the sink's
 	// List, judges the cell by what the Reader found, and fails the cell

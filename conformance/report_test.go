@@ -164,6 +164,10 @@ sink "file" {
   mode = "batch"
 }
 input "file" { dir = "in", fsync = false }
+transform "filter" { where = "value.offset % 5 != 1" }
+processor "split" { field = "id" }
+transform "./connectd-plugin-x" {}
+dead_letter "file" { dir = "dead" }
 `
 	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
@@ -181,8 +185,18 @@ input "file" { dir = "in", fsync = false }
 	if c.Input == nil || c.Input.HCL != ` dir = "in", fsync = false ` {
 		t.Errorf("input %+v", c.Input)
 	}
+	if len(c.Transforms) != 2 || c.Transforms[0].Name != "filter" || c.Transforms[0].HCL != ` where = "value.offset % 5 != 1" ` || c.Transforms[1].Name != "./connectd-plugin-x" {
+		t.Errorf("transforms %+v, want filter and ./connectd-plugin-x in order", c.Transforms)
+	}
+	if c.Processor == nil || c.Processor.Name != "split" || c.Processor.HCL != ` field = "id" ` {
+		t.Errorf("processor %+v", c.Processor)
+	}
+	if c.DeadLetter == nil || c.DeadLetter.Name != "file" || c.DeadLetter.HCL != ` dir = "dead" ` {
+		t.Errorf("dead_letter %+v", c.DeadLetter)
+	}
 	for _, bad := range []struct{ src, want string }{
 		{`pipeline "x" {}`, `c.hcl:1:1: unexpected "pipeline"`},
+		{"dead_letter \"a\" {}\ndead_letter \"b\" {}", "c.hcl:2:1: a second dead_letter block"},
 		{"sink \"a\" {}\nsink \"b\" {}", "c.hcl:2:1: a second sink block"},
 		{`sink {}`, "needs one label"},
 		{`sink "a" { dir = "x"`, "not closed"},

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/connectd/connectd/host/transform"
 	"github.com/connectd/connectd/internal/fault"
 	"github.com/connectd/connectd/internal/proc"
 	"github.com/connectd/connectd/sdk"
@@ -55,15 +56,22 @@ type suite struct {
 	plugins  string // directory of links to plugin executables ("" when none)
 	runID    string
 	src, snk side
-	inp      *side // the input sink, when the source needs one
-	probe    probed
-	batch    int // max_records of matrix pipelines
-	crash    input
-	soak     input
-	rate     int // generator rate in the soak
-	mu       sync.Mutex
-	done     int
-	total    int
+	inp      *side  // the input sink, when the source needs one
+	trs      []side // the transform chain, the processor under test last
+	prc      *side  // the processor under test, also the last of trs
+	dl       *side  // the dead-letter sink
+	// expect holds, for a run through transforms or with a dead-letter
+	// sink, what a faultless reference run of each input left in the sink
+	// and the dead-letter sink: every other pipeline is judged by it.
+	expect map[input]*listed
+	probe  probed
+	batch  int // max_records of matrix pipelines
+	crash  input
+	soak   input
+	rate   int // generator rate in the soak
+	mu     sync.Mutex
+	done   int
+	total  int
 }
 
 // Run runs the conformance suite and returns its report. An error means the
@@ -95,6 +103,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		Seed:       s.o.Seed,
 		ReadBack:   o.Reader != nil,
 	}
+	rep.Transforms, rep.DeadLetter = s.describeChain()
 	results := make([][]Result, len(cells))
 	var order []int // the soaks, the longest, first: the pool ends together
 	for i, c := range cells {
@@ -146,8 +155,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 func newSuite(o Options) (*suite, error) {
 	s := &suite{o: o}
-	if o.Source.Name == "" && o.Sink.Name == "" {
-		return nil, usagef("conformance: name a source or a sink to test (Options.Source, Options.Sink; --source, --sink)")
+	if o.Source.Name == "" && o.Sink.Name == "" && o.Processor.Name == "" {
+		return nil, usagef("conformance: name a source, a sink or a processor to test (Options.Source, Options.Sink, Options.Processor; --source, --sink, --processor)")
 	}
 	switch {
 	case o.Level == "":
@@ -186,8 +195,9 @@ func newSuite(o Options) (*suite, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range []Plugin{o.Source, o.Sink, o.Input} {
-		if p.Name != "" && !strings.ContainsRune(p.Name, '/') && !names[p.Name] {
+	for i, p := range append([]Plugin{o.Source, o.Sink, o.Input, o.Processor, o.DeadLetter}, o.Transforms...) {
+		builtin := transform.Builtin(p.Name) && (i == 3 || i >= 5) // a transform, or a processor that chain refuses
+		if p.Name != "" && !strings.ContainsRune(p.Name, '/') && !names[p.Name] && !builtin {
 			return nil, usagef("conformance: plugin %q is not bundled in %s (it bundles %s): give the path of its executable, or set Options.Exe to a connectd binary", p.Name, s.exe, strings.Join(slices.Sorted(maps.Keys(names)), ", "))
 		}
 	}
@@ -201,6 +211,9 @@ func newSuite(o Options) (*suite, error) {
 	}
 	for _, sd := range []*side{&s.src, &s.snk} {
 		sd.label = pluginLabel(sd.plugin.Name, names)
+	}
+	if err := s.chain(names); err != nil {
+		return nil, err
 	}
 	switch {
 	case s.src.plugin.Name == generatorName && (o.Input.Name != "" || o.InputFunc != nil):
@@ -277,7 +290,11 @@ func (s *suite) setup(ctx context.Context) error {
 	if s.work, err = filepath.Abs(s.work); err != nil {
 		return err
 	}
-	for _, sd := range []*side{&s.src, &s.snk, s.inp} {
+	sides := []*side{&s.src, &s.snk, s.inp, s.dl}
+	for i := range s.trs {
+		sides = append(sides, &s.trs[i])
+	}
+	for _, sd := range sides {
 		if sd == nil || !strings.ContainsRune(sd.plugin.Name, '/') {
 			continue
 		}
@@ -338,7 +355,7 @@ func (s *suite) setup(ctx context.Context) error {
 	if err := json.Unmarshal([]byte(r.stdout), &s.probe); err != nil {
 		return fmt.Errorf("conformance: probe: %w (output %q)", err, r.stdout)
 	}
-	return nil
+	return s.reference(ctx)
 }
 
 func (s *suite) describe(sd side, r role, kind sdk.Kind) string {
@@ -393,7 +410,11 @@ func (s *suite) writeFiles(dir, name, delivery string, in input, rate int) error
 	if err != nil {
 		return usagef("conformance: %v", err)
 	}
-	if err := s.writePipeline(filepath.Join(dir, pipelineFile), name, delivery, src, snk, s.batch); err != nil {
+	shape, err := s.shapeBlocks()
+	if err != nil {
+		return err
+	}
+	if err := s.writePipeline(filepath.Join(dir, pipelineFile), name, delivery, src, shape+snk, s.batch); err != nil {
 		return err
 	}
 	if s.inp == nil {

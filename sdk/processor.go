@@ -6,6 +6,7 @@ import (
 	"io"
 	"sync"
 
+	"github.com/connectd/connectd/internal/fault"
 	pb "github.com/connectd/connectd/internal/protocol/connectorv1"
 	"github.com/connectd/connectd/internal/protocol/rawv1"
 	"google.golang.org/grpc"
@@ -58,7 +59,8 @@ func (s *processorServer) Open(ctx context.Context, req *pb.OpenRequest) (*pb.Em
 
 // Process receives the whole batch (until the host half-closes), calls the
 // processor once, and streams the records it returned in chunks; the last
-// message carries the rejections.
+// message carries the rejections. The fault points processor.process.before
+// and processor.process.after kill the process around the call.
 func (s *processorServer) Process(stream pb.Processor_ProcessServer) error {
 	p, err := s.get()
 	if err != nil {
@@ -93,6 +95,7 @@ func (s *processorServer) Process(stream pb.Processor_ProcessServer) error {
 	if b.Records, err = DecodeChunks(nil, chunks); err != nil {
 		return status.Error(codes.Internal, "the host broke the Process contract: "+err.Error())
 	}
+	fault.Hit(fault.ProcessorBefore, b.ID)
 	out, err := p.Process(stream.Context(), b)
 	var rejected []Rejection
 	if err != nil {
@@ -108,6 +111,7 @@ func (s *processorServer) Process(stream pb.Processor_ProcessServer) error {
 	if err := CheckProcess(b.Records, out); err != nil {
 		return status.Errorf(codes.Internal, "processor broke the Process contract: batch %d: %v", b.ID, err)
 	}
+	fault.Hit(fault.ProcessorAfter, b.ID)
 	return sendProcessed(stream, out, rejected)
 }
 

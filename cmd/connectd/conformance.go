@@ -17,10 +17,11 @@ import (
 // source, a sink or a pair, and prints its report. Exit 0 iff every claimed
 // guarantee and every contract held.
 func cmdConformance(args []string, stdout, stderr io.Writer) int {
-	f := newFlags("conformance", "conformance --source NAME|PATH --sink NAME|PATH [--config FILE.hcl] [--quick] [--json] [--junit FILE]", stderr)
+	f := newFlags("conformance", "conformance --source NAME|PATH --sink NAME|PATH --processor NAME|PATH [--config FILE.hcl] [--quick] [--json] [--junit FILE]", stderr)
 	source := f.String("source", "", "the source under test: a bundled plugin's name or the path of a plugin executable")
 	sink := f.String("sink", "", "the sink under test: a bundled plugin's name or the path of a plugin executable")
-	cfgPath := f.String("config", "", "HCL file with the plugins' settings: source, sink and input blocks (docs/conformance.md)")
+	processor := f.String("processor", "", "the processor under test: a bundled plugin's name or the path of a plugin executable")
+	cfgPath := f.String("config", "", "HCL file with the plugins' settings: source, sink, processor and input blocks, transform and dead_letter blocks (docs/conformance.md)")
 	quick := f.Bool("quick", false, "run the quick level (CI) instead of the full one (release)")
 	asJSON := f.Bool("json", false, "print the report as one JSON object instead of a table")
 	junit := f.String("junit", "", "also write the report as JUnit XML to this file")
@@ -31,19 +32,20 @@ func cmdConformance(args []string, stdout, stderr io.Writer) int {
 	if code, ok := f.parse(args, 0); !ok {
 		return code
 	}
-	if *source == "" && *sink == "" {
-		fmt.Fprintln(stderr, "connectd conformance: give --source, --sink or both")
+	if *source == "" && *sink == "" && *processor == "" {
+		fmt.Fprintln(stderr, "connectd conformance: give --source, --sink, --processor or several")
 		f.Usage()
 		return exitUsage
 	}
 	o := conformance.Options{
-		Source:   conformance.Plugin{Name: *source},
-		Sink:     conformance.Plugin{Name: *sink},
-		Level:    conformance.Full,
-		Seed:     *seed,
-		Parallel: *parallel,
-		WorkDir:  *work,
-		Log:      stderr,
+		Source:    conformance.Plugin{Name: *source},
+		Sink:      conformance.Plugin{Name: *sink},
+		Processor: conformance.Plugin{Name: *processor},
+		Level:     conformance.Full,
+		Seed:      *seed,
+		Parallel:  *parallel,
+		WorkDir:   *work,
+		Log:       stderr,
 	}
 	if *quick {
 		o.Level = conformance.Quick
@@ -62,7 +64,7 @@ func cmdConformance(args []string, stdout, stderr io.Writer) int {
 			flag  string
 			block *conformance.Plugin
 			dst   *conformance.Plugin
-		}{{"source", *source, cfg.Source, &o.Source}, {"sink", *sink, cfg.Sink, &o.Sink}} {
+		}{{"source", *source, cfg.Source, &o.Source}, {"sink", *sink, cfg.Sink, &o.Sink}, {"processor", *processor, cfg.Processor, &o.Processor}} {
 			switch {
 			case b.block == nil:
 			case b.flag == "":
@@ -74,6 +76,10 @@ func cmdConformance(args []string, stdout, stderr io.Writer) int {
 			default:
 				b.dst.HCL = b.block.HCL
 			}
+		}
+		o.Transforms = cfg.Transforms
+		if cfg.DeadLetter != nil {
+			o.DeadLetter = *cfg.DeadLetter
 		}
 		if cfg.Input != nil {
 			o.Input = *cfg.Input

@@ -96,6 +96,9 @@ func TestFaultPoints(t *testing.T) {
 	const count, parts = 300, 2
 	for _, c := range cases {
 		for _, p := range fault.Points {
+			if strings.HasPrefix(p.Name, "processor.") {
+				continue // no processor here; the conformance suite crashes processors (TestSplitProcessor)
+			}
 			name := c.delivery + "/" + c.mode + "/" + p.Name
 			if c.readAhead {
 				name = c.delivery + "/" + c.mode + "+read-ahead/" + p.Name

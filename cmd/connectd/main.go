@@ -53,7 +53,7 @@ Usage:
   connectd offsets show FILE [--pipeline NAME] [--json]
   connectd offsets reset FILE --pipeline NAME --to earliest|latest|<json>|batch:<id>
   connectd status [--addr ADDR] [--json]
-  connectd conformance --source NAME|PATH --sink NAME|PATH [--config FILE.hcl] [--quick] [--json] [--junit FILE]
+  connectd conformance --source NAME|PATH --sink NAME|PATH --processor NAME|PATH [--config FILE.hcl] [--quick] [--json] [--junit FILE]
   connectd version
 
 Run 'connectd COMMAND --help' for a command's flags. Exit status: 0 success,

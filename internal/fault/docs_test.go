@@ -118,10 +118,10 @@ func TestProtocolDocListsPluginPoints(t *testing.T) {
 }
 
 // TestDocsNameOnlyPoints: wherever the docs quote a name that looks like a
-// fault point (`host.x.y`, `source.x.y`, `sink.x.y`, maybe with @batch or
+// fault point (`host.x.y`, `source.x.y`, `sink.x.y`, `processor.x.y`, maybe with @batch or
 // :k), it is one: a renamed or removed point leaves no stale name behind.
 func TestDocsNameOnlyPoints(t *testing.T) {
-	re := regexp.MustCompile("`((?:host|source|sink)\\.[a-z]+\\.[a-z]+)[@:`]")
+	re := regexp.MustCompile("`((?:host|source|sink|processor)\\.[a-z]+\\.[a-z]+)[@:`]")
 	files, err := filepath.Glob(filepath.Join(docsDir, "*.md"))
 	if err != nil {
 		t.Fatal(err)

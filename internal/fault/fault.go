@@ -47,12 +47,15 @@ var (
 	SinkWriteBefore   = point("sink.write.before", "dies with batch N received, before `Write`")
 	SinkWritePartial  = point("sink.write.partial", "writes the first k records of batch N (as a batch with the same id), then dies; a transactional sink dies before `Write` instead, since a partial transaction is never visible")
 	SinkWriteAfter    = point("sink.write.after", "dies after `Write` made batch N durable, before replying")
+	ProcessorBefore   = point("processor.process.before", "dies with batch N received, before `Process`")
+	ProcessorAfter    = point("processor.process.after", "dies after `Process` returned batch N's records, before replying")
 )
 
 // Point is one fault point.
 type Point struct {
 	// Name is the point's name as CONNECTD_FAULT spells it; its first
-	// element says which process it runs in: host, source or sink.
+	// element says which process it runs in: host, source, sink or
+	// processor.
 	Name string
 	// Doc says what dying at the point simulates, as the table of
 	// docs/fault-points.md says it (Markdown).

@@ -127,6 +127,9 @@ func TestFaultPoints(t *testing.T) {
 	const store = "postgres"
 	var cases []subtest
 	for _, p := range fault.Points {
+		if strings.HasPrefix(p.Name, "processor.") {
+			continue // the pipeline has no processor to crash
+		}
 		cases = append(cases, subtest{store + "/" + p.Name, func(t *testing.T) {
 			s := newSetup(t)
 			cfg := s.config(t, store, count, parts, 50, "")
