@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -38,7 +39,7 @@ func (s *suite) networkRuns(ctx context.Context, dir, name string) (*listed, str
 	}
 	ret := func(l *listed, err error) (*listed, string, error) {
 		finish()
-		if err == nil && nerr != nil && nctx.Err() == nil {
+		if err == nil && nerr != nil && !errors.Is(nerr, context.Canceled) {
 			err = fmt.Errorf("Options.Network failed: %w", nerr)
 		}
 		return l, strings.Join(steps, "; "), err
