@@ -15,8 +15,8 @@ import (
 var failures = regexp.MustCompile(`[1-9][0-9]* plugin failures`)
 
 // TestNetworkRow runs the network row with faults in the file sink's
-// system, the file system: for two seconds its output directory is a plain
-// file, so every write fails and the runs fail until it is back. The row
+// system, the file system: once the sink has written a batch, for two
+// seconds its output directory is a plain file, so every write fails and the runs fail until it is back. The row
 // must start the failed runs again and end with every guarantee kept; a
 // Network that fails fails the row; without Network there is no row.
 func TestNetworkRow(t *testing.T) {
@@ -25,12 +25,17 @@ func TestNetworkRow(t *testing.T) {
 	o.Sink = Plugin{Name: "file", Config: map[string]any{"dir": "out", "mode": "batch"}}
 	o.Points = []string{PointNone, PointNetwork}
 	o.Network = func(ctx context.Context, p Pipeline) (string, error) {
-		select {
-		case <-ctx.Done():
-			return "", nil
-		case <-time.After(time.Second):
-		}
 		out := filepath.Join(p.Dir, "out")
+		for { // until the sink has written a batch: processes start slowly under load
+			if files, _ := os.ReadDir(out); len(files) > 1 {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return "", nil
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
 		if err := os.Rename(out, out+".away"); err != nil {
 			return "", err
 		}
