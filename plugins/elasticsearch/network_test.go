@@ -2,6 +2,7 @@ package elasticsearch_test
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"testing"
@@ -32,7 +33,14 @@ func TestConformanceNetworkFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(px.Close)
-	u.Host = px.Addr()
+	// The proxy listens on 127.0.0.1; a server named "localhost" keeps its
+	// name, for a certificate that names it.
+	host, _, _ := net.SplitHostPort(u.Host)
+	_, port, _ := net.SplitHostPort(px.Addr())
+	if host != "localhost" {
+		host = "127.0.0.1"
+	}
+	u.Host = net.JoinHostPort(host, port)
 	for k, v := range map[string]string{"ES_PROXY_URL": u.String(), "ES_USERNAME": user, "ES_PASSWORD": pass, "ES_CA_CERT": ca} {
 		t.Setenv(k, v)
 	}
