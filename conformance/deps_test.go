@@ -21,7 +21,7 @@ func TestDeps(t *testing.T) {
 		allowed["github.com/connectd/connectd/plugins/"+p] = true
 	}
 	for _, pkg := range strings.Fields(string(out)) {
-		for _, banned := range []string{"github.com/segmentio/kafka-go", "github.com/jackc/pgx", "github.com/elastic/go-elasticsearch", "github.com/connectd/connectd/plugins"} {
+		for _, banned := range []string{"github.com/segmentio/kafka-go", "github.com/jackc/pgx", "github.com/elastic/go-elasticsearch", "github.com/Shopify/toxiproxy", "github.com/connectd/connectd/plugins"} {
 			if (pkg == banned || strings.HasPrefix(pkg, banned+"/")) && !allowed[pkg] {
 				t.Errorf("package conformance links %s", pkg)
 			}

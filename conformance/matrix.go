@@ -25,7 +25,7 @@ type cell struct {
 	// the first; for a contract check, the capability checked.
 	guarantees []string
 	faults     []string // CONNECTD_FAULT of each crash run, in order
-	kind       string   // PointNone (a crash or clean run), PointSoak or PointContract
+	kind       string   // PointNone (a crash or clean run), PointSoak, PointContract or PointNetwork
 }
 
 // groups returns the guarantees each pipeline of a row is judged for. The
@@ -105,6 +105,11 @@ func (s *suite) matrix() []cell {
 			cells = append(cells, cell{point: PointSoak, guarantees: g, kind: PointSoak})
 		}
 	}
+	if s.o.Network != nil && s.applies(PointNetwork) {
+		for _, g := range s.groups() {
+			cells = append(cells, cell{point: PointNetwork, guarantees: g, kind: PointNetwork})
+		}
+	}
 	if s.applies(PointContract) {
 		var caps []sdk.Capability
 		if s.src.underTest && s.probe.Source.has(sdk.CapReplayable) {
@@ -125,29 +130,59 @@ func (s *suite) matrix() []cell {
 	return cells
 }
 
-// runCell runs one cell in its own directory and judges it, one result per
-// guarantee of the cell.
-func (s *suite) runCell(ctx context.Context, i int, c cell) []Result {
-	name := fmt.Sprintf("conformance-%s-%03d", s.runID, i)
+// cellSetup returns the pipeline name, directory, input and generator rate
+// of cell i.
+func (s *suite) cellSetup(i int, c cell) (name, dir string, in input, rate int) {
+	name = fmt.Sprintf("conformance-%s-%03d", s.runID, i)
 	safe := strings.NewReplacer("@", "_", ":", "_", "/", "_").Replace(c.point)
-	dir := filepath.Join(s.work, fmt.Sprintf("%03d-%s-%s", i, safe, c.guarantees[0]))
-	in, rate := s.crash, 0
-	if c.kind == PointSoak {
+	dir = filepath.Join(s.work, fmt.Sprintf("%03d-%s-%s", i, safe, c.guarantees[0]))
+	in = s.crash
+	switch c.kind {
+	case PointSoak:
 		in = s.soak
 		if s.src.plugin.Name == generatorName {
 			rate = s.rate
 		}
+	case PointNetwork:
+		in = s.network
+		if s.src.plugin.Name == generatorName {
+			rate = s.networkRate
+		}
 	}
+	return name, dir, in, rate
+}
+
+// prepare writes cell i's files and puts its input in place.
+func (s *suite) prepare(ctx context.Context, i int, c cell) error {
+	name, dir, in, rate := s.cellSetup(i, c)
 	delivery := c.guarantees[0]
 	if c.kind == PointContract {
 		delivery = AtLeastOnce
 	}
+	batch := s.batch
+	if c.kind == PointNetwork {
+		// Small batches: a source whose input is all in place drains in
+		// many calls, which the faults can reach.
+		batch = networkBatch
+	}
+	err := s.writeFiles(dir, name, delivery, in, rate, batch)
+	if err == nil {
+		err = s.putInput(ctx, dir, name, in)
+	}
+	return err
+}
+
+// runCell runs one cell in its own directory and judges it, one result per
+// guarantee of the cell. A network cell was prepared before (prepared holds
+// how that went), since its input must be in place before any network fault.
+func (s *suite) runCell(ctx context.Context, i int, c cell, prepared error) []Result {
+	name, dir, in, _ := s.cellSetup(i, c)
 	var got *listed
 	var detail string
 	ran := false
-	err := s.writeFiles(dir, name, delivery, in, rate)
-	if err == nil {
-		err = s.putInput(ctx, dir, name, in)
+	err := prepared
+	if c.kind != PointNetwork {
+		err = s.prepare(ctx, i, c)
 	}
 	if err == nil {
 		ran = true
@@ -160,6 +195,8 @@ func (s *suite) runCell(ctx context.Context, i int, c cell) []Result {
 			return []Result{res}
 		case PointSoak:
 			got, detail, err = s.soakRuns(ctx, dir, name, c.guarantees[0])
+		case PointNetwork:
+			got, detail, err = s.networkRuns(ctx, dir, name)
 		default:
 			got, detail, err = s.crashRuns(ctx, dir, name, c.faults)
 		}

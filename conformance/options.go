@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"context"
 	"io"
 	"os"
 	"time"
@@ -121,6 +122,21 @@ type Options struct {
 	// Reader fails. It also runs after the sink's contract checks. A List
 	// that hides duplicates or invents records passes no cell with a Reader.
 	Reader Reader
+
+	// Network, when not nil, adds the row "network" (PointNetwork): each
+	// claimed guarantee's pipeline is drained once, without crashes, while
+	// Network runs next to it, injecting faults into the connections
+	// between the plugins and their system, typically through a TCP proxy
+	// that the plugins' settings point at (package conformance/netfault
+	// is one, on toxiproxy). Network is called once per pipeline with a ctx
+	// that is cancelled when the pipeline has drained; it returns what it
+	// injected, for the report. A run that fails under the faults is
+	// started again, up to 10 times, as a supervisor would; then the output
+	// is judged as in every other row. The row runs after all the others,
+	// so that no other pipeline goes through the faults; when the generator
+	// is the source, its 600 records come at 50 a second, so the row lasts
+	// about 12 s. Nil: no network row.
+	Network func(ctx context.Context, p Pipeline) (string, error)
 
 	// Level is Quick when empty.
 	Level Level

@@ -44,7 +44,7 @@ func (s *suite) readBack(ctx context.Context, dir, name string, got *listed) (*l
 	}
 	read := &listed{Records: len(vals), IDs: Count(vals), DeadRecords: got.DeadRecords, Dead: got.Dead}
 	if d := disagree(got, read); d != "" {
-		return read, fmt.Errorf("%sthe sink's List disagrees with the Reader (Options.Reader, which reads the system without the sink): %s", ReadBackPrefix, d)
+		return read, fmt.Errorf("%sList disagrees with the Reader: %s (Options.Reader reads the system without the sink; the cell is judged by what it found)", ReadBackPrefix, d)
 	}
 	return read, nil
 }
@@ -67,10 +67,10 @@ func disagree(list, read *listed) string {
 	if len(diff) == 0 && list.Records == read.Records {
 		return ""
 	}
-	out := fmt.Sprintf("List holds %d records, the Reader found %d", list.Records, read.Records)
+	out := fmt.Sprintf("%d records by List, %d by the Reader", list.Records, read.Records)
 	if len(diff) > 0 {
 		id := diff[0]
-		out += fmt.Sprintf("; %d ids are held a different number of times, such as %q: %d by List, %d by the Reader", len(diff), id, list.IDs[id], read.IDs[id])
+		out += fmt.Sprintf("; %d ids held a different number of times, such as %q: %d by List, %d by the Reader", len(diff), id, list.IDs[id], read.IDs[id])
 	}
 	return out
 }

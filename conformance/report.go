@@ -20,6 +20,10 @@ const (
 	// PointContract is the row of the contract checks; their Guarantee is the
 	// capability checked ("replayable", "idempotent", "transactional").
 	PointContract = "contract"
+	// PointNetwork is the row of the network faults (Options.Network): a
+	// pipeline drained while the connections between its plugins and their
+	// system suffer latency, resets, stalls and a partition.
+	PointNetwork = "network"
 )
 
 // Result is one cell of the matrix: a guarantee under one fault point, or
@@ -27,7 +31,8 @@ const (
 // duplicated and pass are stable: scripts rely on them.
 type Result struct {
 	// FaultPoint is the crash as CONNECTD_FAULT spells it ("host.write.after@2",
-	// "sink.write.partial@2:1"), or PointNone, PointSoak or PointContract.
+	// "sink.write.partial@2:1"), or PointNone, PointSoak, PointContract or
+	// PointNetwork.
 	FaultPoint string `json:"fault_point"`
 	// Guarantee is the pipeline's delivery guarantee, or for a contract check
 	// the capability checked.

@@ -63,15 +63,18 @@ type suite struct {
 	// expect holds, for a run through transforms or with a dead-letter
 	// sink, what a faultless reference run of each input left in the sink
 	// and the dead-letter sink: every other pipeline is judged by it.
-	expect map[input]*listed
-	probe  probed
-	batch  int // max_records of matrix pipelines
-	crash  input
-	soak   input
-	rate   int // generator rate in the soak
-	mu     sync.Mutex
-	done   int
-	total  int
+	expect  map[input]*listed
+	probe   probed
+	batch   int // max_records of matrix pipelines
+	crash   input
+	soak    input
+	rate    int // generator rate in the soak
+	network input
+	// networkRate is the generator's rate in the network row.
+	networkRate int
+	mu          sync.Mutex
+	done        int
+	total       int
 }
 
 // Run runs the conformance suite and returns its report. An error means the
@@ -113,7 +116,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	for i, c := range cells {
-		if c.kind != PointSoak {
+		if c.kind != PointSoak && c.kind != PointNetwork {
 			order = append(order, i)
 		}
 	}
@@ -126,7 +129,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			defer wg.Done()
 			for i := range work {
 				t := time.Now()
-				rs := s.runCell(ctx, i, cells[i])
+				rs := s.runCell(ctx, i, cells[i], nil)
 				for j := range rs {
 					rs[j].Seconds = time.Since(t).Seconds()
 					s.progress(rs[j])
@@ -135,14 +138,52 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			}
 		}()
 	}
-	for _, i := range order {
-		if ctx.Err() != nil {
-			break
+	feed := func(order []int) {
+		for _, i := range order {
+			if ctx.Err() != nil {
+				break
+			}
+			work <- i
 		}
-		work <- i
 	}
+	feed(order)
 	close(work)
 	wg.Wait()
+	// The network row runs alone, after the others: its faults hit every
+	// connection through the proxy, so no other row may share it.
+	var network []int
+	for i, c := range cells {
+		if c.kind == PointNetwork {
+			network = append(network, i)
+		}
+	}
+	if len(network) > 0 {
+		// Every network cell's input is put in place first, without faults:
+		// input written under them could itself be lost or doubled.
+		prepared := make(map[int]error, len(network))
+		for _, i := range network {
+			prepared[i] = s.prepare(ctx, i, cells[i])
+		}
+		work = make(chan int)
+		for range network {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range work {
+					t := time.Now()
+					rs := s.runCell(ctx, i, cells[i], prepared[i])
+					for j := range rs {
+						rs[j].Seconds = time.Since(t).Seconds()
+						s.progress(rs[j])
+					}
+					results[i] = rs
+				}
+			}()
+		}
+		feed(network)
+		close(work)
+		wg.Wait()
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -175,8 +216,8 @@ func newSuite(o Options) (*suite, error) {
 	}
 	s.runID = fmt.Sprintf("%04x", uint16(time.Now().UnixNano()^int64(os.Getpid())<<8))
 	for _, p := range o.Points {
-		if !fault.Known(p) && p != PointNone && p != PointSoak && p != PointContract {
-			return nil, usagef("conformance: unknown point %q: want a fault point (docs/fault-points.md) or %q, %q, %q", p, PointNone, PointSoak, PointContract)
+		if !fault.Known(p) && p != PointNone && p != PointSoak && p != PointContract && p != PointNetwork {
+			return nil, usagef("conformance: unknown point %q: want a fault point (docs/fault-points.md) or %q, %q, %q, %q", p, PointNone, PointSoak, PointContract, PointNetwork)
 		}
 	}
 
@@ -239,6 +280,8 @@ func newSuite(o Options) (*suite, error) {
 	}
 	s.soak = input{count: 1500, partitions: 3, size: 64}
 	s.rate = 3000
+	s.network = input{count: 600, partitions: 3, size: 64}
+	s.networkRate = 50 // 12 s of input: long enough for every fault
 	return s, nil
 }
 
@@ -331,7 +374,7 @@ func (s *suite) setup(ctx context.Context) error {
 	}
 	dir := filepath.Join(s.work, "probe")
 	name := "conformance-" + s.runID + "-probe"
-	if err := s.writeFiles(dir, name, AtLeastOnce, s.crash, 0); err != nil {
+	if err := s.writeFiles(dir, name, AtLeastOnce, s.crash, 0, s.batch); err != nil {
 		return err
 	}
 	if err := s.putInput(ctx, dir, name, s.crash); err != nil {
@@ -386,8 +429,9 @@ func (s *suite) progress(r Result) {
 }
 
 // writeFiles makes dir afresh and writes a pipeline's files into it: the pipeline under test
-// with delivery and input in, and the input pipeline when the source needs one.
-func (s *suite) writeFiles(dir, name, delivery string, in input, rate int) error {
+// with delivery, input in and batches of at most batch records, and the input pipeline when
+// the source needs one.
+func (s *suite) writeFiles(dir, name, delivery string, in input, rate, batch int) error {
 	_ = os.RemoveAll(dir) // a kept WorkDir's last run
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("conformance: %w", err)
@@ -414,7 +458,7 @@ func (s *suite) writeFiles(dir, name, delivery string, in input, rate int) error
 	if err != nil {
 		return err
 	}
-	if err := s.writePipeline(filepath.Join(dir, pipelineFile), name, delivery, src, shape+snk, s.batch); err != nil {
+	if err := s.writePipeline(filepath.Join(dir, pipelineFile), name, delivery, src, shape+snk, batch); err != nil {
 		return err
 	}
 	if s.inp == nil {

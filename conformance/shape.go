@@ -100,7 +100,7 @@ func (s *suite) reference(ctx context.Context) error {
 	for i, in := range ins {
 		dir := filepath.Join(s.work, fmt.Sprintf("reference-%d", i+1))
 		name := fmt.Sprintf("conformance-%s-ref%d", s.runID, i+1)
-		err := s.writeFiles(dir, name, AtLeastOnce, in, 0)
+		err := s.writeFiles(dir, name, AtLeastOnce, in, 0, s.batch)
 		if err == nil {
 			err = s.putInput(ctx, dir, name, in)
 		}

@@ -41,8 +41,8 @@ func sink(topic, mode string) conformance.Plugin {
 func sameName(cell string) string { return cell }
 
 // TestConformance runs the suite over the kafka plugins; where the kafka
-// sink is under test, every output is also read back with kafka-go's
-// consumer (topicReader) and compared with the sink's List.
+// sink is under test, every output is also read back with kafka-go
+// (topicReader) and compared with the sink's List.
 func TestConformance(t *testing.T) {
 	cases := []struct {
 		name    string
@@ -51,12 +51,12 @@ func TestConformance(t *testing.T) {
 	}{
 		{"kafka-to-file", conformance.Options{Source: source(), Input: sink(cell, "plain")},
 			[]string{conformance.ExactlyOnce, conformance.AtLeastOnce, conformance.AtMostOnce}},
-		{"generator-to-kafka-plain", conformance.Options{Sink: sink(cell, "plain"), Reader: topicReader(sameName)},
+		{"generator-to-kafka-plain", conformance.Options{Sink: sink(cell, "plain"), Reader: topicReader(kafka.BrokersForTest(), sameName)},
 			[]string{conformance.AtLeastOnce, conformance.AtMostOnce}},
-		{"generator-to-kafka-dedupe", conformance.Options{Sink: sink(cell, "dedupe"), Reader: topicReader(sameName)},
+		{"generator-to-kafka-dedupe", conformance.Options{Sink: sink(cell, "dedupe"), Reader: topicReader(kafka.BrokersForTest(), sameName)},
 			[]string{conformance.ExactlyOnce, conformance.AtLeastOnce, conformance.AtMostOnce}},
 		{"kafka-to-kafka-dedupe", conformance.Options{Source: source(), Input: sink(cell, "plain"), Sink: sink(`"${`+cell+`}-out"`, "dedupe"),
-			Reader: topicReader(func(c string) string { return c + "-out" })},
+			Reader: topicReader(kafka.BrokersForTest(), func(c string) string { return c + "-out" })},
 			[]string{conformance.ExactlyOnce, conformance.AtLeastOnce, conformance.AtMostOnce}},
 	}
 	for _, c := range cases {

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/connectd/connectd/conformance"
-	"github.com/connectd/connectd/plugins/kafka"
 	kafkago "github.com/segmentio/kafka-go"
 )
 
@@ -15,10 +14,10 @@ import (
 // the pipeline's name, with kafka-go (a connection to each partition's
 // leader, from the first offset to the last), not with the plugin, and
 // returns their values, one per stored record.
-func topicReader(topic func(cell string) string) conformance.Reader {
+func topicReader(brokers []string, topic func(cell string) string) conformance.Reader {
 	return func(ctx context.Context, p conformance.Pipeline) ([][]byte, error) {
 		name := topic(p.Name)
-		addr := kafka.BrokersForTest()[0]
+		addr := brokers[0]
 		conn, err := kafkago.DialContext(ctx, "tcp", addr)
 		if err != nil {
 			return nil, err

@@ -22,8 +22,12 @@ import (
 // and fails a cell where that disagrees with List.
 
 // sinkUnderTest is the postgres sink writing the cell's table in schema.
-func sinkUnderTest(schema string) conformance.Plugin {
-	return conformance.Plugin{Name: "postgres", HCL: fmt.Sprintf(`url    = env("PG_URL")
+func sinkUnderTest(schema string) conformance.Plugin { return sinkAt("PG_URL", schema) }
+
+// sinkAt is sinkUnderTest connecting to the URL in the environment
+// variable urlEnv.
+func sinkAt(urlEnv, schema string) conformance.Plugin {
+	return conformance.Plugin{Name: "postgres", HCL: fmt.Sprintf(`url    = env("`+urlEnv+`")
 table  = "%s.${env("%s")}"
 mode   = "insert"
 create = true

@@ -49,6 +49,7 @@ func main() {
 	tlsDir := flag.String("tls-dir", "", "speak TLS; write the CA certificate to DIR/ca.pem")
 	withParent := flag.Bool("exit-with-parent", false, "exit when the parent process dies")
 	partitions := flag.Int("default-partitions", 1, "partitions of auto-created topics")
+	advertise := flag.Int("advertise-port", 0, "with one broker: tell clients the broker is at 127.0.0.1:PORT, where a TCP proxy in front of it listens (0: its own address)")
 	flag.Parse()
 	if *brokers < 1 {
 		fail("-brokers must be 1 or more")
@@ -71,6 +72,19 @@ func main() {
 		opts = append(opts, kfake.Ports(ports...))
 	} else {
 		opts = append(opts, kfake.NumBrokers(*brokers))
+	}
+	if *advertise != 0 {
+		if *brokers != 1 {
+			fail("-advertise-port needs -brokers 1")
+		}
+		at := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: *advertise}
+		opts = append(opts, kfake.ListenFn(func(network, addr string) (net.Listener, error) {
+			ln, err := net.Listen(network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return advertised{Listener: ln, at: at}, nil
+		}))
 	}
 	if *dataDir != "" {
 		if err := os.MkdirAll(*dataDir, 0o755); err != nil {
@@ -133,6 +147,16 @@ func main() {
 		fail("saving the broker's state took more than 30s")
 	}
 }
+
+// advertised is a broker's listener that reports another address, which
+// the broker gives its clients in metadata: a proxy's.
+type advertised struct {
+	net.Listener
+	at net.Addr
+}
+
+// Addr returns the advertised address.
+func (a advertised) Addr() net.Addr { return a.at }
 
 func fail(msg string) {
 	fmt.Fprintln(os.Stderr, "testenv kafka:", msg)
