@@ -121,34 +121,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	s.logf("conformance: %s → %s, %s level, %d cells in %d pipelines, claimed %s, soak seed %d\n", rep.Source, rep.Sink, s.o.Level, s.total, len(cells), strings.Join(rep.Claimed, ", "), s.o.Seed)
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for w := 0; w < s.o.Parallel; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				t := time.Now()
-				rs := s.runCell(ctx, i, cells[i], nil)
-				for j := range rs {
-					rs[j].Seconds = time.Since(t).Seconds()
-					s.progress(rs[j])
-				}
-				results[i] = rs
-			}
-		}()
-	}
-	feed := func(order []int) {
-		for _, i := range order {
-			if ctx.Err() != nil {
-				break
-			}
-			work <- i
-		}
-	}
-	feed(order)
-	close(work)
-	wg.Wait()
+	s.pool(ctx, cells, order, s.o.Parallel, nil, results)
 	// The network row runs alone, after the others: its faults hit every
 	// connection through the proxy, so no other row may share it.
 	var network []int
@@ -157,32 +130,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			network = append(network, i)
 		}
 	}
-	if len(network) > 0 {
+	if len(network) > 0 && ctx.Err() == nil {
 		// Every network cell's input is put in place first, without faults:
 		// input written under them could itself be lost or doubled.
 		prepared := make(map[int]error, len(network))
 		for _, i := range network {
 			prepared[i] = s.prepare(ctx, i, cells[i])
 		}
-		work = make(chan int)
-		for range network {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range work {
-					t := time.Now()
-					rs := s.runCell(ctx, i, cells[i], prepared[i])
-					for j := range rs {
-						rs[j].Seconds = time.Since(t).Seconds()
-						s.progress(rs[j])
-					}
-					results[i] = rs
-				}
-			}()
-		}
-		feed(network)
-		close(work)
-		wg.Wait()
+		s.pool(ctx, cells, network, len(network), prepared, results)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -192,6 +147,37 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	rep.Seconds = time.Since(start).Seconds()
 	return rep, nil
+}
+
+// pool runs the cells listed in order, workers at a time, and stores each
+// one's results in results. prepared holds the outcome of preparing the
+// cells that were prepared beforehand (network cells).
+func (s *suite) pool(ctx context.Context, cells []cell, order []int, workers int, prepared map[int]error, results [][]Result) {
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				t := time.Now()
+				rs := s.runCell(ctx, i, cells[i], prepared[i])
+				for j := range rs {
+					rs[j].Seconds = time.Since(t).Seconds()
+					s.progress(rs[j])
+				}
+				results[i] = rs
+			}
+		}()
+	}
+	for _, i := range order {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- i
+	}
+	close(work)
+	wg.Wait()
 }
 
 func newSuite(o Options) (*suite, error) {
