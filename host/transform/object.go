@@ -52,6 +52,15 @@ var errNotObject = errors.New("not an object")
 // o holds its fields; if it is other JSON, parse returns it decoded, with
 // errNotObject; if it is not JSON, the error says why.
 func (o *object) parse(b []byte) (any, error) {
+	if o.scanObject(b) {
+		return nil, nil
+	}
+	return o.parseSlow(b)
+}
+
+// parseSlow is parse with the decoder: for what the scanner leaves to it,
+// and for the reason a value is not JSON.
+func (o *object) parseSlow(b []byte) (any, error) {
 	o.fields = o.fields[:0]
 	c := o.codec
 	c.start(b)
