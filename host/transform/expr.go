@@ -303,26 +303,25 @@ func literal(expr hcl.Expression) (hcl.Range, bool) {
 }
 
 // activation is the record an expression runs on. It decodes the value, and
-// builds headers and position, only when an expression reads them, once
+// builds headers, only when an expression reads them, once
 // per record.
 type activation struct {
 	codec *jsonCodec
 	rec   *sdk.Record
 
-	decoded  bool
-	obj      object // the value, when it is a JSON object (isObj)
-	isObj    bool
-	value    any   // the decoded JSON value, when jsonErr is nil: objectVal{&obj} for an object
-	jsonErr  error // why the value is not JSON
-	headers  map[string]string
-	position map[string]any
+	decoded bool
+	obj     object // the value, when it is a JSON object (isObj)
+	isObj   bool
+	value   any   // the decoded JSON value, when jsonErr is nil: objectVal{&obj} for an object
+	jsonErr error // why the value is not JSON
+	headers map[string]string
 }
 
 // reset points a at rec, forgetting everything decoded for the last record.
 func (a *activation) reset(rec *sdk.Record) {
 	a.rec = rec
 	a.decoded, a.isObj, a.value, a.jsonErr = false, false, nil, nil
-	a.headers, a.position = nil, nil
+	a.headers = nil
 }
 
 // json returns the record's value decoded, or why it is not JSON.
@@ -367,11 +366,7 @@ func (a *activation) ResolveName(name string) (any, bool) {
 	case "timestamp":
 		return types.Timestamp{Time: a.rec.Timestamp}, true
 	case "position":
-		if a.position == nil {
-			p := a.rec.Position
-			a.position = map[string]any{"partition": p.Partition, "offset": p.Offset, "index": int64(p.Index)}
-		}
-		return a.position, true
+		return positionVal{&a.rec.Position}, true
 	}
 	return nil, false
 }

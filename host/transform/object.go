@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strconv"
 
+	"github.com/connectd/connectd/sdk"
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
@@ -382,3 +383,77 @@ func appendScalar(dst []byte, v any) ([]byte, bool) {
 	}
 	return dst, false
 }
+
+// positionVal presents a record's position to CEL as a map(string, dyn)
+// with the keys partition, offset and index, without building a map for
+// the common position.offset.
+type positionVal struct {
+	p *sdk.Position
+}
+
+var _ traits.Mapper = positionVal{}
+
+// native is the position as a Go map.
+func (v positionVal) native() map[string]any {
+	return map[string]any{"partition": v.p.Partition, "offset": v.p.Offset, "index": int64(v.p.Index)}
+}
+
+// full is the position as a CEL map (keys iterated in sorted order).
+func (v positionVal) full() traits.Mapper {
+	return adapter{}.NativeToValue(v.native()).(traits.Mapper)
+}
+
+// ConvertToNative implements ref.Val.
+func (v positionVal) ConvertToNative(t reflect.Type) (any, error) {
+	return v.full().ConvertToNative(t)
+}
+
+// ConvertToType implements ref.Val.
+func (v positionVal) ConvertToType(t ref.Type) ref.Val { return v.full().ConvertToType(t) }
+
+// Equal implements ref.Val.
+func (v positionVal) Equal(other ref.Val) ref.Val { return v.full().Equal(other) }
+
+// Type implements ref.Val.
+func (v positionVal) Type() ref.Type { return types.MapType }
+
+// Value implements ref.Val.
+func (v positionVal) Value() any { return v.native() }
+
+// Contains implements traits.Container.
+func (v positionVal) Contains(k ref.Val) ref.Val {
+	_, found := v.Find(k)
+	return types.Bool(found)
+}
+
+// Get implements traits.Indexer.
+func (v positionVal) Get(k ref.Val) ref.Val {
+	e, found := v.Find(k)
+	if !found {
+		return types.ValOrErr(e, "no such key: %v", k)
+	}
+	return e
+}
+
+// Find implements traits.Mapper.
+func (v positionVal) Find(k ref.Val) (ref.Val, bool) {
+	s, ok := k.(types.String)
+	if !ok {
+		return v.full().Find(k)
+	}
+	switch s {
+	case "partition":
+		return types.String(v.p.Partition), true
+	case "offset":
+		return types.Int(v.p.Offset), true
+	case "index":
+		return types.Int(v.p.Index), true
+	}
+	return nil, false
+}
+
+// Iterator implements traits.Iterable.
+func (v positionVal) Iterator() traits.Iterator { return v.full().Iterator() }
+
+// Size implements traits.Sizer.
+func (v positionVal) Size() ref.Val { return types.Int(3) }
