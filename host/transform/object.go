@@ -25,6 +25,11 @@ import (
 type object struct {
 	codec  *jsonCodec
 	fields []field // reused from record to record
+	// src is the value parse read, and compact whether it has no
+	// whitespace outside its fields' values: then encode can copy it and
+	// append the fields a step added, when it changed no other.
+	src     []byte
+	compact bool
 }
 
 // field is one field of an object.
@@ -62,7 +67,7 @@ func (o *object) parse(b []byte) (any, error) {
 // parseSlow is parse with the decoder: for what the scanner leaves to it,
 // and for the reason a value is not JSON.
 func (o *object) parseSlow(b []byte) (any, error) {
-	o.fields = o.fields[:0]
+	o.fields, o.src, o.compact = o.fields[:0], nil, false
 	c := o.codec
 	c.start(b)
 	if c.dec.PeekKind() != '{' {
@@ -204,6 +209,9 @@ func (o *object) native() map[string]any {
 
 // encode appends the object's JSON text to dst.
 func (o *object) encode(dst []byte) ([]byte, error) {
+	if dst, ok, err := o.splice(dst); ok {
+		return dst, err
+	}
 	dst = append(dst, '{')
 	first := true
 	for i := range o.fields {
@@ -229,6 +237,48 @@ func (o *object) encode(dst []byte) ([]byte, error) {
 		}
 	}
 	return append(dst, '}'), nil
+}
+
+// splice is encode for the common change of a compact object: fields
+// added after the ones it had, none of those changed or removed. It copies
+// the value but its last '}' and appends the new fields; ok is false (and
+// dst unchanged) when o is not such an object.
+func (o *object) splice(dst []byte) (_ []byte, ok bool, err error) {
+	if !o.compact || len(o.src) < 2 {
+		return dst, false, nil
+	}
+	n := 0 // the fields the value had
+	for i := range o.fields {
+		f := &o.fields[i]
+		if f.rawName == nil {
+			break
+		}
+		if f.changed || f.gone {
+			return dst, false, nil
+		}
+		n++
+	}
+	for i := n; i < len(o.fields); i++ {
+		if f := &o.fields[i]; f.rawName != nil || f.gone {
+			return dst, false, nil
+		}
+	}
+	at := len(dst)
+	dst = append(dst, o.src[:len(o.src)-1]...)
+	for i := n; i < len(o.fields); i++ {
+		f := &o.fields[i]
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		if dst, err = jsontext.AppendQuote(dst, f.name); err != nil {
+			return dst[:at], true, err
+		}
+		dst = append(dst, ':')
+		if dst, err = o.codec.encode(dst, f.val); err != nil {
+			return dst[:at], true, err
+		}
+	}
+	return append(dst, '}'), true, nil
 }
 
 // decodeRaw decodes a value that parse already found valid, with no

@@ -25,14 +25,20 @@ const maxFastFields = 64
 // false when b is not such an object or is one the scanner leaves to the
 // decoder.
 func (o *object) scanObject(b []byte) bool {
-	o.fields = o.fields[:0]
-	i := skipSpace(b, 0)
+	o.fields, o.src, o.compact = o.fields[:0], nil, false
+	compact := true
+	sp := func(i int) int {
+		j := skipSpace(b, i)
+		compact = compact && j == i
+		return j
+	}
+	i := sp(0)
 	if i >= len(b) || b[i] != '{' {
 		return false
 	}
-	i = skipSpace(b, i+1)
+	i = sp(i + 1)
 	if i < len(b) && b[i] == '}' {
-		return skipSpace(b, i+1) == len(b)
+		return o.done(b, sp(i+1), compact)
 	}
 	for {
 		if i >= len(b) || b[i] != '"' {
@@ -48,29 +54,38 @@ func (o *object) scanObject(b []byte) bool {
 				return false // a duplicate: the decoder says so
 			}
 		}
-		i = skipSpace(b, end)
+		i = sp(end)
 		if i >= len(b) || b[i] != ':' {
 			return false
 		}
-		i = skipSpace(b, i+1)
+		i = sp(i + 1)
 		vEnd, ok := scanValue(b, i, 0)
 		if !ok {
 			return false
 		}
 		o.fields = append(o.fields, field{rawName: name, raw: b[i:vEnd:vEnd]})
-		i = skipSpace(b, vEnd)
+		i = sp(vEnd)
 		if i >= len(b) {
 			return false
 		}
 		switch b[i] {
 		case ',':
-			i = skipSpace(b, i+1)
+			i = sp(i + 1)
 		case '}':
-			return skipSpace(b, i+1) == len(b)
+			return o.done(b, sp(i+1), compact)
 		default:
 			return false
 		}
 	}
+}
+
+// done finishes scanObject at i, which must be b's end.
+func (o *object) done(b []byte, i int, compact bool) bool {
+	if i != len(b) {
+		return false
+	}
+	o.src, o.compact = b, compact
+	return true
 }
 
 // skipSpace returns the index of the first byte at or after i that is not

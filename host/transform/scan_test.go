@@ -26,8 +26,8 @@ func TestScanAgrees(t *testing.T) {
 	// Objects the scanner must take (else it is no faster).
 	for _, s := range []string{`{"id":"0-17","partition":0,"offset":17,"pad":"xxxx"}`, `{"a":{"b":[1,{"c":null}]}}`, `{"a":"x\n"}`} {
 		var o object
-		if !o.scanObject([]byte(s)) {
-			t.Errorf("the scanner leaves %s to the decoder", s)
+		if !o.scanObject([]byte(s)) || !o.compact {
+			t.Errorf("the scanner leaves %s to the decoder, or finds it not compact", s)
 		}
 	}
 }
@@ -54,6 +54,24 @@ func checkScan(t *testing.T, b []byte) {
 	}
 	if got, want := describe(fast.fields), describe(slow.fields); got != want {
 		t.Fatalf("%q: the scanner reads %s, the decoder %s", b, got, want)
+	}
+	// Adding fields: the splice writes what the field-by-field encoding does.
+	if fast.find("new") != nil {
+		return
+	}
+	for _, o := range []*object{&fast, &slow} {
+		if err := o.set(path{"new"}, int64(1)); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.set(path{"n", "m"}, "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spliced, err1 := fast.encode(nil)
+	fast.compact = false
+	whole, err2 := fast.encode(nil)
+	if err1 != nil || err2 != nil || string(spliced) != string(whole) {
+		t.Fatalf("%q: spliced %s (%v), encoded %s (%v)", b, spliced, err1, whole, err2)
 	}
 }
 
