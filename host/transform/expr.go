@@ -143,6 +143,7 @@ type expression struct {
 	// rejected whatever the result (has(value.a) would be false on bytes,
 	// a silent drop).
 	fields bool
+	fast   *shortcut // the plain cases computed without the program, or nil
 }
 
 // readsFields reports whether the expression selects or indexes into the
@@ -221,7 +222,7 @@ func compile(attr string, expr hcl.Expression, ctx *hcl.EvalContext, want []*cel
 			Subject:  expr.Range().Ptr(),
 		}}
 	}
-	return &expression{attr: attr, prg: prg, out: ast.OutputType(), fields: readsFields(ast)}, nil
+	return &expression{attr: attr, prg: prg, out: ast.OutputType(), fields: readsFields(ast), fast: compileShortcut(ast)}, nil
 }
 
 func typeIn(t *cel.Type, ts []*cel.Type) bool {
@@ -376,6 +377,11 @@ func (a *activation) Parent() interpreter.Activation { return nil }
 
 // eval runs e on a's record. An error says why for a rejection.
 func (e *expression) eval(a *activation) (ref.Val, error) {
+	if e.fast != nil {
+		if out, ok := e.fast.eval(a); ok {
+			return out, nil
+		}
+	}
 	out, _, err := e.prg.Eval(a)
 	if e.fields && a.decoded && !a.isObj {
 		switch a.value.(type) {
