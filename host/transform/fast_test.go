@@ -2,8 +2,10 @@ package transform
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
+	"github.com/connectd/connectd/sdk"
 	"github.com/google/cel-go/common/types"
 )
 
@@ -62,4 +64,34 @@ func TestShortcut(t *testing.T) {
 func compiled(t *testing.T, src string) *expression {
 	t.Helper()
 	return step(t, fmt.Sprintf("transform \"filter\" {\n  where = %q\n}", src)).(*filter).where
+}
+
+// TestFilterKeepsInPlace checks the filter's output whichever records it
+// drops or rejects, and that appending to it never writes into its input.
+func TestFilterKeepsInPlace(t *testing.T) {
+	f := step(t, `transform "filter" { where = "value.k" }`)
+	for _, pattern := range []string{"", "k", "kk", "kkk", "d", "r", "kkd", "dkk", "kdk", "krk", "kkr", "rkk", "ddd", "kdrk"} {
+		var recs []sdk.Record
+		var want []int64
+		for i, c := range pattern {
+			v := map[rune]string{'k': `{"k":true}`, 'd': `{"k":false}`, 'r': `{}`}[c]
+			recs = append(recs, rec(v, int64(i)))
+			if c == 'k' {
+				want = append(want, int64(i))
+			}
+		}
+		before := fmt.Sprint(recs)
+		out, rej := f.Apply(recs)
+		var got []int64
+		for _, r := range out {
+			got = append(got, r.Position.Offset)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) || len(rej) != strings.Count(pattern, "r") {
+			t.Errorf("%q: kept %v, rejected %d; want %v", pattern, got, len(rej), want)
+		}
+		_ = append(out, rec(`{"k":"appended"}`, 99))
+		if fmt.Sprint(recs) != before {
+			t.Errorf("%q: appending to the output changed the input", pattern)
+		}
+	}
 }

@@ -21,7 +21,9 @@ type Step interface {
 	// step cannot handle (a value that is not JSON where a field is used, an
 	// expression that fails on it) is not in out but in rejected (its index
 	// into recs and why). Apply never changes recs or the bytes they point
-	// to, and gives the same result for the same records every time.
+	// to, and gives the same result for the same records every time. out
+	// may be recs itself or a part of it, capped (a filter that keeps every
+	// record): the caller must not change out's records in place.
 	Apply(recs []sdk.Record) (out []sdk.Record, rejected []sdk.Rejection)
 }
 
