@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"encoding/binary"
 	"unicode/utf8"
 )
 
@@ -109,6 +110,14 @@ func skipSpace(b []byte, i int) int {
 func scanString(b []byte, i int) (end int, esc, ok bool) {
 	i++
 	for i < len(b) {
+		// Eight plain bytes at a time: no quote, backslash, control byte or
+		// byte of a multi-byte character among them.
+		for i+8 <= len(b) && plain8(binary.LittleEndian.Uint64(b[i:])) {
+			i += 8
+		}
+		if i >= len(b) {
+			break
+		}
 		c := b[i]
 		switch {
 		case c == '"':
@@ -295,4 +304,18 @@ func scanNested(b []byte, i, depth int) (int, bool) {
 			return 0, false
 		}
 	}
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// plain8 reports whether none of the eight bytes in x is a '"', a '\\', a
+// control byte (< 0x20) or a byte >= 0x80.
+func plain8(x uint64) bool {
+	quote := x ^ (ones * '"')
+	backslash := x ^ (ones * '\\')
+	special := (x - ones*0x20) | (quote-ones)&^quote | (backslash-ones)&^backslash
+	return (special|x)&highs == 0
 }

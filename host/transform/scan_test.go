@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"encoding/binary"
 	"fmt"
 	"testing"
 )
@@ -81,4 +82,28 @@ func describe(fs []field) string {
 		s += fmt.Sprintf("[%q %q %q]", f.rawName, f.name, f.raw)
 	}
 	return s
+}
+
+// TestPlain8 checks the eight-byte test against each byte, every value at
+// every position.
+func TestPlain8(t *testing.T) {
+	plain := func(c byte) bool { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\' }
+	for pos := 0; pos < 8; pos++ {
+		for c := 0; c < 256; c++ {
+			for _, fill := range []byte{'a', ' ', 0x7f, '"', 0x1f} {
+				var b [8]byte
+				want := true
+				for i := range b {
+					b[i] = fill
+					if i == pos {
+						b[i] = byte(c)
+					}
+					want = want && plain(b[i])
+				}
+				if got := plain8(binary.LittleEndian.Uint64(b[:])); got != want {
+					t.Fatalf("plain8(%q) = %v", b, got)
+				}
+			}
+		}
+	}
 }
