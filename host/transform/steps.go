@@ -168,7 +168,11 @@ func (s *set) Name() string { return "set" }
 // Apply implements Step.
 func (s *set) Apply(recs []sdk.Record) (out []sdk.Record, rejected []sdk.Rejection) {
 	if len(s.fields) > 0 {
-		s.start(recs)
+		extra := 16
+		for _, f := range s.fields {
+			extra += len(f.name) + 32 // ,"name":value
+		}
+		s.start(recs, extra)
 	}
 	n := len(s.headers)
 	if s.key != nil {
