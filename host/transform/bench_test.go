@@ -54,10 +54,25 @@ func reportCPU(b *testing.B, start time.Duration) {
 	}
 }
 
+// hostChainHCL is the chain of cmd/connectd's BenchmarkEndToEndTransforms:
+// a filter that keeps every record and a set that adds a top-level field.
+const hostChainHCL = `
+transform "filter" { where = "value.offset >= 0" }
+transform "set" {
+  fields = { "source" = "position.partition" }
+}
+`
+
 // BenchmarkChain runs filter then set on batches of 1024 generator records;
 // ns/op and allocs/op are per input record.
-func BenchmarkChain(b *testing.B) {
-	steps := decodeChain(b, chainHCL)
+func BenchmarkChain(b *testing.B) { benchChain(b, chainHCL) }
+
+// BenchmarkChainHost is BenchmarkChain on the chain the host's end-to-end
+// benchmark runs (hostChainHCL).
+func BenchmarkChainHost(b *testing.B) { benchChain(b, hostChainHCL) }
+
+func benchChain(b *testing.B, hcl string) {
+	steps := decodeChain(b, hcl)
 	recs := genRecords(1024)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(recs[0].Value)))

@@ -143,6 +143,7 @@ type expression struct {
 	// rejected whatever the result (has(value.a) would be false on bytes,
 	// a silent drop).
 	fields bool
+	fast   *shortcut // the plain cases computed without the program, or nil
 }
 
 // readsFields reports whether the expression selects or indexes into the
@@ -221,7 +222,7 @@ func compile(attr string, expr hcl.Expression, ctx *hcl.EvalContext, want []*cel
 			Subject:  expr.Range().Ptr(),
 		}}
 	}
-	return &expression{attr: attr, prg: prg, out: ast.OutputType(), fields: readsFields(ast)}, nil
+	return &expression{attr: attr, prg: prg, out: ast.OutputType(), fields: readsFields(ast), fast: compileShortcut(ast)}, nil
 }
 
 func typeIn(t *cel.Type, ts []*cel.Type) bool {
@@ -303,26 +304,25 @@ func literal(expr hcl.Expression) (hcl.Range, bool) {
 }
 
 // activation is the record an expression runs on. It decodes the value, and
-// builds headers and position, only when an expression reads them, once
+// builds headers, only when an expression reads them, once
 // per record.
 type activation struct {
 	codec *jsonCodec
 	rec   *sdk.Record
 
-	decoded  bool
-	obj      object // the value, when it is a JSON object (isObj)
-	isObj    bool
-	value    any   // the decoded JSON value, when jsonErr is nil: objectVal{&obj} for an object
-	jsonErr  error // why the value is not JSON
-	headers  map[string]string
-	position map[string]any
+	decoded bool
+	obj     object // the value, when it is a JSON object (isObj)
+	isObj   bool
+	value   any   // the decoded JSON value, when jsonErr is nil: objectVal{&obj} for an object
+	jsonErr error // why the value is not JSON
+	headers map[string]string
 }
 
 // reset points a at rec, forgetting everything decoded for the last record.
 func (a *activation) reset(rec *sdk.Record) {
 	a.rec = rec
 	a.decoded, a.isObj, a.value, a.jsonErr = false, false, nil, nil
-	a.headers, a.position = nil, nil
+	a.headers = nil
 }
 
 // json returns the record's value decoded, or why it is not JSON.
@@ -367,11 +367,7 @@ func (a *activation) ResolveName(name string) (any, bool) {
 	case "timestamp":
 		return types.Timestamp{Time: a.rec.Timestamp}, true
 	case "position":
-		if a.position == nil {
-			p := a.rec.Position
-			a.position = map[string]any{"partition": p.Partition, "offset": p.Offset, "index": int64(p.Index)}
-		}
-		return a.position, true
+		return positionVal{&a.rec.Position}, true
 	}
 	return nil, false
 }
@@ -381,6 +377,11 @@ func (a *activation) Parent() interpreter.Activation { return nil }
 
 // eval runs e on a's record. An error says why for a rejection.
 func (e *expression) eval(a *activation) (ref.Val, error) {
+	if e.fast != nil {
+		if out, ok := e.fast.eval(a); ok {
+			return out, nil
+		}
+	}
 	out, _, err := e.prg.Eval(a)
 	if e.fields && a.decoded && !a.isObj {
 		switch a.value.(type) {

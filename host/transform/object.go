@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strconv"
 
+	"github.com/connectd/connectd/sdk"
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
@@ -24,6 +25,11 @@ import (
 type object struct {
 	codec  *jsonCodec
 	fields []field // reused from record to record
+	// src is the value parse read, and compact whether it has no
+	// whitespace outside its fields' values: then encode can copy it and
+	// append the fields a step added, when it changed no other.
+	src     []byte
+	compact bool
 }
 
 // field is one field of an object.
@@ -52,7 +58,16 @@ var errNotObject = errors.New("not an object")
 // o holds its fields; if it is other JSON, parse returns it decoded, with
 // errNotObject; if it is not JSON, the error says why.
 func (o *object) parse(b []byte) (any, error) {
-	o.fields = o.fields[:0]
+	if o.scanObject(b) {
+		return nil, nil
+	}
+	return o.parseSlow(b)
+}
+
+// parseSlow is parse with the decoder: for what the scanner leaves to it,
+// and for the reason a value is not JSON.
+func (o *object) parseSlow(b []byte) (any, error) {
+	o.fields, o.src, o.compact = o.fields[:0], nil, false
 	c := o.codec
 	c.start(b)
 	if c.dec.PeekKind() != '{' {
@@ -194,6 +209,9 @@ func (o *object) native() map[string]any {
 
 // encode appends the object's JSON text to dst.
 func (o *object) encode(dst []byte) ([]byte, error) {
+	if dst, ok, err := o.splice(dst); ok {
+		return dst, err
+	}
 	dst = append(dst, '{')
 	first := true
 	for i := range o.fields {
@@ -219,6 +237,48 @@ func (o *object) encode(dst []byte) ([]byte, error) {
 		}
 	}
 	return append(dst, '}'), nil
+}
+
+// splice is encode for the common change of a compact object: fields
+// added after the ones it had, none of those changed or removed. It copies
+// the value but its last '}' and appends the new fields; ok is false (and
+// dst unchanged) when o is not such an object.
+func (o *object) splice(dst []byte) (_ []byte, ok bool, err error) {
+	if !o.compact || len(o.src) < 2 {
+		return dst, false, nil
+	}
+	n := 0 // the fields the value had
+	for i := range o.fields {
+		f := &o.fields[i]
+		if f.rawName == nil {
+			break
+		}
+		if f.changed || f.gone {
+			return dst, false, nil
+		}
+		n++
+	}
+	for i := n; i < len(o.fields); i++ {
+		if f := &o.fields[i]; f.rawName != nil || f.gone {
+			return dst, false, nil
+		}
+	}
+	at := len(dst)
+	dst = append(dst, o.src[:len(o.src)-1]...)
+	for i := n; i < len(o.fields); i++ {
+		f := &o.fields[i]
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		if dst, err = jsontext.AppendQuote(dst, f.name); err != nil {
+			return dst[:at], true, err
+		}
+		dst = append(dst, ':')
+		if dst, err = o.codec.encode(dst, f.val); err != nil {
+			return dst[:at], true, err
+		}
+	}
+	return append(dst, '}'), true, nil
 }
 
 // decodeRaw decodes a value that parse already found valid, with no
@@ -373,3 +433,77 @@ func appendScalar(dst []byte, v any) ([]byte, bool) {
 	}
 	return dst, false
 }
+
+// positionVal presents a record's position to CEL as a map(string, dyn)
+// with the keys partition, offset and index, without building a map for
+// the common position.offset.
+type positionVal struct {
+	p *sdk.Position
+}
+
+var _ traits.Mapper = positionVal{}
+
+// native is the position as a Go map.
+func (v positionVal) native() map[string]any {
+	return map[string]any{"partition": v.p.Partition, "offset": v.p.Offset, "index": int64(v.p.Index)}
+}
+
+// full is the position as a CEL map (keys iterated in sorted order).
+func (v positionVal) full() traits.Mapper {
+	return adapter{}.NativeToValue(v.native()).(traits.Mapper)
+}
+
+// ConvertToNative implements ref.Val.
+func (v positionVal) ConvertToNative(t reflect.Type) (any, error) {
+	return v.full().ConvertToNative(t)
+}
+
+// ConvertToType implements ref.Val.
+func (v positionVal) ConvertToType(t ref.Type) ref.Val { return v.full().ConvertToType(t) }
+
+// Equal implements ref.Val.
+func (v positionVal) Equal(other ref.Val) ref.Val { return v.full().Equal(other) }
+
+// Type implements ref.Val.
+func (v positionVal) Type() ref.Type { return types.MapType }
+
+// Value implements ref.Val.
+func (v positionVal) Value() any { return v.native() }
+
+// Contains implements traits.Container.
+func (v positionVal) Contains(k ref.Val) ref.Val {
+	_, found := v.Find(k)
+	return types.Bool(found)
+}
+
+// Get implements traits.Indexer.
+func (v positionVal) Get(k ref.Val) ref.Val {
+	e, found := v.Find(k)
+	if !found {
+		return types.ValOrErr(e, "no such key: %v", k)
+	}
+	return e
+}
+
+// Find implements traits.Mapper.
+func (v positionVal) Find(k ref.Val) (ref.Val, bool) {
+	s, ok := k.(types.String)
+	if !ok {
+		return v.full().Find(k)
+	}
+	switch s {
+	case "partition":
+		return types.String(v.p.Partition), true
+	case "offset":
+		return types.Int(v.p.Offset), true
+	case "index":
+		return types.Int(v.p.Index), true
+	}
+	return nil, false
+}
+
+// Iterator implements traits.Iterable.
+func (v positionVal) Iterator() traits.Iterator { return v.full().Iterator() }
+
+// Size implements traits.Sizer.
+func (v positionVal) Size() ref.Val { return types.Int(3) }

@@ -39,25 +39,42 @@ func decodeFilter(body hcl.Body, ctx *hcl.EvalContext) (Step, hcl.Diagnostics) {
 // Name implements Step.
 func (f *filter) Name() string { return "filter" }
 
-// Apply implements Step.
+// Apply implements Step. While every record so far is kept, out is a part
+// of recs (capped): a filter that keeps a whole batch copies nothing.
 func (f *filter) Apply(recs []sdk.Record) (out []sdk.Record, rejected []sdk.Rejection) {
-	out = make([]sdk.Record, 0, len(recs))
+	kept := 0 // recs[:kept] all go on, while out is nil
+	drop := func() {
+		if out == nil {
+			out = make([]sdk.Record, 0, len(recs)-1)
+			out = append(out, recs[:kept]...)
+		}
+	}
 	for i := range recs {
 		f.act.reset(&recs[i])
 		v, err := f.where.eval(&f.act)
 		if err != nil {
+			drop()
 			rejected = append(rejected, sdk.Rejection{Index: i, Reason: err.Error()})
 			continue
 		}
 		switch v {
 		case types.True:
-			out = append(out, recs[i])
+			if out == nil {
+				kept++
+			} else {
+				out = append(out, recs[i])
+			}
 		case types.False:
+			drop()
 		default:
+			drop()
 			rejected = append(rejected, sdk.Rejection{Index: i, Reason: fmt.Sprintf("where: got %s, want a bool", typeName(v))})
 		}
 	}
 	f.act.reset(nil)
+	if out == nil {
+		out = recs[:kept:kept]
+	}
 	return out, rejected
 }
 
@@ -151,7 +168,11 @@ func (s *set) Name() string { return "set" }
 // Apply implements Step.
 func (s *set) Apply(recs []sdk.Record) (out []sdk.Record, rejected []sdk.Rejection) {
 	if len(s.fields) > 0 {
-		s.start(recs)
+		extra := 16
+		for _, f := range s.fields {
+			extra += len(f.name) + 32 // ,"name":value
+		}
+		s.start(recs, extra)
 	}
 	n := len(s.headers)
 	if s.key != nil {

@@ -21,7 +21,9 @@ type Step interface {
 	// step cannot handle (a value that is not JSON where a field is used, an
 	// expression that fails on it) is not in out but in rejected (its index
 	// into recs and why). Apply never changes recs or the bytes they point
-	// to, and gives the same result for the same records every time.
+	// to, and gives the same result for the same records every time. out
+	// may be recs itself or a part of it, capped (a filter that keeps every
+	// record): the caller must not change out's records in place.
 	Apply(recs []sdk.Record) (out []sdk.Record, rejected []sdk.Rejection)
 }
 
@@ -211,11 +213,12 @@ func (s *objectStep) object(rec *sdk.Record) (*object, error) {
 	return nil, fmt.Errorf("the value is not JSON: %v", err)
 }
 
-// start prepares the output buffer for recs.
-func (s *objectStep) start(recs []sdk.Record) {
+// start prepares the output buffer for recs, each value growing by about
+// extra bytes (a buffer too small is copied into a larger one as it grows).
+func (s *objectStep) start(recs []sdk.Record, extra int) {
 	n := 0
 	for i := range recs {
-		n += len(recs[i].Value) + 16
+		n += len(recs[i].Value) + extra
 	}
 	s.slab = make([]byte, 0, n)
 }
@@ -237,7 +240,7 @@ func (s *objectStep) encode(o *object) ([]byte, error) {
 // they were); a record whose value is not a JSON object, or for which change
 // fails, is rejected.
 func (s *objectStep) each(recs []sdk.Record, change func(*object) (bool, error)) (out []sdk.Record, rejected []sdk.Rejection) {
-	s.start(recs)
+	s.start(recs, 16)
 	out = make([]sdk.Record, 0, len(recs))
 	for i := range recs {
 		r := recs[i]

@@ -182,6 +182,9 @@ func TestFilterRecordFields(t *testing.T) {
 		`timestamp == timestamp('2026-01-02T03:04:05Z')`,
 		`timestamp.getFullYear() == 2026`,
 		`position.partition == 't/0' && position.offset == 7 && position.index == 1`,
+		`position == {'partition': 't/0', 'offset': 7, 'index': 1} && {'index': 1, 'offset': 7, 'partition': 't/0'} == position`,
+		`size(position) == 3 && 'offset' in position && has(position.index) && !has(position.other)`,
+		`position['offset'] == 7 && position.all(k, k in ['index', 'offset', 'partition'])`,
 		`'a,b'.split(',').size() == 2`,   // the strings extension
 		`base64.encode(b'hi') == 'aGk='`, // the encoders extension
 	} {
