@@ -17,11 +17,16 @@ func TestShortcut(t *testing.T) {
 		`value.offset >= 0`, `0 < value.offset`, `value.offset == 17`, `value.offset != 17`, `value.offset <= -3`,
 		`value.offset > 16`, `value.id == '0-17'`, `'x' != value.id`, `value.offset`, `value.id`, `value.o`,
 		`position.partition`, `position.offset > 6`, `position.partition == 't/0'`, `position.index`, `position.index == 1`,
+		`value.offset % 2 == 0`, `value.offset * 2`, `value.offset + 1 > 2`, `value.offset - 1 == 16`, `value.offset % -1`,
+		`value.offset * -1 < 0`, `value.offset * 3`, `value.offset + 9223372036854775807`, `value.offset - 9223372036854775807 != 0`,
+		`value.offset * 9223372036854775807`, `value.offset * -9223372036854775807`, `value.offset % 7 > 2`, `position.offset * 2 == 14`,
+		`value.offset % 0`, `value.offset - 1`,
 	}
 	values := []string{
 		`{"id":"0-17","offset":17,"o":{"a":[1]}}`, `{"id":1,"offset":"17"}`, `{"offset":17.5,"id":null}`, `{"offset":-3}`,
 		`{"offset":1e2}`, `{}`, `[1]`, `"s"`, `not json`, ``, `{"offset":99999999999999999999}`, `{"offset":1,"offset":2}`,
-		`{"offset":16,"id":"x"}`, `{"id":"0-\u0031"}`,
+		`{"offset":16,"id":"x"}`, `{"id":"0-\u0031"}`, `{"offset":9223372036854775807}`, `{"offset":-9223372036854775808}`,
+		`{"offset":-1}`, `{"offset":0}`, `{"offset":-7}`, `{"offset":4611686018427387904}`, `{"offset":-4611686018427387905}`,
 	}
 	for _, src := range exprs {
 		e := compiled(t, src)
@@ -45,7 +50,7 @@ func TestShortcut(t *testing.T) {
 			}
 		}
 	}
-	for _, src := range []string{`has(value.offset)`, `value.offset >= 0.5`, `value.id < 'a'`, `value.a.b == 1`, `[{'value': 1}].exists(value, value.value == 1)`, `value.offset + 1 > 2`, `key == b'k'`} {
+	for _, src := range []string{`has(value.offset)`, `value.offset >= 0.5`, `value.id < 'a'`, `value.a.b == 1`, `[{'value': 1}].exists(value, value.value == 1)`, `value.offset + value.offset`, `1 + value.offset`, `value.offset / 2`, `value.offset * 2.0`, `key == b'k'`} {
 		if e := compiled(t, src); e.fast != nil {
 			t.Errorf("%s has a shortcut", src)
 		}
@@ -60,10 +65,10 @@ func TestShortcut(t *testing.T) {
 	}
 }
 
-// compiled is the expression src of a filter.
+// compiled is the expression src, as set's fields take it (any type).
 func compiled(t *testing.T, src string) *expression {
 	t.Helper()
-	return step(t, fmt.Sprintf("transform \"filter\" {\n  where = %q\n}", src)).(*filter).where
+	return step(t, fmt.Sprintf("transform \"set\" {\n  fields = { x = %q }\n}", src)).(*set).fields[0].expr
 }
 
 // TestFilterKeepsInPlace checks the filter's output whichever records it

@@ -57,7 +57,7 @@ func checkScan(t *testing.T, b []byte) {
 		t.Fatalf("%q: the scanner reads %s, the decoder %s", b, got, want)
 	}
 	// Adding fields: the splice writes what the field-by-field encoding does.
-	if fast.find("new") != nil {
+	if fast.find("new") != nil || fast.find("n") != nil {
 		return
 	}
 	for _, o := range []*object{&fast, &slow} {
