@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/connectd/connectd/internal/fault"
+	"github.com/connectd/connectd/sdk"
 )
 
 // The suite's own tests run real pipelines. Most of them re-execute a
@@ -76,12 +77,16 @@ func run(t *testing.T, o Options) *Report {
 // expectRows fails the test unless the report has a cell for every fault
 // point of the given prefixes (in batch 2) and guarantee: a matrix that
 // silently shrinks cannot pass. host.deadletter.before is expected only in
-// a run with a dead-letter sink, which alone reaches it.
+// a run with a dead-letter sink, which alone reaches it, and sink.write.commit
+// only for a transactional sink (one with a transactional contract check).
 func expectRows(t *testing.T, rep *Report, prefixes ...string) {
 	t.Helper()
 	for _, p := range fault.Points {
 		if p.Name == fault.HostDeadLetter && rep.DeadLetter == "" {
 			continue
+		}
+		if _, tx := rep.Find(PointContract, string(sdk.CapTransactional)); p.Name == fault.SinkWriteCommit && !tx {
+			continue // only transactional sinks reach it
 		}
 		keep := false
 		for _, pre := range prefixes {
