@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/connectd/connectd/internal/fault"
+	"github.com/connectd/connectd/sdk"
 )
 
 // The suite's own tests run real pipelines. Most of them re-execute a
@@ -43,7 +44,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "building connectd: %v\n%s", err, out)
 			return 1
 		}
-		for _, name := range []string{"ackfirst", "appender", "badreplay", "dropack", "hider", "counter"} {
+		for _, name := range []string{"ackfirst", "appender", "badreplay", "dropack", "hider", "counter", "retrydup"} {
 			exe, err := BuildPlugin(scratch, "./testdata/"+name)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, err)
@@ -76,12 +77,16 @@ func run(t *testing.T, o Options) *Report {
 // expectRows fails the test unless the report has a cell for every fault
 // point of the given prefixes (in batch 2) and guarantee: a matrix that
 // silently shrinks cannot pass. host.deadletter.before is expected only in
-// a run with a dead-letter sink, which alone reaches it.
+// a run with a dead-letter sink, which alone reaches it, and sink.write.commit
+// only for a transactional sink (one with a transactional contract check).
 func expectRows(t *testing.T, rep *Report, prefixes ...string) {
 	t.Helper()
 	for _, p := range fault.Points {
 		if p.Name == fault.HostDeadLetter && rep.DeadLetter == "" {
 			continue
+		}
+		if _, tx := rep.Find(PointContract, string(sdk.CapTransactional)); p.Name == fault.SinkWriteCommit && !tx {
+			continue // only transactional sinks reach it
 		}
 		keep := false
 		for _, pre := range prefixes {
@@ -188,10 +193,17 @@ func TestTransactionalSink(t *testing.T) {
 	t.Parallel()
 	o := options(t)
 	o.Sink = Plugin{Name: "file", Config: map[string]any{"dir": "out", "mode": "transactional"}}
-	o.Points = []string{PointNone, fault.HostWriteAfter, fault.HostCommitAfter, fault.SinkWriteAfter, PointContract}
+	o.Points = []string{PointNone, fault.HostWriteAfter, fault.HostCommitAfter, fault.SinkWriteCommit, fault.SinkWriteAfter, PointContract}
 	rep := run(t, o)
 	if !rep.Passed() {
 		t.Errorf("failed: %+v", rep.Failed())
+	}
+	for _, g := range rep.Claimed {
+		// The file sink calls sdk.FaultBeforeCommit: the crash is inside its
+		// transaction (the row fails as "not reached" otherwise).
+		if r, ok := rep.Find("sink.write.commit@2", g); !ok || !r.Pass || !strings.Contains(r.Detail, "crashed at sink.write.commit@2") {
+			t.Errorf("sink.write.commit@2 / %s: %+v (present %v)", g, r, ok)
+		}
 	}
 	if r, ok := rep.Find(PointContract, "transactional"); !ok || !r.Pass || !strings.Contains(r.Detail, "after a restart") {
 		t.Errorf("transactional contract: %+v (present %v)", r, ok)
@@ -259,6 +271,72 @@ func TestCatchesAppendingIdempotentSink(t *testing.T) {
 		passes(t, rep, p, AtLeastOnce) // duplicates are what at-least-once allows
 	}
 	failsWith(t, rep, PointContract, "idempotent", false, true)
+}
+
+// findPrefix returns the result of the first cell whose point starts with
+// prefix, under guarantee.
+func findPrefix(rep *Report, prefix, guarantee string) (Result, bool) {
+	for _, r := range rep.Results {
+		if strings.HasPrefix(r.FaultPoint, prefix) && r.Guarantee == guarantee {
+			return r, true
+		}
+	}
+	return Result{}, false
+}
+
+// TestCatchesDuplicatingRetry: a sink whose bug lives only on the retry path
+// of a failed write (testdata/retrydup: it stores half a batch, fails, and
+// stores the retry under other names) passes the kill rows and the
+// idempotence contract, and is caught at the quick level by the rows whose
+// Write fails with an error: once in batch 2, and every Nth call over a run.
+func TestCatchesDuplicatingRetry(t *testing.T) {
+	t.Parallel()
+	o := options(t)
+	o.Level = Quick
+	o.Sink = Plugin{Name: liars["retrydup"], Config: map[string]any{"dir": "out"}}
+	o.Points = []string{PointNone, fault.HostWriteAfter, fault.SinkWritePartial, PointContract}
+	rep := run(t, o)
+	claims(t, rep, ExactlyOnce, AtLeastOnce, AtMostOnce)
+	for _, p := range []string{PointNone, "host.write.after@2", "sink.write.partial@2"} {
+		passes(t, rep, p, ExactlyOnce)
+	}
+	passes(t, rep, PointContract, "idempotent")
+	failsWith(t, rep, "sink.write.partial@2/error", ExactlyOnce, false, true)
+	passes(t, rep, "sink.write.partial@2/error", AtLeastOnce) // duplicates are what at-least-once allows
+	r, ok := findPrefix(rep, "sink.write.partial%", ExactlyOnce)
+	switch {
+	case !ok:
+		t.Error("no row of repeated sink.write.partial%N/error failures")
+	case r.Pass || r.Duplicated == 0 || r.Lost > 0:
+		t.Errorf("%s: %+v; want duplicates caught", r.FaultPoint, r)
+	}
+}
+
+// TestFailedCallsHonestSink: the honest file sink (batch mode) and the
+// generator pass the rows of failed calls, each of which was reached.
+func TestFailedCallsHonestSink(t *testing.T) {
+	t.Parallel()
+	o := options(t)
+	o.Level = Quick
+	o.Source = Plugin{Name: "generator"}
+	o.Sink = Plugin{Name: "file", Config: map[string]any{"dir": "out", "mode": "batch"}}
+	o.Points = []string{fault.SinkWritePartial, fault.SourceReadBefore}
+	rep := run(t, o)
+	if !rep.Passed() {
+		t.Errorf("failed: %+v", rep.Failed())
+	}
+	for _, g := range rep.Claimed {
+		for _, p := range []string{"sink.write.partial@2/error", "source.read.before@2/error", "sink.write.partial%"} {
+			r, ok := findPrefix(rep, p, g)
+			if !ok {
+				t.Errorf("no cell %s under %s", p, g)
+				continue
+			}
+			if !strings.Contains(r.Detail, "call failed at") {
+				t.Errorf("%s / %s: detail %q does not say the call failed", r.FaultPoint, g, r.Detail)
+			}
+		}
+	}
 }
 
 // spread writes values into n files dir/in/part-<i>.txt, round robin.

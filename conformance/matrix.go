@@ -26,6 +26,7 @@ type cell struct {
 	guarantees []string
 	faults     []string // CONNECTD_FAULT of each crash run, in order
 	kind       string   // PointNone (a crash or clean run), PointSoak, PointContract or PointNetwork
+	batch      int      // max_records of the pipeline; 0: the suite's
 }
 
 // groups returns the guarantees each pipeline of a row is judged for. The
@@ -71,6 +72,8 @@ func (s *suite) matrix() []cell {
 			continue
 		case p.Name == fault.HostDeadLetter && s.dl == nil:
 			continue // reached only by pipelines with a dead-letter sink
+		case p.Name == fault.SinkWriteCommit && !s.probe.Sink.has(sdk.CapTransactional):
+			continue // reached only inside a transactional sink's Write
 		}
 		for _, b := range batches {
 			variants := []string{""}
@@ -90,6 +93,7 @@ func (s *suite) matrix() []cell {
 			}
 		}
 	}
+	rows = append(rows, s.errorRows(batches)...)
 	var cells []cell
 	for _, faults := range rows {
 		point := PointNone
@@ -98,6 +102,11 @@ func (s *suite) matrix() []cell {
 		}
 		for _, g := range s.groups() {
 			cells = append(cells, cell{point: point, guarantees: g, faults: faults, kind: PointNone})
+		}
+	}
+	if f := s.repeatedRow(); f != "" {
+		for _, g := range s.groups() {
+			cells = append(cells, cell{point: f, guarantees: g, faults: []string{f}, kind: PointNone, batch: max(1, s.batch/4)})
 		}
 	}
 	if s.applies(PointSoak) {
@@ -130,6 +139,52 @@ func (s *suite) matrix() []cell {
 	return cells
 }
 
+// errorRows returns the rows whose plugin call fails with an error (the
+// /error items of internal/fault) instead of its process dying: the host
+// keeps the plugin and retries, so these reach a plugin's retry path in one
+// process. The quick level fails a sink's Write after it stored half of
+// batch 2, and a source's Read of batch 2 before it does anything; the full
+// level fails every plugin-side point, in the first of its batches.
+func (s *suite) errorRows(batches []int) [][]string {
+	var rows [][]string
+	add := func(point string, b int) {
+		switch {
+		case !s.applies(point):
+		case strings.HasPrefix(point, "source.") && !s.src.underTest:
+		case strings.HasPrefix(point, "sink.") && !s.snk.underTest:
+		case strings.HasPrefix(point, "processor.") && s.prc == nil:
+		case point == fault.SinkWriteCommit && !s.probe.Sink.has(sdk.CapTransactional):
+		case point == fault.SourceReplay:
+			rows = append(rows, []string{fmt.Sprintf("%s@%d", fault.HostPlanAfter, b), fmt.Sprintf("%s@%d%s", point, b, fault.ErrorSuffix)})
+		default:
+			rows = append(rows, []string{fmt.Sprintf("%s@%d%s", point, b, fault.ErrorSuffix)})
+		}
+	}
+	if s.o.Level != Full {
+		add(fault.SinkWritePartial, 2)
+		add(fault.SourceReadBefore, 2)
+		return rows
+	}
+	for _, p := range fault.Points {
+		if !strings.HasPrefix(p.Name, "host.") {
+			add(p.Name, batches[0])
+		}
+	}
+	return rows
+}
+
+// repeatedRow returns the CONNECTD_FAULT of the row of rare, repeated
+// failures, or "": every Nth Write of the sink process stores half its batch
+// and fails, N drawn from the seed, over a pipeline of small batches, so
+// that a sink's second and later retries in one process are reached too.
+func (s *suite) repeatedRow() string {
+	if !s.snk.underTest || !s.applies(fault.SinkWritePartial) {
+		return ""
+	}
+	rng := rand.New(rand.NewSource(s.o.Seed ^ 0x5eed))
+	return fmt.Sprintf("%s%%%d%s", fault.SinkWritePartial, 3+rng.Intn(3), fault.ErrorSuffix)
+}
+
 // cellSetup returns the pipeline name, directory, input and generator rate
 // of cell i.
 func (s *suite) cellSetup(i int, c cell) (name, dir string, in input, rate int) {
@@ -160,6 +215,9 @@ func (s *suite) prepare(ctx context.Context, i int, c cell) error {
 		delivery = AtLeastOnce
 	}
 	batch := s.batch
+	if c.batch > 0 {
+		batch = c.batch
+	}
 	if c.kind == PointNetwork {
 		// Small batches: a source whose input is all in place drains in
 		// many calls, which the faults can reach.
@@ -298,6 +356,10 @@ func (s *suite) crashRuns(ctx context.Context, dir, name string, faults []string
 			return ret(nil, err)
 		}
 		host := strings.HasPrefix(f, "host.")
+		failed := "crashed at " + f + ", host restarted it"
+		if strings.HasSuffix(f, fault.ErrorSuffix) {
+			failed = "call failed at " + f + ", host recovered"
+		}
 		switch {
 		case host && r.killed:
 			steps = append(steps, "host killed at "+f)
@@ -311,7 +373,7 @@ func (s *suite) crashRuns(ctx context.Context, dir, name string, faults []string
 		case r.status.Warnings == 0:
 			return ret(nil, fmt.Errorf("fault point %s was not reached: no plugin failed in the run (%d batches)", f, r.status.Batches))
 		default:
-			steps = append(steps, fmt.Sprintf("%s crashed at %s, host restarted it and drained (%d batches, %d replayed)", strings.SplitN(f, ".", 2)[0], f, r.status.Batches, r.status.Replays))
+			steps = append(steps, fmt.Sprintf("%s %s and drained (%d batches, %d replayed, %d plugin failures)", strings.SplitN(f, ".", 2)[0], failed, r.status.Batches, r.status.Replays, r.status.Warnings))
 			recovered, last = true, r
 		}
 	}

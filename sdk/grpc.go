@@ -21,7 +21,8 @@ import (
 
 // The server half of connector.v1: it turns gRPC calls into calls on the
 // author's Source, Sink or Processor, checks what comes back, and hosts the plugin-side
-// fault points.
+// fault points: each kills the process or, for an error item (see
+// internal/fault), makes the call fail with an error the host retries.
 
 func specToPB(s Spec, features []protocol.Feature) *pb.PluginSpec {
 	out := &pb.PluginSpec{Name: s.Name, Version: s.Version, Kind: string(s.Kind), Summary: s.Summary}
@@ -141,7 +142,9 @@ func (s *sourceServer) Open(ctx context.Context, req *pb.OpenRequest) (*pb.Empty
 }
 
 func (s *sourceServer) Read(req *pb.ReadRequest, stream pb.Source_ReadServer) error {
-	fault.Hit(fault.SourceReadBefore, req.Batch)
+	if err := fault.Check(fault.SourceReadBefore, req.Batch); err != nil {
+		return rpcError(err)
+	}
 	src, err := s.get()
 	if err != nil {
 		return err
@@ -162,7 +165,7 @@ func (s *sourceServer) Read(req *pb.ReadRequest, stream pb.Source_ReadServer) er
 }
 
 // sendRecords streams records in chunks and then the range. The partial fault
-// point lets k records through, then kills the process.
+// point lets k records through, then kills the process (or fails the call).
 //
 // Chunks go out as rawv1.RawReadReply, which is connector.v1 ReadReply on the
 // wire with the chunk already encoded by the encoder; serverCodec hands each
@@ -175,7 +178,7 @@ func sendRecords(stream grpc.ServerStream, batch int64, recs []Record, from, unt
 	}
 	send := func(c []byte) error { return stream.SendMsg(reply(c)) }
 	e := encoder{handOff: true}
-	if k, ok := fault.K(partial, batch, len(recs)); ok {
+	if k, ok := fault.Trip(partial, batch, len(recs)); partial != "" && ok {
 		if err := e.add(recs[:k], send); err != nil {
 			return err
 		}
@@ -184,19 +187,23 @@ func sendRecords(stream grpc.ServerStream, batch int64, recs []Record, from, unt
 				return err
 			}
 		}
-		fault.Fire(partial, batch)
+		return rpcError(fault.Fail(partial, batch))
 	}
 	if err := e.add(recs, send); err != nil {
 		return err
 	}
-	fault.Hit(fault.SourceReadAfter, batch)
+	if err := fault.Check(fault.SourceReadAfter, batch); err != nil {
+		return rpcError(err)
+	}
 	last := reply(e.finish())
 	last.Last, last.From, last.Until, last.Records, last.Bytes = true, offsetsPB(from), offsetsPB(until), int64(len(recs)), e.bytes
 	return stream.SendMsg(last)
 }
 
 func (s *sourceServer) Replay(req *pb.ReplayRequest, stream pb.Source_ReplayServer) error {
-	fault.Hit(fault.SourceReplay, req.Batch)
+	if err := fault.Check(fault.SourceReplay, req.Batch); err != nil {
+		return rpcError(err)
+	}
 	src, err := s.get()
 	if err != nil {
 		return err
@@ -237,11 +244,15 @@ func (s *sourceServer) Ack(ctx context.Context, req *pb.AckRequest) (*pb.Empty, 
 	if err != nil {
 		return nil, err
 	}
-	fault.Hit(fault.SourceAckBefore, req.Batch)
+	if err := fault.Check(fault.SourceAckBefore, req.Batch); err != nil {
+		return nil, rpcError(err)
+	}
 	if err := src.Ack(ctx, offsetsOf(req.Until)); err != nil {
 		return nil, rpcError(err)
 	}
-	fault.Hit(fault.SourceAckAfter, req.Batch)
+	if err := fault.Check(fault.SourceAckAfter, req.Batch); err != nil {
+		return nil, rpcError(err)
+	}
 	return &pb.Empty{}, nil
 }
 
@@ -346,20 +357,23 @@ func (s *sinkServer) Write(stream pb.Sink_WriteServer) error {
 	if first {
 		return status.Error(codes.Internal, "the host broke the Write contract: the write stream carried no batch")
 	}
-	fault.Hit(fault.SinkWriteBefore, b.ID)
+	if err := fault.Check(fault.SinkWriteBefore, b.ID); err != nil {
+		return rpcError(err)
+	}
 	s.mu.Lock()
 	transactional := s.tx
 	s.mu.Unlock()
-	if k, ok := fault.K(fault.SinkWritePartial, b.ID, len(b.Records)); ok {
+	ctx := context.WithValue(stream.Context(), batchKey{}, b.ID)
+	if k, ok := fault.Trip(fault.SinkWritePartial, b.ID, len(b.Records)); ok {
 		if !transactional {
 			part := b
 			part.Records = b.Records[:k]
-			_ = sk.Write(stream.Context(), part)
+			_ = sk.Write(ctx, part)
 		}
-		fault.Fire(fault.SinkWritePartial, b.ID)
+		return rpcError(fault.Fail(fault.SinkWritePartial, b.ID))
 	}
 	reply := &pb.WriteReply{}
-	if err := sk.Write(stream.Context(), b); err != nil {
+	if err := sk.Write(ctx, b); err != nil {
 		rej, ok := rejectedOf(err)
 		if !ok {
 			return rpcError(fmt.Errorf("batch %d: %w", b.ID, err))
@@ -376,8 +390,30 @@ func (s *sinkServer) Write(stream pb.Sink_WriteServer) error {
 		}
 		reply.Rejected = rejectionsPB(rej.Records)
 	}
-	fault.Hit(fault.SinkWriteAfter, b.ID)
+	if err := fault.Check(fault.SinkWriteAfter, b.ID); err != nil {
+		return rpcError(err)
+	}
 	return stream.SendAndClose(reply)
+}
+
+// batchKey is the context key under which the sdk passes the id of the
+// batch being written to a sink's Write (see FaultBeforeCommit).
+type batchKey struct{}
+
+// FaultBeforeCommit is the fault point sink.write.commit
+// (docs/fault-points.md), which a transactional sink calls in its Write with
+// the context Write was given, after it wrote the batch's rows and just before
+// it commits them. It does nothing (and returns nil) unless CONNECTD_FAULT
+// enables the point for the batch: then it kills the process on the spot, so
+// that a crash lands inside the open transaction, or, for an item ending in
+// /error, returns the error Write must fail with (after rolling back). With a
+// context that does not come from the sdk's Write it does nothing.
+func FaultBeforeCommit(ctx context.Context) error {
+	id, ok := ctx.Value(batchKey{}).(int64)
+	if !ok {
+		return nil
+	}
+	return fault.Check(fault.SinkWriteCommit, id)
 }
 
 func (s *sinkServer) LastCommitted(ctx context.Context, _ *pb.Empty) (*pb.CommittedReply, error) {

@@ -60,7 +60,8 @@ func (s *processorServer) Open(ctx context.Context, req *pb.OpenRequest) (*pb.Em
 // Process receives the whole batch (until the host half-closes), calls the
 // processor once, and streams the records it returned in chunks; the last
 // message carries the rejections. The fault points processor.process.before
-// and processor.process.after kill the process around the call.
+// and processor.process.after kill the process around the call (or, for an
+// error item, fail it).
 func (s *processorServer) Process(stream pb.Processor_ProcessServer) error {
 	p, err := s.get()
 	if err != nil {
@@ -95,7 +96,9 @@ func (s *processorServer) Process(stream pb.Processor_ProcessServer) error {
 	if b.Records, err = DecodeChunks(nil, chunks); err != nil {
 		return status.Error(codes.Internal, "the host broke the Process contract: "+err.Error())
 	}
-	fault.Hit(fault.ProcessorBefore, b.ID)
+	if err := fault.Check(fault.ProcessorBefore, b.ID); err != nil {
+		return rpcError(err)
+	}
 	out, err := p.Process(stream.Context(), b)
 	var rejected []Rejection
 	if err != nil {
@@ -111,7 +114,9 @@ func (s *processorServer) Process(stream pb.Processor_ProcessServer) error {
 	if err := CheckProcess(b.Records, out); err != nil {
 		return status.Errorf(codes.Internal, "processor broke the Process contract: batch %d: %v", b.ID, err)
 	}
-	fault.Hit(fault.ProcessorAfter, b.ID)
+	if err := fault.Check(fault.ProcessorAfter, b.ID); err != nil {
+		return rpcError(err)
+	}
 	return sendProcessed(stream, out, rejected)
 }
 

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/connectd/connectd/internal/fault"
 	"github.com/connectd/connectd/internal/protocol"
 	pb "github.com/connectd/connectd/internal/protocol/connectorv1"
 	goplugin "github.com/hashicorp/go-plugin"
@@ -143,7 +146,10 @@ func grpcConn(t *testing.T, p Plugin) *grpc.ClientConn {
 		set[protocol.RoleSink] = &grpcPlugin{sink: p.Sink}
 	}
 	client, server := goplugin.TestPluginGRPCConn(t, false, set)
-	t.Cleanup(func() { _ = client.Close(); server.Stop() })
+	// Closing the client asks the server to shut down (go-plugin's
+	// controller calls its Stop); stopping it here as well races with that.
+	_ = server
+	t.Cleanup(func() { _ = client.Close() })
 	return client.Conn
 }
 
@@ -178,7 +184,9 @@ func process(t *testing.T, c pb.ProcessorClient, batch int64, replay bool, value
 		reqs = append(reqs, &pb.ProcessRequest{Chunk: &ch})
 	}
 	for _, r := range reqs {
-		if err := st.Send(r); err != nil {
+		if err := st.Send(r); err == io.EOF {
+			break // the server ended the call early: Recv returns its status
+		} else if err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -348,5 +356,97 @@ func TestCheckProcessorPlugin(t *testing.T) {
 	}
 	if err := check(Plugin{}); err == nil {
 		t.Error("check of an empty plugin passed")
+	}
+}
+
+// recordingSink remembers every Write it was given (batch id and record
+// count) and calls FaultBeforeCommit as a transactional sink does before
+// its commit.
+type recordingSink struct {
+	mu     sync.Mutex
+	writes [][2]int64
+}
+
+func (s *recordingSink) Open(context.Context, Config) error { return nil }
+func (s *recordingSink) Close(context.Context) error        { return nil }
+func (s *recordingSink) Write(ctx context.Context, b Batch) error {
+	if err := FaultBeforeCommit(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.writes = append(s.writes, [2]int64{b.ID, int64(len(b.Records))})
+	return nil
+}
+
+// withFault enables CONNECTD_FAULT=v in this process for one test.
+func withFault(t *testing.T, v string) {
+	t.Helper()
+	t.Cleanup(func() {
+		if err := fault.Init(); err != nil { // the environment is restored by now
+			t.Error(err)
+		}
+	})
+	t.Setenv(fault.Env, v)
+	if err := fault.Init(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The error variant of the sink's fault points fails the Write call with a
+// retryable status instead of killing the process: sink.write.partial
+// stores k records as the batch first, once per process or every Nth call;
+// sink.write.commit fires where the sink calls FaultBeforeCommit.
+func TestSinkWriteFaultErrors(t *testing.T) {
+	tests := []struct {
+		env    string
+		fails  []int64    // batches (written 1, 2, 3, 4, then 3 again) whose Write fails
+		writes [][2]int64 // what the sink was given
+	}{
+		{"sink.write.partial@3:1/error", []int64{3}, [][2]int64{{1, 3}, {2, 3}, {3, 1}, {4, 3}, {3, 3}}},
+		{"sink.write.partial%2/error", []int64{2, 4}, [][2]int64{{1, 3}, {2, 1}, {3, 3}, {4, 1}, {3, 3}}},
+		{"sink.write.before@2/error", []int64{2}, [][2]int64{{1, 3}, {3, 3}, {4, 3}, {3, 3}}},
+		{"sink.write.after@4/error", []int64{4}, [][2]int64{{1, 3}, {2, 3}, {3, 3}, {4, 3}, {3, 3}}},
+		{"sink.write.commit@1/error", []int64{1}, [][2]int64{{2, 3}, {3, 3}, {4, 3}, {3, 3}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.env, func(t *testing.T) {
+			withFault(t, tt.env)
+			sk := &recordingSink{}
+			p := Plugin{Sink: &SinkPlugin{Spec: Spec{Name: "rec", Version: "1", Kind: KindSink}, New: func() Sink { return sk }}}
+			c := pb.NewSinkClient(grpcConn(t, p))
+			ctx := context.Background()
+			if _, err := c.Open(ctx, &pb.OpenRequest{Pipeline: "p"}); err != nil {
+				t.Fatal(err)
+			}
+			var failed []int64
+			for _, id := range []int64{1, 2, 3, 4, 3} {
+				st, err := c.Write(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ch := &pb.Chunk{Partitions: []string{"t/0"}}
+				for i := range 3 {
+					ch.Records = append(ch.Records, &pb.Record{Offset: int64(i), Value: []byte("v")})
+				}
+				if err := st.Send(&pb.WriteRequest{Batch: id, Chunk: ch}); err != nil {
+					t.Fatal(err)
+				}
+				_, err = st.CloseAndRecv()
+				if err == nil {
+					continue
+				}
+				failed = append(failed, id)
+				if code := status.Code(err); code != codes.Unknown || !strings.Contains(err.Error(), "fault point") {
+					t.Errorf("batch %d failed with %v (%v), want a retryable Unknown naming the fault point", id, err, code)
+				}
+			}
+			if !slices.Equal(failed, tt.fails) {
+				t.Errorf("failed batches %v, want %v", failed, tt.fails)
+			}
+			if !slices.Equal(sk.writes, tt.writes) {
+				t.Errorf("sink was given %v, want %v", sk.writes, tt.writes)
+			}
+		})
 	}
 }

@@ -108,32 +108,56 @@ def seconds(duration):
 
 # -------------------------------------------------------------- fault points
 # CONNECTD_FAULT (docs/fault-points.md) names points where a process kills
-# itself, for the conformance suite. The host refuses a malformed value before
-# it starts any plugin; a plugin acts on its own points and ignores the host's.
+# itself, for the conformance suite, or, for an item ending in /error, where
+# the call fails with an error and the process lives on (once per process, or
+# with %N every Nth time the process reaches the point). The host refuses a
+# malformed value before it starts any plugin; a plugin acts on its own points
+# and ignores the host's.
 
-FAULTS = {}  # point -> (batch or 0 for any, k or None)
+FAULTS = {}  # point -> {"batch": 0 for any, "every": N or 0, "k": k or None, "error": bool, "calls", "fired"}
+FAULTS_LOCK = threading.Lock()
 
 
 def arm_faults(value):
     for item in filter(None, (s.strip() for s in value.split(","))):
-        m = re.fullmatch(r"([a-z.]+)(?:@(\d+))?(?::(\d+))?", item)
+        m = re.fullmatch(r"([a-z.]+)(?:@(\d+)|%(\d+))?(?::(\d+))?(/error)?", item)
         if not m:
             raise ValueError(f"CONNECTD_FAULT: malformed item {item!r}")
-        FAULTS[m[1]] = (int(m[2] or 0), None if m[3] is None else int(m[3]))
+        FAULTS[m[1]] = {"batch": int(m[2] or 0), "every": int(m[3] or 0), "k": None if m[4] is None else int(m[4]),
+                        "error": m[5] is not None, "calls": 0, "fired": False}
 
 
 def armed(point, batch):
-    b, k = FAULTS.get(point, (-1, None))
-    return (b == 0 or b == batch), k
+    """Whether point fires in this call for batch, and its k; counts the call for %N."""
+    with FAULTS_LOCK:
+        f = FAULTS.get(point)
+        if f is None or (f["batch"] and f["batch"] != batch):
+            return False, None
+        if f["every"]:
+            f["calls"] += 1
+            if f["calls"] % f["every"]:
+                return False, None
+        elif f["error"] and f["fired"]:
+            return False, None
+        f["fired"] = True
+        return True, f["k"]
 
 
-def hit(point, batch):
+def fail(point, batch, context):
+    """Ends the call at point: an error item fails it (UNKNOWN, which the host
+    retries), any other kills the process."""
+    if FAULTS[point]["error"]:
+        context.abort(grpc.StatusCode.UNKNOWN, f"fault point {point!r} failed the call in batch {batch} (CONNECTD_FAULT)")
+    die()
+
+
+def hit(point, batch, context):
     if armed(point, batch)[0]:
-        die()
+        fail(point, batch, context)
 
 
 def partial(point, batch, n):
-    """How many of n records a partial point lets through, or None when it is not armed."""
+    """How many of n records a partial point lets through, or None when it does not fire."""
     on, k = armed(point, batch)
     if not on:
         return None
@@ -259,7 +283,7 @@ class Source(pbgrpc.SourceServicer):
         return sorted(os.path.normpath(f) for f in glob.glob(os.path.join(self.dir, "*.jsonl")))
 
     def Read(self, request, context):
-        hit("source.read.before", request.batch)
+        hit("source.read.before", request.batch, context)
         from_ = offsets(getattr(request, "from"))  # `from` is a Python keyword
         stop = offsets(request.stop) if request.has_stop else None
         deadline = time.monotonic() + request.max_wait_nanos / 1e9
@@ -273,7 +297,7 @@ class Source(pbgrpc.SourceServicer):
             check_read(lambda p: start.get(p), request.max_records, stop, records, until)
         except ValueError as e:
             context.abort(grpc.StatusCode.INTERNAL, f"pyjsonl source broke the Read contract: {e}")
-        yield from send(request.batch, records, start, until, "source.read.partial", "source.read.after")
+        yield from send(context, request.batch, records, start, until, "source.read.partial", "source.read.after")
 
     def collect(self, from_, max_records, max_bytes, stop):
         """The next batch from from_: records of each partition in turn, in
@@ -300,26 +324,26 @@ class Source(pbgrpc.SourceServicer):
         return records, start, until
 
     def Replay(self, request, context):
-        hit("source.replay.before", request.batch)
+        hit("source.replay.before", request.batch, context)
         from_, until = offsets(getattr(request, "from")), offsets(request.until)
         records = [from_line(p, o, self.lines(p)[o])
                    for p in sorted(until) for o in range(from_.get(p, until[p]), until[p])]
-        yield from send(request.batch, records, from_, until, None, None)
+        yield from send(context, request.batch, records, from_, until, None, None)
 
     def End(self, request, context):
         return pb.Offsets(offsets={p: len(self.lines(p)) for p in self.partitions()})
 
     def Ack(self, request, context):
-        hit("source.ack.before", request.batch)
+        hit("source.ack.before", request.batch, context)
         # Nothing to do: a replay may still need every line, so nothing is dropped.
-        hit("source.ack.after", request.batch)
+        hit("source.ack.after", request.batch, context)
         return pb.Empty()
 
     def Close(self, request, context):
         return pb.Empty()
 
 
-def send(batch, records, start, until, partial_point, after_point):
+def send(context, batch, records, start, until, partial_point, after_point):
     """The reply stream of Read and Replay: chunks of records, then a last
     message with the range and the record count. The host takes the batch from
     that last message: `records` 0 makes it drop the chunks already sent."""
@@ -327,9 +351,9 @@ def send(batch, records, start, until, partial_point, after_point):
     for c in chunks(records if k is None else records[:k]):
         yield pb.ReadReply(chunk=c)
     if k is not None:
-        die()
+        fail(partial_point, batch, context)
     if after_point:
-        hit(after_point, batch)
+        hit(after_point, batch, context)
     yield pb.ReadReply(last=True, until=pb.Offsets(offsets=until), records=len(records),
                        bytes=sum(size(r) for r in records), **{"from": pb.Offsets(offsets=start)})
 
@@ -357,13 +381,13 @@ class Sink(pbgrpc.SinkServicer):
             records.extend(unpack(m.chunk))
         if batch is None:
             context.abort(grpc.StatusCode.INTERNAL, "the host broke the Write contract: the write stream carried no batch")
-        hit("sink.write.before", batch)
+        hit("sink.write.before", batch, context)
         k = partial("sink.write.partial", batch, len(records))
         if k is not None:
             self.write(batch, records[:k])
-            die()
+            fail("sink.write.partial", batch, context)
         self.write(batch, records)
-        hit("sink.write.after", batch)
+        hit("sink.write.after", batch, context)
         return pb.Empty()
 
     def write(self, batch, records):

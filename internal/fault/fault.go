@@ -1,13 +1,21 @@
 // Package fault holds connectd's named fault points: places in the host and in
 // the sdk's plugin side where a test run can make the process die on the spot,
-// as kill -9 would (no deferred cleanup, no flush). They do nothing unless the
-// environment variable CONNECTD_FAULT names them.
+// as kill -9 would (no deferred cleanup, no flush), or, at a plugin-side point,
+// make the call the plugin is serving fail with an error. They do nothing
+// unless the environment variable CONNECTD_FAULT names them.
 //
-// CONNECTD_FAULT is a comma-separated list of point[@batch][:k] items:
+// CONNECTD_FAULT is a comma-separated list of point[@batch|%N][:k][/error]
+// items:
 //
-//	host.commit.after          die the first time the host reaches the point
-//	host.commit.after@3        die there in batch 3 only
-//	sink.write.partial@2:10    in batch 2, die after the sink wrote 10 records
+//	host.commit.after               die the first time the host reaches the point
+//	host.commit.after@3             die there in batch 3 only
+//	sink.write.partial@2:10         in batch 2, die after the sink wrote 10 records
+//	sink.write.partial@2:10/error   the same, but the Write call fails instead (once per process)
+//	sink.write.partial%5/error      every 5th Write of the process stores half its batch, then fails
+//
+// An error item is for plugin-side points only; it fires once per process
+// (with %N, every Nth time the process reaches the point), since the host
+// keeps a plugin whose call failed running and retries the call.
 //
 // The names are listed in Points and documented in docs/fault-points.md.
 package fault
@@ -17,6 +25,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -46,6 +55,7 @@ var (
 	SourceAckAfter    = point("source.ack.after", "dies after its Ack of batch N returned, before replying")
 	SinkWriteBefore   = point("sink.write.before", "dies with batch N received, before `Write`")
 	SinkWritePartial  = point("sink.write.partial", "writes the first k records of batch N (as a batch with the same id), then dies; a transactional sink dies before `Write` instead, since a partial transaction is never visible")
+	SinkWriteCommit   = point("sink.write.commit", "inside a transactional sink's `Write`, dies with batch N's rows written but before its commit (where the sink calls `sdk.FaultBeforeCommit`)")
 	SinkWriteAfter    = point("sink.write.after", "dies after `Write` made batch N durable, before replying")
 	ProcessorBefore   = point("processor.process.before", "dies with batch N received, before `Process`")
 	ProcessorAfter    = point("processor.process.after", "dies after `Process` returned batch N's records, before replying")
@@ -84,39 +94,68 @@ func Known(name string) bool {
 
 type item struct {
 	batch int64 // 0: any
+	every int64 // > 0: every Nth time the process reaches the point
 	k     int64 // -1: not given
+	err   bool  // the error variant: the call fails, the process lives
+	calls int64 // times the process reached the point (every > 0)
+	fired bool  // an error item without every fired already
 }
 
 // Set is the parsed value of CONNECTD_FAULT. The zero Set enables nothing.
 type Set struct {
-	items map[string]item
+	mu    *sync.Mutex
+	items map[string]*item
 }
+
+// ErrorSuffix ends a CONNECTD_FAULT item that makes the call fail instead of
+// killing the process.
+const ErrorSuffix = "/error"
 
 // Parse reads a CONNECTD_FAULT value.
 func Parse(s string) (Set, error) {
-	set := Set{items: map[string]item{}}
+	set := Set{mu: new(sync.Mutex), items: map[string]*item{}}
 	for _, f := range strings.Split(s, ",") {
 		f = strings.TrimSpace(f)
 		if f == "" {
 			continue
 		}
-		it := item{k: -1}
+		orig := f
+		it := &item{k: -1}
+		if rest, ok := strings.CutSuffix(f, ErrorSuffix); ok {
+			it.err, f = true, rest
+		}
 		if i := strings.IndexByte(f, ':'); i >= 0 {
 			k, err := strconv.ParseInt(f[i+1:], 10, 64)
 			if err != nil || k < 0 {
-				return Set{}, fmt.Errorf("%s: %q: k after ':' must be a whole number >= 0", Env, f)
+				return Set{}, fmt.Errorf("%s: %q: k after ':' must be a whole number >= 0", Env, orig)
 			}
 			it.k, f = k, f[:i]
+		}
+		if i := strings.IndexByte(f, '%'); i >= 0 {
+			n, err := strconv.ParseInt(f[i+1:], 10, 64)
+			if err != nil || n < 1 {
+				return Set{}, fmt.Errorf("%s: %q: N after '%%' must be a whole number >= 1", Env, orig)
+			}
+			it.every, f = n, f[:i]
 		}
 		if i := strings.IndexByte(f, '@'); i >= 0 {
 			b, err := strconv.ParseInt(f[i+1:], 10, 64)
 			if err != nil || b < 1 {
-				return Set{}, fmt.Errorf("%s: %q: batch after '@' must be a batch id >= 1", Env, f)
+				return Set{}, fmt.Errorf("%s: %q: batch after '@' must be a batch id >= 1", Env, orig)
 			}
 			it.batch, f = b, f[:i]
 		}
 		if !Known(f) {
 			return Set{}, fmt.Errorf("%s: unknown fault point %q (see docs/fault-points.md)", Env, f)
+		}
+		if it.batch != 0 && it.every != 0 {
+			return Set{}, fmt.Errorf("%s: %q: give a batch (@) or every Nth call (%%), not both", Env, orig)
+		}
+		if it.every != 0 && !it.err {
+			return Set{}, fmt.Errorf("%s: %q: every Nth call (%%N) needs %s: a kill fires only once per run", Env, orig, ErrorSuffix)
+		}
+		if it.err && strings.HasPrefix(f, "host.") {
+			return Set{}, fmt.Errorf("%s: %q: %s is for plugin-side points; a host point can only kill the host", Env, orig, ErrorSuffix)
 		}
 		set.items[f] = it
 	}
@@ -140,11 +179,74 @@ func Init() error {
 func Enabled() bool { return len(active.items) > 0 }
 
 // Hit kills the process if point is enabled for batch, after saying so on
-// stderr (see Fire).
+// stderr (see Fire). It is for host points, which have no error variant;
+// plugin-side code calls Check.
 func Hit(point string, batch int64) {
-	if it, ok := active.items[point]; ok && (it.batch == 0 || it.batch == batch) {
-		Fire(point, batch)
+	if _, ok := Trip(point, batch, 0); ok {
+		_ = Fail(point, batch)
 	}
+}
+
+// Check is Hit for a point with an error variant: if point fires in this
+// call for batch, a kill item ends the process (see Fire) and an error item
+// returns the error the call must fail with. Otherwise it returns nil.
+func Check(point string, batch int64) error {
+	if _, ok := Trip(point, batch, 0); ok {
+		return Fail(point, batch)
+	}
+	return nil
+}
+
+// Trip reports whether point fires in this call for batch, and for a
+// partial point how many of the call's n records go through first (see K).
+// Each call counts towards an every-Nth item, so call it once per call that
+// reaches the point; an error item without %N fires once per process.
+func Trip(point string, batch int64, n int) (int, bool) {
+	if active.items == nil {
+		return 0, false
+	}
+	active.mu.Lock()
+	defer active.mu.Unlock()
+	it, ok := active.items[point]
+	switch {
+	case !ok, it.batch != 0 && it.batch != batch:
+		return 0, false
+	case it.every > 0:
+		it.calls++
+		if it.calls%it.every != 0 {
+			return 0, false
+		}
+	case it.err && it.fired:
+		return 0, false
+	}
+	it.fired = true
+	return kOf(it, n), true
+}
+
+// Fail ends a call at point, which Trip said fires: for a kill item it
+// kills the process (see Fire) and never returns; for an error item it
+// returns an *Error.
+func Fail(point string, batch int64) error {
+	if active.items != nil {
+		active.mu.Lock()
+		it := active.items[point]
+		active.mu.Unlock()
+		if it != nil && it.err {
+			return &Error{Point: point, Batch: batch}
+		}
+	}
+	Fire(point, batch)
+	return nil // not reached
+}
+
+// Error is the error a call fails with at a fault point's error variant.
+type Error struct {
+	Point string
+	Batch int64
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("fault point %q failed the call in batch %d (%s)", e.Point, e.Batch, Env)
 }
 
 // Fire writes one line on stderr naming point and batch, then ends the
@@ -170,19 +272,23 @@ func Message(point string, batch int64) string {
 
 // K returns how many records a partial point lets through in batch out of n
 // records, and whether point is enabled for batch at all. Without an explicit
-// k it is half of n.
+// k it is half of n. It does not count calls: plugin-side code calls Trip.
 func K(point string, batch int64, n int) (int, bool) {
 	it, ok := active.items[point]
 	if !ok || (it.batch != 0 && it.batch != batch) {
 		return 0, false
 	}
+	return kOf(it, n), true
+}
+
+func kOf(it *item, n int) int {
 	if it.k < 0 {
-		return n / 2, true
+		return n / 2
 	}
 	if it.k > int64(n) {
-		return n, true
+		return n
 	}
-	return int(it.k), true
+	return int(it.k)
 }
 
 // Die ends the process at once, as kill -9 would: no deferred function runs,

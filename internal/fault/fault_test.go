@@ -1,6 +1,7 @@
 package fault
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"reflect"
@@ -40,6 +41,16 @@ func TestParse(t *testing.T) {
 		{"k not a number", "sink.write.partial:half", nil, "k after ':' must be a whole number >= 0"},
 		{"empty k", "sink.write.partial@2:", nil, "k after ':' must be a whole number >= 0"},
 		{"k before batch", "sink.write.partial:3@2", nil, "k after ':' must be a whole number >= 0"},
+		{"error variant", "sink.write.before@2/error", map[string]item{SinkWriteBefore: {batch: 2, k: -1, err: true}}, ""},
+		{"error variant with k", "sink.write.partial@2:10/error", map[string]item{SinkWritePartial: {batch: 2, k: 10, err: true}}, ""},
+		{"every N", "sink.write.partial%7/error", map[string]item{SinkWritePartial: {every: 7, k: -1, err: true}}, ""},
+		{"every N with k", "source.read.partial%3:1/error", map[string]item{SourceReadPartial: {every: 3, k: 1, err: true}}, ""},
+		{"every N kills", "sink.write.before%3", nil, "needs /error"},
+		{"every zero", "sink.write.before%0/error", nil, "N after '%' must be a whole number >= 1"},
+		{"every not a number", "sink.write.before%x/error", nil, "N after '%' must be a whole number >= 1"},
+		{"batch and every", "sink.write.before@2%3/error", nil, "not both"},
+		{"error on a host point", "host.commit.after/error", nil, "plugin-side points"},
+		{"other suffix", "sink.write.before/oops", nil, `unknown fault point "sink.write.before/oops"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,7 +70,11 @@ func TestParse(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse(%q): %v", tt.in, err)
 			}
-			if !reflect.DeepEqual(set.items, tt.want) {
+			got := map[string]item{}
+			for k, v := range set.items {
+				got[k] = *v
+			}
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Parse(%q) = %+v, want %+v", tt.in, set.items, tt.want)
 			}
 		})
@@ -191,5 +206,51 @@ func TestMessageNamesPointAndBatch(t *testing.T) {
 	want := fmt.Sprintf(`connectd: fault point "host.commit.after" fired in batch 3 (CONNECTD_FAULT): killing process %d`, os.Getpid())
 	if got != want {
 		t.Errorf("Message = %q, want %q", got, want)
+	}
+}
+
+// TestCheckErrorVariant: an error item makes Check return an *Error naming
+// the point and batch (the process lives), once per process; a %N item every
+// Nth call that reaches the point, whatever the batch.
+func TestCheckErrorVariant(t *testing.T) {
+	withActive(t, "sink.write.before@2/error,source.read.before%3/error")
+	if err := Check(SinkWriteBefore, 1); err != nil {
+		t.Fatalf("batch 1: %v, want nil", err)
+	}
+	err := Check(SinkWriteBefore, 2)
+	var fe *Error
+	if !errors.As(err, &fe) || fe.Point != SinkWriteBefore || fe.Batch != 2 {
+		t.Fatalf("batch 2: %v, want *Error for %s in batch 2", err, SinkWriteBefore)
+	}
+	if !strings.Contains(err.Error(), `"sink.write.before"`) || !strings.Contains(err.Error(), "batch 2") {
+		t.Errorf("message %q does not name the point and batch", err)
+	}
+	if err := Check(SinkWriteBefore, 2); err != nil {
+		t.Errorf("batch 2 again: %v; an error item fires once per process", err)
+	}
+	var fired []int64
+	for b := int64(1); b <= 10; b++ {
+		if err := Check(SourceReadBefore, b); err != nil {
+			fired = append(fired, b)
+		}
+	}
+	if want := []int64{3, 6, 9}; !reflect.DeepEqual(fired, want) {
+		t.Errorf("%%3 fired in calls %v, want %v", fired, want)
+	}
+}
+
+// TestTripPartialError: a partial error item says how many records go
+// through, and Fail then returns the error instead of killing.
+func TestTripPartialError(t *testing.T) {
+	withActive(t, "sink.write.partial%2:3/error")
+	if _, ok := Trip(SinkWritePartial, 1, 10); ok {
+		t.Fatal("first call tripped; %2 trips the second")
+	}
+	k, ok := Trip(SinkWritePartial, 2, 10)
+	if !ok || k != 3 {
+		t.Fatalf("second call: Trip = %d, %v; want 3, true", k, ok)
+	}
+	if err := Fail(SinkWritePartial, 2); err == nil {
+		t.Fatal("Fail of an error item returned nil")
 	}
 }

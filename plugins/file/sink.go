@@ -190,7 +190,7 @@ func content(b sdk.Batch) ([]byte, error) {
 }
 
 // Write writes batch b and returns once it is durable (with fsync set).
-func (s *Sink) Write(_ context.Context, b sdk.Batch) error {
+func (s *Sink) Write(ctx context.Context, b sdk.Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	data, err := content(b)
@@ -202,11 +202,11 @@ func (s *Sink) Write(_ context.Context, b sdk.Batch) error {
 		if len(b.Records) == 0 {
 			return nil
 		}
-		return s.writeAtomic(s.dir, BatchFile(b.ID), data)
+		return s.writeAtomic(s.dir, BatchFile(b.ID), data, nil)
 	case ModeAppend:
 		return s.append(data)
 	case ModeTransactional:
-		return s.writeTransactional(b, data)
+		return s.writeTransactional(ctx, b, data)
 	}
 	return fmt.Errorf("file sink: not open")
 }
@@ -236,8 +236,10 @@ func (s *Sink) append(data []byte) error {
 
 // writeTransactional stores b's until offsets, then its file: the rename of
 // the batch file commits both. An empty batch gets an empty file, so that
-// its offsets are committed too.
-func (s *Sink) writeTransactional(b sdk.Batch, data []byte) error {
+// its offsets are committed too. The fault point sink.write.commit
+// (sdk.FaultBeforeCommit) fires with the batch file written under its
+// temporary name, just before that rename.
+func (s *Sink) writeTransactional(ctx context.Context, b sdk.Batch, data []byte) error {
 	last := s.last
 	if _, err := os.Stat(filepath.Join(s.dir, BatchFile(b.ID))); err == nil {
 		last = max(last, b.ID)
@@ -249,10 +251,11 @@ func (s *Sink) writeTransactional(b sdk.Batch, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("file sink: batch %d: %w", b.ID, err)
 	}
-	if err := s.writeAtomic(filepath.Join(s.dir, offsetsDir), offsetsFile(b.ID), append(meta, '\n')); err != nil {
+	if err := s.writeAtomic(filepath.Join(s.dir, offsetsDir), offsetsFile(b.ID), append(meta, '\n'), nil); err != nil {
 		return err
 	}
-	if err := s.writeAtomic(s.dir, BatchFile(b.ID), data); err != nil {
+	commit := func() error { return sdk.FaultBeforeCommit(ctx) }
+	if err := s.writeAtomic(s.dir, BatchFile(b.ID), data, commit); err != nil {
 		return err
 	}
 	s.last = b.ID
@@ -260,8 +263,9 @@ func (s *Sink) writeTransactional(b sdk.Batch, data []byte) error {
 }
 
 // writeAtomic replaces dir/name with data: a hidden temporary file, synced,
-// renamed over name, and the directory synced.
-func (s *Sink) writeAtomic(dir, name string, data []byte) (err error) {
+// renamed over name, and the directory synced. A non-nil commit runs just
+// before the rename; its error leaves name as it was.
+func (s *Sink) writeAtomic(dir, name string, data []byte, commit func() error) (err error) {
 	tmp, err := os.CreateTemp(dir, tmpPrefix+name+"-*")
 	if err != nil {
 		return fmt.Errorf("file sink: %w", err)
@@ -284,6 +288,11 @@ func (s *Sink) writeAtomic(dir, name string, data []byte) (err error) {
 	}
 	if err = tmp.Close(); err != nil {
 		return err
+	}
+	if commit != nil {
+		if err = commit(); err != nil {
+			return err
+		}
 	}
 	if err = os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
 		return err

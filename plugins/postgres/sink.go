@@ -646,6 +646,9 @@ func (s *Sink) transact(ctx context.Context, w *txWrite) error {
 	if _, err := tx.Exec(ctx, "UPDATE "+s.offsets+" SET batch = $2, until = $3::jsonb, updated = now(), rejected = $4::jsonb WHERE pipeline = $1", s.pipeline, b.ID, string(w.until), rejected); err != nil {
 		return s.errorf("batch %d: offsets table %s: %w", b.ID, s.offsets, err)
 	}
+	if err := sdk.FaultBeforeCommit(ctx); err != nil { // sink.write.commit: crash inside the transaction
+		return s.errorf("batch %d: %w", b.ID, err)
+	}
 	if err := tx.Commit(ctx); err != nil {
 		if s.reject && !w.careful && rowRefused(err) {
 			return errRowRefused // a deferred constraint, checked at commit
