@@ -129,12 +129,14 @@ type driver struct {
 	dlq   *plugin.Process
 	// steps are the built-in transforms' Steps per worker goroutine (see
 	// workers in stages.go); nil until the first batch with transforms.
-	steps   [][]transform.Step
-	tx      bool // the sink is transactional and its answer drives recovery
-	stop    sdk.Offsets
-	batches int64
-	records int64
-	started bool
+	steps [][]transform.Step
+	// aheadSteps are the read ahead's own (see aheadWorkers).
+	aheadSteps [][]transform.Step
+	tx         bool // the sink is transactional and its answer drives recovery
+	stop       sdk.Offsets
+	batches    int64
+	records    int64
+	started    bool
 	// begin is the committed offsets at the run's start, for a drain's
 	// progress (see drainProgress); runStart is when the run started.
 	begin    sdk.Offsets
@@ -158,13 +160,17 @@ type driver struct {
 // its batch is planned, so a read ahead that is never used (a crash, a stop, a
 // failed write) changes nothing: the batch is read again at the next start.
 type ahead struct {
-	id     int64
-	from   sdk.Offsets
-	data   *plugin.Data
-	err    error
-	took   time.Duration
-	done   chan struct{}
-	cancel context.CancelFunc
+	id   int64
+	from sdk.Offsets
+	data *plugin.Data
+	err  error
+	took time.Duration
+	// shaped is the batch through the pipeline's built-in transforms, done
+	// in the read ahead too (see readAhead); nil when not done there.
+	shaped   *outcome
+	shapeErr error
+	done     chan struct{}
+	cancel   context.CancelFunc
 }
 
 // Run runs the pipeline until ctx is cancelled (a clean stop: the batch in
@@ -658,12 +664,15 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 			d.Control.read(data.Records, data.Bytes)
 		}
 	}
+	var shaped *outcome // the batch through the transforms, when the read ahead did it
+	var shapeErr error
 	if data == nil {
 		if a := d.takeAhead(id, from); a != nil {
 			if a.err != nil {
 				return false, stopOr(ctx, a.err)
 			}
 			data, r.Read, r.ReadAhead = a.data, a.took, true
+			shaped, shapeErr = a.shaped, a.shapeErr
 		} else if data, err = d.src.Source.Read(ctx, id, from, d.limits()); err != nil {
 			return false, stopOr(ctx, err)
 		} else {
@@ -707,10 +716,14 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 
 	write := func() error {
 		t := time.Now()
-		o, err := d.shape(bctx, id, data, r.Replay)
+		o, err := shaped, shapeErr
+		if o == nil && err == nil {
+			o, err = d.shape(bctx, id, data, r.Replay, d.workers())
+		}
 		if err != nil {
 			return err
 		}
+		o.data.From, o.data.Until = data.From, data.Until
 		fault.Hit(fault.HostWriteBefore, id)
 		rejected, err := d.snk.Sink.Write(bctx, id, o.data, r.Replay)
 		if err != nil {
@@ -804,11 +817,22 @@ func (d *driver) readAhead(ctx context.Context, id int64, from sdk.Offsets) {
 	a := &ahead{id: id, from: from.Clone(), done: make(chan struct{}), cancel: cancel}
 	d.ahead = a
 	src := d.src
+	// A pipeline whose transforms are all built-ins also transforms the
+	// batch read ahead there, with Steps of its own, while the current
+	// batch is written: the host's work overlaps the sink's. (Processors
+	// run when the batch is written: a processor serves one call at a time.)
+	var steps [][]transform.Step
+	if len(d.p.Transforms) > 0 && len(d.p.Processors()) == 0 {
+		steps = d.aheadWorkers()
+	}
 	go func() {
 		defer close(a.done)
 		t := time.Now()
 		a.data, a.err = src.Source.Read(rctx, id, a.from, d.limits())
 		a.took = time.Since(t)
+		if steps != nil && a.err == nil && a.data.Records > 0 {
+			a.shaped, a.shapeErr = d.shape(rctx, id, a.data, false, steps)
+		}
 	}()
 }
 

@@ -52,7 +52,7 @@ type outcome struct {
 // outputs and rejections are put back together in record order, so the
 // result is the one a single goroutine would give, whatever the number of
 // workers (a replay on another machine gives the same records).
-func (d *driver) shape(ctx context.Context, id int64, data *plugin.Data, replay bool) (*outcome, error) {
+func (d *driver) shape(ctx context.Context, id int64, data *plugin.Data, replay bool, steps [][]transform.Step) (*outcome, error) {
 	if len(d.p.Transforms) == 0 {
 		return &outcome{data: data}, nil
 	}
@@ -82,7 +82,7 @@ func (d *driver) shape(ctx context.Context, id int64, data *plugin.Data, replay 
 			for j < len(d.p.Transforms) && d.p.Transforms[j].Step != nil {
 				j++
 			}
-			if recs, err = d.builtins(i, j, recs, o); err != nil {
+			if recs, err = d.builtins(steps, i, j, recs, o); err != nil {
 				return nil, err
 			}
 			i = j
@@ -91,7 +91,7 @@ func (d *driver) shape(ctx context.Context, id int64, data *plugin.Data, replay 
 			return nil, err
 		}
 	}
-	chunks, size, err := d.encode(recs)
+	chunks, size, err := d.encode(steps, recs)
 	if err != nil {
 		return nil, d.errorf("batch %d: encoding the transformed records: %w", id, err)
 	}
@@ -106,8 +106,8 @@ const minPart = 1024
 // parts splits n records into at most len(d.workers()) contiguous parts of
 // at least minPart records (one part for a small batch): the bounds of part
 // k are parts[k], parts[k+1].
-func (d *driver) parts(n int) []int {
-	w := min(len(d.workers()), max(1, n/minPart))
+func (d *driver) parts(steps [][]transform.Step, n int) []int {
+	w := min(len(steps), max(1, n/minPart))
 	bounds := make([]int, w+1)
 	for k := range bounds {
 		bounds[k] = n * k / w
@@ -119,9 +119,25 @@ func (d *driver) parts(n int) []int {
 // workers()[w][i] is worker w's own Step of transform i (nil for a
 // processor). Made once per run, up to GOMAXPROCS sets.
 func (d *driver) workers() [][]transform.Step {
-	if d.steps != nil {
-		return d.steps
+	if d.steps == nil {
+		d.steps = d.newWorkers(true)
 	}
+	return d.steps
+}
+
+// aheadWorkers is workers for the read ahead's goroutine, which transforms
+// the next batch while the current one is written: Steps of its own.
+func (d *driver) aheadWorkers() [][]transform.Step {
+	if d.aheadSteps == nil {
+		d.aheadSteps = d.newWorkers(false)
+	}
+	return d.aheadSteps
+}
+
+// newWorkers compiles up to GOMAXPROCS sets of the built-ins' Steps; first
+// says whether the first set may be the pipeline's own compiled Steps.
+func (d *driver) newWorkers(first bool) [][]transform.Step {
+	var sets [][]transform.Step
 	n := max(1, min(runtime.GOMAXPROCS(0), maxWorkers))
 	for w := 0; w < n; w++ {
 		steps := make([]transform.Step, len(d.p.Transforms))
@@ -129,21 +145,23 @@ func (d *driver) workers() [][]transform.Step {
 			if t.Step == nil {
 				continue
 			}
-			if w == 0 {
+			if w == 0 && first {
 				steps[i] = t.Step
 				continue
 			}
 			s, err := t.NewStep()
 			if err != nil { // compiled once already: cannot happen
-				d.Log.Warn("transforms run on one goroutine", "pipeline", d.p.Name, "error", err.Error())
-				d.steps = d.steps[:1]
-				return d.steps
+				d.Log.Warn("transforms run on fewer goroutines", "pipeline", d.p.Name, "error", err.Error())
+				if len(sets) == 0 {
+					return [][]transform.Step{d.workers()[0]}
+				}
+				return sets
 			}
 			steps[i] = s
 		}
-		d.steps = append(d.steps, steps)
+		sets = append(sets, steps)
 	}
-	return d.steps
+	return sets
 }
 
 // maxWorkers bounds the goroutines that run built-ins for one pipeline.
@@ -153,8 +171,8 @@ const maxWorkers = 8
 // takes a contiguous part. It returns what the last one let through, in
 // order, and adds the rejected records to o.letters, stage by stage and in
 // record order within a stage.
-func (d *driver) builtins(i, j int, recs []sdk.Record, o *outcome) ([]sdk.Record, error) {
-	bounds := d.parts(len(recs))
+func (d *driver) builtins(steps [][]transform.Step, i, j int, recs []sdk.Record, o *outcome) ([]sdk.Record, error) {
+	bounds := d.parts(steps, len(recs))
 	w := len(bounds) - 1
 	outs := make([][]sdk.Record, w)
 	letters := make([][][]letter, w) // [worker][stage - i]
@@ -162,7 +180,7 @@ func (d *driver) builtins(i, j int, recs []sdk.Record, o *outcome) ([]sdk.Record
 		part := recs[bounds[k]:bounds[k+1]]
 		letters[k] = make([][]letter, j-i)
 		for s := i; s < j; s++ {
-			out, rejected := d.workers()[k][s].Apply(part)
+			out, rejected := steps[k][s].Apply(part)
 			for _, r := range rejected {
 				letters[k][s-i] = append(letters[k][s-i], letter{rec: part[r.Index], stage: d.p.Transforms[s].Stage(s + 1), reason: r.Reason})
 			}
@@ -201,8 +219,8 @@ func (d *driver) builtins(i, j int, recs []sdk.Record, o *outcome) ([]sdk.Record
 
 // encode encodes recs into chunks, each worker a contiguous part; the
 // chunks are in record order.
-func (d *driver) encode(recs []sdk.Record) ([][]byte, int64, error) {
-	bounds := d.parts(len(recs))
+func (d *driver) encode(steps [][]transform.Step, recs []sdk.Record) ([][]byte, int64, error) {
+	bounds := d.parts(steps, len(recs))
 	w := len(bounds) - 1
 	if w == 1 {
 		return sdk.EncodeChunks(recs)
@@ -338,7 +356,7 @@ func (d *driver) committedRejections(ctx context.Context, planned checkpoint.Ent
 		return d.errorf("source %q broke its replay promise: batch %d held %d records, its replay returned %d", d.p.Source.Name, id, planned.Records, data.Records)
 	}
 	data.From, data.Until = planned.From, planned.Until
-	o, err := d.shape(ctx, id, data, true)
+	o, err := d.shape(ctx, id, data, true, d.workers())
 	if err != nil {
 		return err
 	}

@@ -66,7 +66,7 @@ pipeline "p" {
 			}
 			d.steps = append(d.steps, steps)
 		}
-		o, err := d.shape(context.Background(), 1, data, false)
+		o, err := d.shape(context.Background(), 1, data, false, d.workers())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -90,32 +90,35 @@ func testMain(m *testing.M) int {
 	if env := os.Getenv("KAFKA_BROKERS"); env != "" {
 		brokers = strings.Split(env, ",")
 	} else {
-		b, stop, err := startBroker(dir)
+		b, stop, pid, err := startBrokerPid(dir)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 		defer stop()
 		brokers = b
-		brokerPid = lastBrokerPid
+		brokerPid = pid
 	}
 	adminClient = &kafkago.Client{Addr: kafkago.TCP(brokers...), Timeout: 30 * time.Second, Transport: adminTransport}
 	return m.Run()
 }
 
 // startBroker starts testenv/kafka with extra flags; it dies with this
-// process. It returns the brokers and a function that stops it.
+// process. It returns the brokers and a function that stops it. Tests in
+// parallel may call it.
 func startBroker(dir string, flags ...string) ([]string, func(), error) {
-	b, err := e2e.StartKafka(testenvBin, dir, flags...)
-	if err != nil {
-		return nil, nil, err
-	}
-	lastBrokerPid = b.Pid
-	return b.Addrs, b.Stop, nil
+	addrs, stop, _, err := startBrokerPid(dir, flags...)
+	return addrs, stop, err
 }
 
-// lastBrokerPid is the pid of the broker startBroker started last.
-var lastBrokerPid int
+// startBrokerPid is startBroker that also returns the broker's pid.
+func startBrokerPid(dir string, flags ...string) ([]string, func(), int, error) {
+	b, err := e2e.StartKafka(testenvBin, dir, flags...)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	return b.Addrs, b.Stop, b.Pid, nil
+}
 
 // execConnectd prepares the connectd binary to run in dir.
 func execConnectd(dir string, args ...string) *exec.Cmd {
