@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"syscall"
 	"testing"
@@ -51,27 +52,38 @@ func BenchmarkBoundary(b *testing.B) {
 // plugin processes and the checkpoint: one iteration is a whole
 // `connectd run --drain` of 1,000,000 100-byte records (process start-up
 // included). cpu-s/run is the CPU time of the three processes together.
-func BenchmarkEndToEnd(b *testing.B) { endToEnd(b, "") }
+func BenchmarkEndToEnd(b *testing.B) { endToEnd(b, "", false) }
 
 // BenchmarkEndToEndHTTP is BenchmarkEndToEnd with `--http 127.0.0.1:0`: the
 // pipeline reports to its Control and the metrics' Progress once per batch
 // (docs/benchmarks.md compares the two).
-func BenchmarkEndToEndHTTP(b *testing.B) { endToEnd(b, "", "--http", "127.0.0.1:0") }
+func BenchmarkEndToEndHTTP(b *testing.B) { endToEnd(b, "", false, "--http", "127.0.0.1:0") }
 
 // BenchmarkEndToEndTransforms is BenchmarkEndToEnd through a filter that
 // keeps every record and a set that adds a field to each JSON value: the
 // host decodes, transforms and encodes every record (docs/benchmarks.md
 // compares the two; issue 13's target is at most 30% of the throughput).
-func BenchmarkEndToEndTransforms(b *testing.B) {
-	endToEnd(b, `
+func BenchmarkEndToEndTransforms(b *testing.B) { endToEnd(b, benchTransforms, false) }
+
+// BenchmarkEndToEndReadAhead and BenchmarkEndToEndTransformsReadAhead are
+// the two above with read_ahead = true: the host reads (and transforms)
+// batch N+1 while the sink writes batch N.
+func BenchmarkEndToEndReadAhead(b *testing.B) { endToEnd(b, "", true) }
+
+func BenchmarkEndToEndTransformsReadAhead(b *testing.B) {
+	endToEnd(b, benchTransforms, true)
+}
+
+// benchTransforms is BenchmarkEndToEndTransforms' chain.
+const benchTransforms = `
   transform "filter" { where = "value.offset >= 0" }
   transform "set" {
     fields = { "source" = "position.partition" }
-  }`)
-}
+  }`
 
-// endToEnd runs generator → transforms → discard over a million records.
-func endToEnd(b *testing.B, transforms string, args ...string) {
+// endToEnd runs generator → transforms → discard over a million records,
+// with read ahead or not.
+func endToEnd(b *testing.B, transforms string, readAhead bool, args ...string) {
 	const count = 1000000
 	var records int64
 	var elapsed, cpu time.Duration
@@ -87,7 +99,10 @@ pipeline "bench" {
     size       = 100
   }`+transforms+`
   sink "discard" {}
-  batch { max_records = 20000 }
+  batch {
+    max_records = 20000
+    read_ahead  = `+fmt.Sprint(readAhead)+`
+  }
   checkpoint { dir = "state" }
 }
 `), 0o644); err != nil {
