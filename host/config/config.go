@@ -85,6 +85,9 @@ type Pipeline struct {
 	DeadLetter *Plugin
 	Batch      Batch
 	Checkpoint Checkpoint
+	// Timeouts are the deadlines of plugin calls set by the pipeline's
+	// timeouts block; see Timeout for every phase's deadline.
+	Timeouts Timeouts
 	// Range is the pipeline block's definition range (`pipeline "name"`).
 	Range hcl.Range
 
@@ -326,6 +329,7 @@ var (
 			{Type: "dead_letter", LabelNames: []string{"sink"}},
 			{Type: "batch"},
 			{Type: "checkpoint"},
+			{Type: "timeouts"},
 		},
 	}
 	batchSchema = &hcl.BodySchema{
@@ -493,7 +497,7 @@ func parsePipeline(b *hcl.Block) (*Pipeline, hcl.Diagnostics) {
 		}
 	}
 
-	var sources, sinks, deadLetters, batches, checkpoints []*hcl.Block
+	var sources, sinks, deadLetters, batches, checkpoints, timeouts []*hcl.Block
 	for _, c := range content.Blocks {
 		switch c.Type {
 		case "source":
@@ -510,6 +514,8 @@ func parsePipeline(b *hcl.Block) (*Pipeline, hcl.Diagnostics) {
 			batches = append(batches, c)
 		case "checkpoint":
 			checkpoints = append(checkpoints, c)
+		case "timeouts":
+			timeouts = append(timeouts, c)
 		}
 	}
 	for _, kind := range []sdk.Kind{sdk.KindSource, sdk.KindSink} {
@@ -553,6 +559,12 @@ func parsePipeline(b *hcl.Block) (*Pipeline, hcl.Diagnostics) {
 	diags = append(diags, exactlyOne(b, "checkpoint", checkpoints, false)...)
 	if len(checkpoints) > 0 {
 		diags = append(diags, parseCheckpoint(checkpoints[0], &p.Checkpoint)...)
+	}
+	diags = append(diags, exactlyOne(b, "timeouts", timeouts, false)...)
+	if len(timeouts) > 0 {
+		t, d := parseTimeouts(timeouts[0])
+		diags = append(diags, d...)
+		p.Timeouts = t
 	}
 	return p, diags
 }

@@ -446,7 +446,8 @@ func (d *driver) ensure(ctx context.Context) error {
 		if err != nil {
 			return d.errorf("%w", err)
 		}
-		if err := d.open(ctx, p, r.block); err != nil {
+		err = d.within(ctx, p, name(r.block), config.PhaseOpen, 0, func(ctx context.Context) error { return d.open(ctx, p, r.block) })
+		if err != nil {
 			return d.openFailed(p, r.block, err)
 		}
 		*r.proc = p
@@ -512,23 +513,23 @@ func (d *driver) checkCapabilities() error {
 // shutdown closes and stops every plugin process of the pipeline, and
 // forgets them.
 func (d *driver) shutdown() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := context.Background()
 	for _, r := range d.roles() {
 		p := *r.proc
 		if p == nil {
 			continue
 		}
 		if !p.Exited() {
-			var err error
-			switch {
-			case p.Source != nil:
-				err = p.Source.Close(ctx)
-			case p.Processor != nil:
-				err = p.Processor.Close(ctx)
-			default:
-				err = p.Sink.Close(ctx)
-			}
+			err := d.within(ctx, p, name(r.block), config.PhaseClose, 0, func(ctx context.Context) error {
+				switch {
+				case p.Source != nil:
+					return p.Source.Close(ctx)
+				case p.Processor != nil:
+					return p.Processor.Close(ctx)
+				default:
+					return p.Sink.Close(ctx)
+				}
+			})
 			if err != nil {
 				d.Log.Warn("closing "+r.name, "pipeline", d.p.Name, "plugin", r.block.Name, "error", err.Error())
 			}
@@ -546,7 +547,11 @@ func (d *driver) session(ctx context.Context) error {
 		return err
 	}
 	if d.Drain && d.stop == nil && d.src.Has(protocol.FeatureEnder) {
-		end, err := d.src.Source.End(ctx)
+		var end sdk.Offsets
+		err := d.within(ctx, d.src, d.srcName(), config.PhaseEnd, 0, func(ctx context.Context) (err error) {
+			end, err = d.src.Source.End(ctx)
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -578,7 +583,11 @@ func (d *driver) session(ctx context.Context) error {
 func (d *driver) recover(ctx context.Context) error {
 	planned, ok, committed := d.cp.Last()
 	if d.tx {
-		c, err := d.snk.Sink.LastCommitted(ctx)
+		var c sdk.Committed
+		err := d.within(ctx, d.snk, d.snkName(), config.PhaseLastCommitted, 0, func(ctx context.Context) (err error) {
+			c, err = d.snk.Sink.LastCommitted(ctx)
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -647,7 +656,11 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 		from = replay.From
 		if d.src.Has(protocol.FeatureReplayer) {
 			f, u := moving(replay.From, replay.Until)
-			if data, err = d.src.Source.Replay(ctx, id, f, u); err != nil {
+			err = d.within(ctx, d.src, d.srcName(), config.PhaseRead, id, func(ctx context.Context) (err error) {
+				data, err = d.src.Source.Replay(ctx, id, f, u)
+				return err
+			})
+			if err != nil {
 				return false, stopOr(ctx, err)
 			}
 			if data.Records != replay.Records {
@@ -664,7 +677,10 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 				return false, stopOr(ctx, a.err)
 			}
 			data, r.Read, r.ReadAhead = a.data, a.took, true
-		} else if data, err = d.src.Source.Read(ctx, id, from, d.limits()); err != nil {
+		} else if err = d.within(ctx, d.src, d.srcName(), config.PhaseRead, id, func(ctx context.Context) (err error) {
+			data, err = d.src.Source.Read(ctx, id, from, d.limits())
+			return err
+		}); err != nil {
 			return false, stopOr(ctx, err)
 		} else {
 			r.Read = time.Since(t)
@@ -712,7 +728,11 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 			return err
 		}
 		fault.Hit(fault.HostWriteBefore, id)
-		rejected, err := d.snk.Sink.Write(bctx, id, o.data, r.Replay)
+		var rejected []sdk.Rejection
+		err = d.within(bctx, d.snk, d.snkName(), config.PhaseWrite, id, func(ctx context.Context) (err error) {
+			rejected, err = d.snk.Sink.Write(ctx, id, o.data, r.Replay)
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -761,7 +781,9 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 		<-d.ahead.done
 	}
 	t = time.Now()
-	if err := d.src.Source.Ack(bctx, id, data.Until); err != nil {
+	if err := d.within(bctx, d.src, d.srcName(), config.PhaseAck, id, func(ctx context.Context) error {
+		return d.src.Source.Ack(ctx, id, data.Until)
+	}); err != nil {
 		return false, err
 	}
 	r.Ack = time.Since(t)
@@ -807,7 +829,10 @@ func (d *driver) readAhead(ctx context.Context, id int64, from sdk.Offsets) {
 	go func() {
 		defer close(a.done)
 		t := time.Now()
-		a.data, a.err = src.Source.Read(rctx, id, a.from, d.limits())
+		a.err = d.within(rctx, src, d.srcName(), config.PhaseRead, id, func(ctx context.Context) (err error) {
+			a.data, err = src.Source.Read(ctx, id, a.from, d.limits())
+			return err
+		})
 		a.took = time.Since(t)
 	}()
 }
