@@ -26,13 +26,21 @@ type Hung struct {
 
 // Error says which plugin did not answer which call within how long, and
 // what the host did: `sink "file" did not answer write of batch 7 within
-// 1m0s; killed and restarted`.
+// 60s; killed and restarted`.
 func (e *Hung) Error() string {
 	of := ""
 	if e.Batch > 0 {
 		of = fmt.Sprintf(" of batch %d", e.Batch)
 	}
-	return fmt.Sprintf("%s did not answer %s%s within %s; killed and restarted", e.Plugin, e.Phase, of, e.Limit)
+	return fmt.Sprintf("%s did not answer %s%s within %s; killed and restarted", e.Plugin, e.Phase, of, seconds(e.Limit))
+}
+
+// seconds shows a deadline of whole seconds as "60s", others as Go does.
+func seconds(d time.Duration) string {
+	if d%time.Second == 0 {
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+	return d.String()
 }
 
 // Unwrap returns Err.
@@ -56,7 +64,7 @@ func (d *driver) within(ctx context.Context, p *plugin.Process, who string, ph c
 		perr = &plugin.Error{Plugin: who, Op: string(ph), Err: err}
 	}
 	h := &Hung{Plugin: who, Phase: ph, Batch: id, Limit: limit, Err: perr}
-	d.Log.Warn("plugin did not answer in time; killed", "pipeline", d.p.Name, "plugin", who, "call", string(ph), "batch", id, "deadline", limit.String())
+	d.Log.Warn("plugin did not answer in time; killed", "pipeline", d.p.Name, "plugin", who, "call", string(ph), "batch", id, "deadline", seconds(limit))
 	return h
 }
 
