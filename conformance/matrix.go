@@ -25,7 +25,7 @@ type cell struct {
 	// the first; for a contract check, the capability checked.
 	guarantees []string
 	faults     []string // CONNECTD_FAULT of each crash run, in order
-	kind       string   // PointNone (a crash or clean run), PointSoak, PointContract or PointNetwork
+	kind       string   // PointNone (a crash or clean run), PointSoak, PointContract, PointNetwork or PointHang
 }
 
 // groups returns the guarantees each pipeline of a row is judged for. The
@@ -105,6 +105,7 @@ func (s *suite) matrix() []cell {
 			cells = append(cells, cell{point: PointSoak, guarantees: g, kind: PointSoak})
 		}
 	}
+	cells = append(cells, s.hangCells()...)
 	if s.o.Network != nil && s.applies(PointNetwork) {
 		for _, g := range s.groups() {
 			cells = append(cells, cell{point: PointNetwork, guarantees: g, kind: PointNetwork})
@@ -143,6 +144,8 @@ func (s *suite) cellSetup(i int, c cell) (name, dir string, in input, rate int) 
 		if s.src.plugin.Name == generatorName {
 			rate = s.rate
 		}
+	case PointHang:
+		in, rate = s.hangInput()
 	case PointNetwork:
 		in = s.network
 		if s.src.plugin.Name == generatorName {
@@ -197,6 +200,8 @@ func (s *suite) runCell(ctx context.Context, i int, c cell, prepared error) []Re
 			got, detail, err = s.soakRuns(ctx, dir, name, c.guarantees[0])
 		case PointNetwork:
 			got, detail, err = s.networkRuns(ctx, dir, name)
+		case PointHang:
+			got, detail, err = s.hangRuns(ctx, dir, name, strings.TrimPrefix(c.point, PointHang+":"))
 		default:
 			got, detail, err = s.crashRuns(ctx, dir, name, c.faults)
 		}
