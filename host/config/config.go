@@ -88,6 +88,8 @@ type Pipeline struct {
 	// Timeouts are the deadlines of plugin calls set by the pipeline's
 	// timeouts block; see Timeout for every phase's deadline.
 	Timeouts Timeouts
+	// Restart is the pipeline's restart policy (the restart block).
+	Restart Restart
 	// Range is the pipeline block's definition range (`pipeline "name"`).
 	Range hcl.Range
 
@@ -330,6 +332,7 @@ var (
 			{Type: "batch"},
 			{Type: "checkpoint"},
 			{Type: "timeouts"},
+			{Type: "restart"},
 		},
 	}
 	batchSchema = &hcl.BodySchema{
@@ -453,6 +456,7 @@ func parsePipeline(b *hcl.Block) (*Pipeline, hcl.Diagnostics) {
 		Range:         b.DefRange,
 		Batch:         Batch{MaxRecords: DefaultMaxRecords, MaxBytes: DefaultMaxBytes, MaxWait: DefaultMaxWait},
 		Checkpoint:    Checkpoint{Store: DefaultStore, Dir: filepath.Join(".connectd", name)},
+		Restart:       Restart{Attempts: DefaultRestartAttempts, Backoff: DefaultRestartBackoff, MaxBackoff: DefaultRestartMaxBackoff},
 	}
 	content, d := bodyContent(b.Body, pipelineSchema)
 	diags = append(diags, d...)
@@ -497,7 +501,7 @@ func parsePipeline(b *hcl.Block) (*Pipeline, hcl.Diagnostics) {
 		}
 	}
 
-	var sources, sinks, deadLetters, batches, checkpoints, timeouts []*hcl.Block
+	var sources, sinks, deadLetters, batches, checkpoints, timeouts, restarts []*hcl.Block
 	for _, c := range content.Blocks {
 		switch c.Type {
 		case "source":
@@ -516,6 +520,8 @@ func parsePipeline(b *hcl.Block) (*Pipeline, hcl.Diagnostics) {
 			checkpoints = append(checkpoints, c)
 		case "timeouts":
 			timeouts = append(timeouts, c)
+		case "restart":
+			restarts = append(restarts, c)
 		}
 	}
 	for _, kind := range []sdk.Kind{sdk.KindSource, sdk.KindSink} {
@@ -565,6 +571,10 @@ func parsePipeline(b *hcl.Block) (*Pipeline, hcl.Diagnostics) {
 		t, d := parseTimeouts(timeouts[0])
 		diags = append(diags, d...)
 		p.Timeouts = t
+	}
+	diags = append(diags, exactlyOne(b, "restart", restarts, false)...)
+	if len(restarts) > 0 {
+		diags = append(diags, parseRestart(restarts[0], &p.Restart)...)
 	}
 	return p, diags
 }

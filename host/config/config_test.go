@@ -347,6 +347,12 @@ func TestErrors(t *testing.T) {
 			[]string{"Unsupported argument", `Did you mean "write"?`, "Valid here: open, read, write, ack, last_committed, process, end, close"}, 1},
 		{"two timeouts blocks", "pipeline \"a\" {\n" + ok + "  timeouts { read = \"1s\" }\n  timeouts { write = \"1s\" }\n}\n", 6, 3,
 			[]string{"Duplicate timeouts block"}, 1},
+		{"restart attempts zero", "pipeline \"a\" {\n" + ok + "  restart { attempts = 0 }\n}\n", 5, 24,
+			[]string{"attempts must be >= 1"}, 1},
+		{"restart max_backoff below backoff", "pipeline \"a\" {\n" + ok + "  restart {\n    backoff = \"2s\"\n    max_backoff = \"1s\"\n  }\n}\n", 7, 19,
+			[]string{"max_backoff (1s) must be at least backoff (2s)"}, 1},
+		{"restart backoff not a duration", "pipeline \"a\" {\n" + ok + "  restart { backoff = 3 }\n}\n", 5, 23,
+			[]string{"backoff takes a duration"}, 1},
 		{"read_ahead not a bool", "pipeline \"a\" {\n" + ok + "  batch { read_ahead = \"no\" }\n}\n", 5, 24,
 			[]string{`read_ahead takes`}, 1},
 		{"env unset", "pipeline \"a\" {\n  delivery = \"at-least-once\"\n  source \"file\" { paths = [env(\"CFGTEST_UNSET\")] }\n  sink \"log\" {}\n}\n", 3, 33,
@@ -732,5 +738,38 @@ pipeline "b" {
 	}
 	if len(want["a"]) != len(Phases) {
 		t.Errorf("the test covers %d phases of %d", len(want["a"]), len(Phases))
+	}
+}
+
+// TestRestart reads a restart block, and the defaults without one.
+func TestRestart(t *testing.T) {
+	path := writeFile(t, `
+pipeline "a" {
+  delivery = "at-least-once"
+  source "file" { paths = ["in"] }
+  sink "file" { dir = "out" }
+  restart {
+    attempts = 20
+    backoff  = "1s"
+  }
+}
+pipeline "b" {
+  delivery = "at-least-once"
+  source "file" { paths = ["in"] }
+  sink "file" { dir = "out" }
+}
+`)
+	f, diags := Load(path, fakeLookup)
+	if diags.HasErrors() {
+		t.Fatalf("unexpected diagnostics:\n%s", f.Format(diags))
+	}
+	want := map[string]Restart{
+		"a": {Attempts: 20, Backoff: time.Second, MaxBackoff: 10 * time.Second},
+		"b": {Attempts: 5, Backoff: 200 * time.Millisecond, MaxBackoff: 10 * time.Second},
+	}
+	for _, p := range f.Pipelines {
+		if p.Restart != want[p.Name] {
+			t.Errorf("pipeline %q: restart = %+v, want %+v", p.Name, p.Restart, want[p.Name])
+		}
 	}
 }

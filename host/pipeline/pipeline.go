@@ -38,7 +38,8 @@ type Options struct {
 	// after it the batch is abandoned (it is replayed at the next start).
 	Grace time.Duration
 	// Restarts is how many times in a row a failing plugin is restarted (with
-	// exponential backoff) before the run fails.
+	// exponential backoff) before the run fails; 0 means the pipeline's
+	// restart policy (config.Restart.Attempts, default 5).
 	Restarts int
 	// Heartbeat is how long a pipeline may go without finishing a batch
 	// before it says so (state and committed offsets, through the Progress
@@ -180,7 +181,10 @@ func Run(ctx context.Context, o Options) error {
 		o.Grace = 30 * time.Second
 	}
 	if o.Restarts == 0 {
-		o.Restarts = 5
+		o.Restarts = o.Pipeline.Restart.Attempts
+	}
+	if o.Restarts == 0 {
+		o.Restarts = config.DefaultRestartAttempts
 	}
 	d := &driver{Options: o, p: o.Pipeline}
 	if d.Checkpoint == nil {
@@ -295,8 +299,15 @@ func (d *driver) quiet() time.Duration {
 // plugin call failed is retried with backoff after restarting dead processes.
 func (d *driver) supervise(ctx context.Context) error {
 	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = 200 * time.Millisecond
-	bo.MaxInterval = 10 * time.Second
+	bo.InitialInterval, bo.MaxInterval = config.DefaultRestartBackoff, config.DefaultRestartMaxBackoff
+	if r := d.p.Restart; r.Backoff > 0 {
+		ceiling := r.MaxBackoff
+		if ceiling == 0 {
+			ceiling = config.DefaultRestartMaxBackoff
+		}
+		bo.InitialInterval, bo.MaxInterval = r.Backoff, max(r.Backoff, ceiling)
+	}
+	bo.Reset() // the first wait is InitialInterval, not the library's default
 	bo.MaxElapsedTime = 0
 	failures := 0
 	for {
