@@ -25,7 +25,7 @@ type cell struct {
 	// the first; for a contract check, the capability checked.
 	guarantees []string
 	faults     []string // CONNECTD_FAULT of each crash run, in order
-	kind       string   // PointNone (a crash or clean run), PointSoak, PointContract, PointNetwork or PointHang
+	kind       string   // PointNone (a crash or clean run), PointSoak, PointContract or PointNetwork
 }
 
 // groups returns the guarantees each pipeline of a row is judged for. The
