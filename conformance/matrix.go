@@ -114,6 +114,7 @@ func (s *suite) matrix() []cell {
 			cells = append(cells, cell{point: PointSoak, guarantees: g, kind: PointSoak})
 		}
 	}
+	cells = append(cells, s.hangCells()...)
 	if s.o.Network != nil && s.applies(PointNetwork) {
 		for _, g := range s.groups() {
 			cells = append(cells, cell{point: PointNetwork, guarantees: g, kind: PointNetwork})
@@ -198,6 +199,8 @@ func (s *suite) cellSetup(i int, c cell) (name, dir string, in input, rate int) 
 		if s.src.plugin.Name == generatorName {
 			rate = s.rate
 		}
+	case PointHang:
+		in, rate = s.hangInput()
 	case PointNetwork:
 		in = s.network
 		if s.src.plugin.Name == generatorName {
@@ -255,6 +258,8 @@ func (s *suite) runCell(ctx context.Context, i int, c cell, prepared error) []Re
 			got, detail, err = s.soakRuns(ctx, dir, name, c.guarantees[0])
 		case PointNetwork:
 			got, detail, err = s.networkRuns(ctx, dir, name)
+		case PointHang:
+			got, detail, err = s.hangRuns(ctx, dir, name, strings.TrimPrefix(c.point, PointHang+":"))
 		default:
 			got, detail, err = s.crashRuns(ctx, dir, name, c.faults)
 		}

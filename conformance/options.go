@@ -145,7 +145,7 @@ type Options struct {
 	Seed int64
 	// Points, when not empty, keeps only the rows whose fault point name (such
 	// as "host.write.after", without "@batch"), or "none", "soak", "contract",
-	// is listed.
+	// "network", "hang", is listed.
 	Points []string
 	// Parallel is how many pipelines run at once; 0 means 2.
 	Parallel int

@@ -202,8 +202,8 @@ func newSuite(o Options) (*suite, error) {
 	}
 	s.runID = fmt.Sprintf("%04x", uint16(time.Now().UnixNano()^int64(os.Getpid())<<8))
 	for _, p := range o.Points {
-		if !fault.Known(p) && p != PointNone && p != PointSoak && p != PointContract && p != PointNetwork {
-			return nil, usagef("conformance: unknown point %q: want a fault point (docs/fault-points.md) or %q, %q, %q, %q", p, PointNone, PointSoak, PointContract, PointNetwork)
+		if !fault.Known(p) && p != PointNone && p != PointSoak && p != PointContract && p != PointNetwork && p != PointHang {
+			return nil, usagef("conformance: unknown point %q: want a fault point (docs/fault-points.md) or %q, %q, %q, %q, %q", p, PointNone, PointSoak, PointContract, PointNetwork, PointHang)
 		}
 	}
 

@@ -85,6 +85,11 @@ type Pipeline struct {
 	DeadLetter *Plugin
 	Batch      Batch
 	Checkpoint Checkpoint
+	// Timeouts are the deadlines of plugin calls set by the pipeline's
+	// timeouts block; see Timeout for every phase's deadline.
+	Timeouts Timeouts
+	// Restart is the pipeline's restart policy (the restart block).
+	Restart Restart
 	// Range is the pipeline block's definition range (`pipeline "name"`).
 	Range hcl.Range
 
@@ -326,6 +331,8 @@ var (
 			{Type: "dead_letter", LabelNames: []string{"sink"}},
 			{Type: "batch"},
 			{Type: "checkpoint"},
+			{Type: "timeouts"},
+			{Type: "restart"},
 		},
 	}
 	batchSchema = &hcl.BodySchema{
@@ -449,6 +456,7 @@ func parsePipeline(b *hcl.Block) (*Pipeline, hcl.Diagnostics) {
 		Range:         b.DefRange,
 		Batch:         Batch{MaxRecords: DefaultMaxRecords, MaxBytes: DefaultMaxBytes, MaxWait: DefaultMaxWait},
 		Checkpoint:    Checkpoint{Store: DefaultStore, Dir: filepath.Join(".connectd", name)},
+		Restart:       Restart{Attempts: DefaultRestartAttempts, Backoff: DefaultRestartBackoff, MaxBackoff: DefaultRestartMaxBackoff},
 	}
 	content, d := bodyContent(b.Body, pipelineSchema)
 	diags = append(diags, d...)
@@ -493,7 +501,7 @@ func parsePipeline(b *hcl.Block) (*Pipeline, hcl.Diagnostics) {
 		}
 	}
 
-	var sources, sinks, deadLetters, batches, checkpoints []*hcl.Block
+	var sources, sinks, deadLetters, batches, checkpoints, timeouts, restarts []*hcl.Block
 	for _, c := range content.Blocks {
 		switch c.Type {
 		case "source":
@@ -510,6 +518,10 @@ func parsePipeline(b *hcl.Block) (*Pipeline, hcl.Diagnostics) {
 			batches = append(batches, c)
 		case "checkpoint":
 			checkpoints = append(checkpoints, c)
+		case "timeouts":
+			timeouts = append(timeouts, c)
+		case "restart":
+			restarts = append(restarts, c)
 		}
 	}
 	for _, kind := range []sdk.Kind{sdk.KindSource, sdk.KindSink} {
@@ -553,6 +565,16 @@ func parsePipeline(b *hcl.Block) (*Pipeline, hcl.Diagnostics) {
 	diags = append(diags, exactlyOne(b, "checkpoint", checkpoints, false)...)
 	if len(checkpoints) > 0 {
 		diags = append(diags, parseCheckpoint(checkpoints[0], &p.Checkpoint)...)
+	}
+	diags = append(diags, exactlyOne(b, "timeouts", timeouts, false)...)
+	if len(timeouts) > 0 {
+		t, d := parseTimeouts(timeouts[0])
+		diags = append(diags, d...)
+		p.Timeouts = t
+	}
+	diags = append(diags, exactlyOne(b, "restart", restarts, false)...)
+	if len(restarts) > 0 {
+		diags = append(diags, parseRestart(restarts[0], &p.Restart)...)
 	}
 	return p, diags
 }

@@ -339,6 +339,20 @@ func TestErrors(t *testing.T) {
 			[]string{`max_wait takes a duration`, `got string "soon", which is not a duration`}, 1},
 		{"max_wait zero", "pipeline \"a\" {\n" + ok + "  batch { max_wait = \"0s\" }\n}\n", 5, 22,
 			[]string{`max_wait must be > 0`}, 1},
+		{"timeout not a duration", "pipeline \"a\" {\n" + ok + "  timeouts { write = \"soon\" }\n}\n", 5, 22,
+			[]string{`write takes a duration`, `got string "soon", which is not a duration`}, 1},
+		{"timeout zero", "pipeline \"a\" {\n" + ok + "  timeouts { read = \"0s\" }\n}\n", 5, 21,
+			[]string{`read must be > 0`, `kills and restarts the plugin`}, 1},
+		{"unknown timeout", "pipeline \"a\" {\n" + ok + "  timeouts { writ = \"1s\" }\n}\n", 5, 14,
+			[]string{"Unsupported argument", `Did you mean "write"?`, "Valid here: open, read, write, ack, last_committed, process, end, close"}, 1},
+		{"two timeouts blocks", "pipeline \"a\" {\n" + ok + "  timeouts { read = \"1s\" }\n  timeouts { write = \"1s\" }\n}\n", 6, 3,
+			[]string{"Duplicate timeouts block"}, 1},
+		{"restart attempts zero", "pipeline \"a\" {\n" + ok + "  restart { attempts = 0 }\n}\n", 5, 24,
+			[]string{"attempts must be >= 1"}, 1},
+		{"restart max_backoff below backoff", "pipeline \"a\" {\n" + ok + "  restart {\n    backoff = \"2s\"\n    max_backoff = \"1s\"\n  }\n}\n", 7, 19,
+			[]string{"max_backoff (1s) must be at least backoff (2s)"}, 1},
+		{"restart backoff not a duration", "pipeline \"a\" {\n" + ok + "  restart { backoff = 3 }\n}\n", 5, 23,
+			[]string{"backoff takes a duration"}, 1},
 		{"read_ahead not a bool", "pipeline \"a\" {\n" + ok + "  batch { read_ahead = \"no\" }\n}\n", 5, 24,
 			[]string{`read_ahead takes`}, 1},
 		{"env unset", "pipeline \"a\" {\n  delivery = \"at-least-once\"\n  source \"file\" { paths = [env(\"CFGTEST_UNSET\")] }\n  sink \"log\" {}\n}\n", 3, 33,
@@ -681,5 +695,81 @@ pipeline "a" {
 	g, diags := Load(writeFile(t, "pipeline \"a\" {\n  delivery = \"at-least-once\"\n  source \"file\" { paths = [\"in\"] }\n  sink \"file\" { dir = \"out\" }\n}\n"), fakeLookup)
 	if diags.HasErrors() || g.HTTP != nil {
 		t.Fatalf("a file without an http block: http = %+v, diags %v", g.HTTP, diags)
+	}
+}
+
+// TestTimeouts reads a timeouts block and checks every phase's deadline:
+// the block's where it names the phase, else the default (read: max_wait +
+// 30s).
+func TestTimeouts(t *testing.T) {
+	path := writeFile(t, `
+pipeline "a" {
+  delivery = "at-least-once"
+  source "file" { paths = ["in"] }
+  sink "file" { dir = "out" }
+  batch { max_wait = "5s" }
+  timeouts {
+    write   = "2m"
+    process = "1500ms"
+  }
+}
+pipeline "b" {
+  delivery = "at-least-once"
+  source "file" { paths = ["in"] }
+  sink "file" { dir = "out" }
+}
+`)
+	f, diags := Load(path, fakeLookup)
+	if diags.HasErrors() {
+		t.Fatalf("unexpected diagnostics:\n%s", f.Format(diags))
+	}
+	want := map[string]map[Phase]time.Duration{
+		"a": {PhaseOpen: 30 * time.Second, PhaseRead: 35 * time.Second, PhaseWrite: 2 * time.Minute, PhaseAck: 30 * time.Second,
+			PhaseLastCommitted: 30 * time.Second, PhaseProcess: 1500 * time.Millisecond, PhaseEnd: 30 * time.Second, PhaseClose: 30 * time.Second},
+		"b": {PhaseOpen: 30 * time.Second, PhaseRead: 31 * time.Second, PhaseWrite: time.Minute, PhaseAck: 30 * time.Second,
+			PhaseLastCommitted: 30 * time.Second, PhaseProcess: 30 * time.Second, PhaseEnd: 30 * time.Second, PhaseClose: 30 * time.Second},
+	}
+	for _, p := range f.Pipelines {
+		for _, ph := range Phases {
+			if got := p.Timeout(ph); got != want[p.Name][ph] {
+				t.Errorf("pipeline %q: Timeout(%s) = %s, want %s", p.Name, ph, got, want[p.Name][ph])
+			}
+		}
+	}
+	if len(want["a"]) != len(Phases) {
+		t.Errorf("the test covers %d phases of %d", len(want["a"]), len(Phases))
+	}
+}
+
+// TestRestart reads a restart block, and the defaults without one.
+func TestRestart(t *testing.T) {
+	path := writeFile(t, `
+pipeline "a" {
+  delivery = "at-least-once"
+  source "file" { paths = ["in"] }
+  sink "file" { dir = "out" }
+  restart {
+    attempts = 20
+    backoff  = "1s"
+  }
+}
+pipeline "b" {
+  delivery = "at-least-once"
+  source "file" { paths = ["in"] }
+  sink "file" { dir = "out" }
+}
+`)
+	f, diags := Load(path, fakeLookup)
+	if diags.HasErrors() {
+		t.Fatalf("unexpected diagnostics:\n%s", f.Format(diags))
+	}
+	want := map[string]Restart{
+		"a": {Attempts: 20, Backoff: time.Second, MaxBackoff: 10 * time.Second},
+		"b": {Attempts: 5, Backoff: 200 * time.Millisecond, MaxBackoff: 10 * time.Second},
+	}
+	for _, p := range f.Pipelines {
+		if p.Restart != want[p.Name] {
+			t.Errorf("pipeline %q: restart = %+v, want %+v", p.Name, p.Restart, want[p.Name])
+		}
 	}
 }

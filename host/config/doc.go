@@ -39,6 +39,15 @@
 //	    store = "dir"                      # default "dir"; or "postgres" with url and schema
 //	    dir   = "state/demo"               # default ".connectd/<pipeline name>"
 //	  }
+//	  timeouts {                           # optional: how long a plugin call may take before the
+//	    read  = "45s"                      # host kills the plugin, restarts it and replays (each > 0);
+//	    write = "5m"                       # defaults: read = max_wait + 30s, write = 60s, and 30s for
+//	  }                                    # open, ack, last_committed, process, end, close
+//	  restart {                            # optional: after a plugin failed (died, failed a call,
+//	    attempts    = 5                    # did not answer in time): failures in a row before the run
+//	    backoff     = "200ms"              # fails (>= 1), the first wait (> 0), doubling up to
+//	    max_backoff = "10s"                # max_backoff (>= backoff); these are the defaults
+//	  }
 //	}
 //
 // Paths are kept as written (relative to the working directory). Unknown

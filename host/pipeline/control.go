@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/connectd/connectd/host/config"
 	"github.com/connectd/connectd/internal/protocol"
 	"github.com/connectd/connectd/sdk"
 )
@@ -346,7 +347,11 @@ func (d *driver) measureLag(ctx context.Context) error {
 		<-d.ahead.done // a source serves one call at a time
 	}
 	d.lagAt = time.Now()
-	end, err := d.src.Source.End(ctx)
+	var end sdk.Offsets
+	err := d.within(ctx, d.src, d.srcName(), config.PhaseEnd, 0, func(ctx context.Context) (err error) {
+		end, err = d.src.Source.End(ctx)
+		return err
+	})
 	if err != nil {
 		if ctx.Err() != nil {
 			return errStopped

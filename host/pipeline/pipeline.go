@@ -38,7 +38,8 @@ type Options struct {
 	// after it the batch is abandoned (it is replayed at the next start).
 	Grace time.Duration
 	// Restarts is how many times in a row a failing plugin is restarted (with
-	// exponential backoff) before the run fails.
+	// exponential backoff) before the run fails; 0 means the pipeline's
+	// restart policy (config.Restart.Attempts, default 5).
 	Restarts int
 	// Heartbeat is how long a pipeline may go without finishing a batch
 	// before it says so (state and committed offsets, through the Progress
@@ -186,7 +187,10 @@ func Run(ctx context.Context, o Options) error {
 		o.Grace = 30 * time.Second
 	}
 	if o.Restarts == 0 {
-		o.Restarts = 5
+		o.Restarts = o.Pipeline.Restart.Attempts
+	}
+	if o.Restarts == 0 {
+		o.Restarts = config.DefaultRestartAttempts
 	}
 	d := &driver{Options: o, p: o.Pipeline}
 	if d.Checkpoint == nil {
@@ -301,8 +305,15 @@ func (d *driver) quiet() time.Duration {
 // plugin call failed is retried with backoff after restarting dead processes.
 func (d *driver) supervise(ctx context.Context) error {
 	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = 200 * time.Millisecond
-	bo.MaxInterval = 10 * time.Second
+	bo.InitialInterval, bo.MaxInterval = config.DefaultRestartBackoff, config.DefaultRestartMaxBackoff
+	if r := d.p.Restart; r.Backoff > 0 {
+		ceiling := r.MaxBackoff
+		if ceiling == 0 {
+			ceiling = config.DefaultRestartMaxBackoff
+		}
+		bo.InitialInterval, bo.MaxInterval = r.Backoff, max(r.Backoff, ceiling)
+	}
+	bo.Reset() // the first wait is InitialInterval, not the library's default
 	bo.MaxElapsedTime = 0
 	failures := 0
 	for {
@@ -452,7 +463,8 @@ func (d *driver) ensure(ctx context.Context) error {
 		if err != nil {
 			return d.errorf("%w", err)
 		}
-		if err := d.open(ctx, p, r.block); err != nil {
+		err = d.within(ctx, p, name(r.block), config.PhaseOpen, 0, func(ctx context.Context) error { return d.open(ctx, p, r.block) })
+		if err != nil {
 			return d.openFailed(p, r.block, err)
 		}
 		*r.proc = p
@@ -518,23 +530,23 @@ func (d *driver) checkCapabilities() error {
 // shutdown closes and stops every plugin process of the pipeline, and
 // forgets them.
 func (d *driver) shutdown() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := context.Background()
 	for _, r := range d.roles() {
 		p := *r.proc
 		if p == nil {
 			continue
 		}
 		if !p.Exited() {
-			var err error
-			switch {
-			case p.Source != nil:
-				err = p.Source.Close(ctx)
-			case p.Processor != nil:
-				err = p.Processor.Close(ctx)
-			default:
-				err = p.Sink.Close(ctx)
-			}
+			err := d.within(ctx, p, name(r.block), config.PhaseClose, 0, func(ctx context.Context) error {
+				switch {
+				case p.Source != nil:
+					return p.Source.Close(ctx)
+				case p.Processor != nil:
+					return p.Processor.Close(ctx)
+				default:
+					return p.Sink.Close(ctx)
+				}
+			})
 			if err != nil {
 				d.Log.Warn("closing "+r.name, "pipeline", d.p.Name, "plugin", r.block.Name, "error", err.Error())
 			}
@@ -552,7 +564,11 @@ func (d *driver) session(ctx context.Context) error {
 		return err
 	}
 	if d.Drain && d.stop == nil && d.src.Has(protocol.FeatureEnder) {
-		end, err := d.src.Source.End(ctx)
+		var end sdk.Offsets
+		err := d.within(ctx, d.src, d.srcName(), config.PhaseEnd, 0, func(ctx context.Context) (err error) {
+			end, err = d.src.Source.End(ctx)
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -584,7 +600,11 @@ func (d *driver) session(ctx context.Context) error {
 func (d *driver) recover(ctx context.Context) error {
 	planned, ok, committed := d.cp.Last()
 	if d.tx {
-		c, err := d.snk.Sink.LastCommitted(ctx)
+		var c sdk.Committed
+		err := d.within(ctx, d.snk, d.snkName(), config.PhaseLastCommitted, 0, func(ctx context.Context) (err error) {
+			c, err = d.snk.Sink.LastCommitted(ctx)
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -653,7 +673,11 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 		from = replay.From
 		if d.src.Has(protocol.FeatureReplayer) {
 			f, u := moving(replay.From, replay.Until)
-			if data, err = d.src.Source.Replay(ctx, id, f, u); err != nil {
+			err = d.within(ctx, d.src, d.srcName(), config.PhaseRead, id, func(ctx context.Context) (err error) {
+				data, err = d.src.Source.Replay(ctx, id, f, u)
+				return err
+			})
+			if err != nil {
 				return false, stopOr(ctx, err)
 			}
 			if data.Records != replay.Records {
@@ -673,7 +697,10 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 			}
 			data, r.Read, r.ReadAhead = a.data, a.took, true
 			shaped, shapeErr = a.shaped, a.shapeErr
-		} else if data, err = d.src.Source.Read(ctx, id, from, d.limits()); err != nil {
+		} else if err = d.within(ctx, d.src, d.srcName(), config.PhaseRead, id, func(ctx context.Context) (err error) {
+			data, err = d.src.Source.Read(ctx, id, from, d.limits())
+			return err
+		}); err != nil {
 			return false, stopOr(ctx, err)
 		} else {
 			r.Read = time.Since(t)
@@ -725,7 +752,11 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 		}
 		o.data.From, o.data.Until = data.From, data.Until
 		fault.Hit(fault.HostWriteBefore, id)
-		rejected, err := d.snk.Sink.Write(bctx, id, o.data, r.Replay)
+		var rejected []sdk.Rejection
+		err = d.within(bctx, d.snk, d.snkName(), config.PhaseWrite, id, func(ctx context.Context) (err error) {
+			rejected, err = d.snk.Sink.Write(ctx, id, o.data, r.Replay)
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -774,7 +805,9 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 		<-d.ahead.done
 	}
 	t = time.Now()
-	if err := d.src.Source.Ack(bctx, id, data.Until); err != nil {
+	if err := d.within(bctx, d.src, d.srcName(), config.PhaseAck, id, func(ctx context.Context) error {
+		return d.src.Source.Ack(ctx, id, data.Until)
+	}); err != nil {
 		return false, err
 	}
 	r.Ack = time.Since(t)
@@ -828,7 +861,10 @@ func (d *driver) readAhead(ctx context.Context, id int64, from sdk.Offsets) {
 	go func() {
 		defer close(a.done)
 		t := time.Now()
-		a.data, a.err = src.Source.Read(rctx, id, a.from, d.limits())
+		a.err = d.within(rctx, src, d.srcName(), config.PhaseRead, id, func(ctx context.Context) (err error) {
+			a.data, err = src.Source.Read(ctx, id, a.from, d.limits())
+			return err
+		})
 		a.took = time.Since(t)
 		if steps != nil && a.err == nil && a.data.Records > 0 {
 			a.shaped, a.shapeErr = d.shape(rctx, id, a.data, false, steps)

@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"github.com/connectd/connectd/internal/e2e"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -159,4 +160,41 @@ func TestDrainProgress(t *testing.T) {
 			t.Errorf("batch %d of a run without --drain has drain progress %+v", r.Batch, *r.Drain)
 		}
 	}
+}
+
+// TestRestartPolicy: a source whose every read passes its deadline (1ns:
+// the call cannot answer in time) is killed and restarted as the
+// pipeline's restart block says, twice, and then the run fails saying why.
+func TestRestartPolicy(t *testing.T) {
+	p, l := load(t, "count = 20")
+	p.Timeouts = config.Timeouts{config.PhaseRead: time.Nanosecond}
+	p.Restart = config.Restart{Attempts: 2, Backoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}
+	c := pipeline.NewControl(p.Name)
+	start := time.Now()
+	var log e2e.Buffer
+	err := pipeline.Run(context.Background(), pipeline.Options{Pipeline: p, Loader: l, Drain: true, Control: c, Heartbeat: -1, Log: slog.New(slog.NewTextHandler(&log, nil))})
+	took := time.Since(start)
+	if err == nil {
+		t.Fatal("Run succeeded with reads that cannot answer in time")
+	}
+	for _, want := range []string{"giving up after 2 restarts", `source "generator" did not answer read of batch 1 within 1ns; killed and restarted`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if n := c.Status().Restarts["source"]; n != 2 {
+		t.Errorf("source restarted %d times, want 2", n)
+	}
+	// The waits are the policy's: 10ms, then 20ms, each ±50% (jitter).
+	waits := regexp.MustCompile(`backoff=(\S+)`).FindAllStringSubmatch(log.String(), -1)
+	if len(waits) != 2 {
+		t.Fatalf("%d restarts logged, want 2:\n%s", len(waits), log.String())
+	}
+	for i, w := range waits {
+		d, err := time.ParseDuration(w[1])
+		if limit := time.Duration(15*(i+1)) * time.Millisecond; err != nil || d > limit {
+			t.Errorf("wait %d before a restart: %s, want at most %s", i+1, w[1], limit)
+		}
+	}
+	t.Logf("gave up after %s", took)
 }

@@ -68,7 +68,12 @@ func (d *driver) shape(ctx context.Context, id int64, data *plugin.Data, replay 
 			stage := t.Stage(i + 1)
 			p := d.procs[proc]
 			proc++
-			out, rejected, err := p.Processor.Process(ctx, id, recs, replay)
+			var out []sdk.Record
+			var rejected []sdk.Rejection
+			err := d.within(ctx, p, name(d.p.Processors()[proc-1]), config.PhaseProcess, id, func(ctx context.Context) (err error) {
+				out, rejected, err = p.Processor.Process(ctx, id, recs, replay)
+				return err
+			})
 			if err != nil {
 				return nil, err
 			}
@@ -317,7 +322,11 @@ func (d *driver) deadLetters(ctx context.Context, id int64, data *plugin.Data, o
 		return d.errorf("batch %d: encoding dead letters: %w", id, err)
 	}
 	dl := &plugin.Data{Chunks: chunks, From: data.From, Until: data.Until, Records: int64(len(recs)), Bytes: size}
-	rejected, err := d.dlq.Sink.Write(ctx, id, dl, replay)
+	var rejected []sdk.Rejection
+	err = d.within(ctx, d.dlq, name(d.p.DeadLetter), config.PhaseWrite, id, func(ctx context.Context) (err error) {
+		rejected, err = d.dlq.Sink.Write(ctx, id, dl, replay)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -348,7 +357,11 @@ func (d *driver) committedRejections(ctx context.Context, planned checkpoint.Ent
 		return d.errorf("batch %d: sink %q committed it with %d rejected records (first: %s), but source %q cannot replay the batch to find them: they are not in the dead-letter sink; the pipeline stops so that this is seen", id, d.p.Sink.Name, len(rejected), rejected[0].Reason, d.p.Source.Name)
 	}
 	f, u := moving(planned.From, planned.Until)
-	data, err := d.src.Source.Replay(ctx, id, f, u)
+	var data *plugin.Data
+	err := d.within(ctx, d.src, d.srcName(), config.PhaseRead, id, func(ctx context.Context) (err error) {
+		data, err = d.src.Source.Replay(ctx, id, f, u)
+		return err
+	})
 	if err != nil {
 		return err
 	}

@@ -216,13 +216,34 @@ type Process struct {
 	client    *goplugin.Client
 	conn      *grpc.ClientConn
 	stderr    *tail
+	cmd       *exec.Cmd
 }
 
 // Exited reports whether the process has exited.
 func (p *Process) Exited() bool { return p.client.Exited() }
 
-// Kill stops the process (gracefully if it answers, then by force).
+// Kill stops the process (gracefully if it answers, then by force). It waits
+// for a graceful stop as long as the process is alive, so a process that no
+// longer answers (hung, or stopped by SIGSTOP) must be ended with Abort.
 func (p *Process) Kill() { p.client.Kill() }
+
+// Abort ends the process at once, without asking it (SIGKILL on Unix, which
+// ends a stopped process too), then releases what the client holds for it.
+// It is for a process that did not answer a call in time.
+func (p *Process) Abort() {
+	if pid := p.Pid(); pid > 0 {
+		_ = proc.Kill(pid) // already gone: Kill below finds it exited
+	}
+	p.client.Kill()
+}
+
+// Pid is the process's id, or 0 when it was not started.
+func (p *Process) Pid() int {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
 
 // Has reports whether the plugin implements the optional interface feature
 // (it listed it in its spec).
@@ -291,7 +312,7 @@ func (l *Loader) connect(label, name string, env []string) (*Process, error) {
 		Logger:           hclog.New(&hclog.LoggerOptions{Level: hclog.Off, Output: io.Discard}),
 		GRPCDialOptions:  protocol.DialOptions(),
 	})
-	p := &Process{client: client, stderr: t}
+	p := &Process{client: client, stderr: t, cmd: cmd}
 	rpc, err := client.Client()
 	if err != nil {
 		return nil, p.fail(label, err)
