@@ -92,3 +92,62 @@ pipeline "shape" {
 		t.Errorf("read ahead wrote %d records, without %d", len(outputs[true]), len(outputs[false]))
 	}
 }
+
+// TestHTTPDeadLetterCounts: a set transform rejects every record whose
+// offset is a multiple of 10 (a division by zero); with on_record_error =
+// "dead_letter" they go to a file dead-letter sink, and /metrics and the
+// status API count them: rejected = dead letters = what the dead-letter sink
+// holds, written = the rest.
+func TestHTTPDeadLetterCounts(t *testing.T) {
+	dir := t.TempDir()
+	const count, parts = 1000, 2
+	p := strings.Replace(genPipeline("exactly-once", "batch", count, parts, 100, ""), `  sink "file" {`, `  transform "set" { fields = { "tenth" = "100 / (value.offset % 10)" } }
+  on_record_error = "dead_letter"
+  dead_letter "file" {
+    dir  = "rejected"
+    mode = "batch"
+  }
+  sink "file" {`, 1)
+	cfg := write(t, dir, "p.hcl", p)
+	s := serve(t, dir, nil, cfg)
+	rejected := 0
+	for i := 0; i < count; i++ {
+		if (i/parts)%10 == 0 {
+			rejected++
+		}
+	}
+	var m map[string]float64
+	s.waitFor(t, "every record written or rejected", func() bool {
+		m = scrape(t, s.URL)
+		return m[`connectd_records_written_total{pipeline="p"}`]+m[`connectd_dead_letters_total{pipeline="p"}`] >= count
+	})
+	for k, v := range map[string]float64{
+		`connectd_records_written_total{pipeline="p"}`:  count - float64(rejected),
+		`connectd_records_rejected_total{pipeline="p"}`: float64(rejected),
+		`connectd_dead_letters_total{pipeline="p"}`:     float64(rejected),
+	} {
+		if got, ok := m[k]; !ok || got != v {
+			t.Errorf("%s = %v (present %v), want %v", k, got, ok, v)
+		}
+	}
+	code, b := call(t, "GET", s.URL+"/v1/pipelines/p", "")
+	var st struct {
+		Rejected    int64 `json:"recordsRejected"`
+		DeadLetters int64 `json:"deadLetters"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil || code != 200 || st.Rejected != int64(rejected) || st.DeadLetters != int64(rejected) {
+		t.Errorf("GET /v1/pipelines/p: %d %v %+v, want %d rejected and dead letters: %s", code, err, st, rejected, b)
+	}
+	letters := 0
+	files, _ := filepath.Glob(filepath.Join(dir, "rejected", "batch-*"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		letters += strings.Count(string(b), "\n")
+	}
+	if letters != rejected {
+		t.Errorf("the dead-letter sink holds %d records, want %d", letters, rejected)
+	}
+}
