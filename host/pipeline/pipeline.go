@@ -648,6 +648,26 @@ func (d *driver) next(ctx context.Context) (done bool, err error) {
 	return d.batch(ctx, id, nil)
 }
 
+// replay reads planned batch e again from a replayable source (the
+// partitions whose range is not empty) and holds the source to its promise:
+// as many records as the plan says. The data covers e's whole range.
+func (d *driver) replay(ctx context.Context, e checkpoint.Entry) (*plugin.Data, error) {
+	f, u := moving(e.From, e.Until)
+	var data *plugin.Data
+	err := d.within(ctx, d.src, d.srcName(), config.PhaseRead, e.Batch, func(ctx context.Context) (err error) {
+		data, err = d.src.Source.Replay(ctx, e.Batch, f, u)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if data.Records != e.Records {
+		return nil, d.errorf("source %q broke its replay promise: batch %d held %d records, its replay returned %d", d.p.Source.Name, e.Batch, e.Records, data.Records)
+	}
+	data.From, data.Until = e.From, e.Until
+	return data, nil
+}
+
 // moving keeps the partitions whose range is not empty: what a replay reads.
 func moving(from, until sdk.Offsets) (sdk.Offsets, sdk.Offsets) {
 	f, u := sdk.Offsets{}, sdk.Offsets{}
@@ -672,18 +692,9 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 		r.Replay = true
 		from = replay.From
 		if d.src.Has(protocol.FeatureReplayer) {
-			f, u := moving(replay.From, replay.Until)
-			err = d.within(ctx, d.src, d.srcName(), config.PhaseRead, id, func(ctx context.Context) (err error) {
-				data, err = d.src.Source.Replay(ctx, id, f, u)
-				return err
-			})
-			if err != nil {
+			if data, err = d.replay(ctx, *replay); err != nil {
 				return false, stopOr(ctx, err)
 			}
-			if data.Records != replay.Records {
-				return false, d.errorf("source %q broke its replay promise: batch %d held %d records, its replay returned %d", d.p.Source.Name, id, replay.Records, data.Records)
-			}
-			data.From, data.Until = replay.From, replay.Until
 			r.Read = time.Since(t)
 			d.Control.read(data.Records, data.Bytes)
 		}

@@ -36,6 +36,7 @@ type letter struct {
 // outcome is what one batch's records became on their way to the sink.
 type outcome struct {
 	data    *plugin.Data // what the sink gets
+	recs    []sdk.Record // data's records, decoded; nil without transforms
 	letters []letter     // rejected by a transform or by the sink
 	written int64        // records the sink kept
 }
@@ -101,6 +102,7 @@ func (d *driver) shape(ctx context.Context, id int64, data *plugin.Data, replay 
 		return nil, d.errorf("batch %d: encoding the transformed records: %w", id, err)
 	}
 	o.data = &plugin.Data{Chunks: chunks, From: data.From, Until: data.Until, Records: int64(len(recs)), Bytes: size}
+	o.recs = recs
 	return o, nil
 }
 
@@ -255,16 +257,20 @@ func (d *driver) encode(steps [][]transform.Step, recs []sdk.Record) ([][]byte, 
 }
 
 // sinkRejected adds the records the sink rejected to o's letters. The sink
-// rejected them by index into what it was sent, so the host decodes that
-// again (only for a batch with rejections).
+// rejected them by index into what it was sent: the transformed records, or
+// without transforms the source's chunks, decoded only for a batch with
+// rejections.
 func (d *driver) sinkRejected(id int64, o *outcome, rejected []sdk.Rejection) error {
 	o.written = o.data.Records - int64(len(rejected))
 	if len(rejected) == 0 {
 		return nil
 	}
-	sent, err := sdk.DecodeChunks(nil, o.data.Chunks)
-	if err != nil {
-		return d.errorf("batch %d: decoding the records the sink rejected: %w", id, err)
+	sent := o.recs
+	if sent == nil {
+		var err error
+		if sent, err = sdk.DecodeChunks(nil, o.data.Chunks); err != nil {
+			return d.errorf("batch %d: decoding the records the sink rejected: %w", id, err)
+		}
 	}
 	stage := fmt.Sprintf("sink %q", d.p.Sink.Name)
 	for _, r := range rejected {
@@ -356,19 +362,10 @@ func (d *driver) committedRejections(ctx context.Context, planned checkpoint.Ent
 	if !d.src.Has(protocol.FeatureReplayer) {
 		return d.errorf("batch %d: sink %q committed it with %d rejected records (first: %s), but source %q cannot replay the batch to find them: they are not in the dead-letter sink; the pipeline stops so that this is seen", id, d.p.Sink.Name, len(rejected), rejected[0].Reason, d.p.Source.Name)
 	}
-	f, u := moving(planned.From, planned.Until)
-	var data *plugin.Data
-	err := d.within(ctx, d.src, d.srcName(), config.PhaseRead, id, func(ctx context.Context) (err error) {
-		data, err = d.src.Source.Replay(ctx, id, f, u)
-		return err
-	})
+	data, err := d.replay(ctx, planned)
 	if err != nil {
 		return err
 	}
-	if data.Records != planned.Records {
-		return d.errorf("source %q broke its replay promise: batch %d held %d records, its replay returned %d", d.p.Source.Name, id, planned.Records, data.Records)
-	}
-	data.From, data.Until = planned.From, planned.Until
 	o, err := d.shape(ctx, id, data, true, d.workers())
 	if err != nil {
 		return err
