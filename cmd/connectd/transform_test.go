@@ -151,3 +151,32 @@ func TestHTTPDeadLetterCounts(t *testing.T) {
 		t.Errorf("the dead-letter sink holds %d records, want %d", letters, rejected)
 	}
 }
+
+// TestOnRecordErrorFailAndSkip: with the default on_record_error ("fail") a
+// record a transform rejects stops the run (exit 1) before its batch is
+// written, naming the record, the stage and the reason; with "skip" the run
+// drains and the sink holds every other record.
+func TestOnRecordErrorFailAndSkip(t *testing.T) {
+	const count, parts = 200, 2
+	set := `  transform "set" { fields = { "tenth" = "100 / (value.offset % 10)" } }
+  sink "file" {`
+	dir := t.TempDir()
+	cfg := write(t, dir, "p.hcl", strings.Replace(genPipeline("exactly-once", "batch", count, parts, 50, ""), `  sink "file" {`, set, 1))
+	r := connectd(t, dir, nil, "run", "--drain", cfg)
+	if r.Code != 1 || !strings.Contains(r.Stderr, `rejected by transform 1 "set"`) || !strings.Contains(r.Stderr, `on_record_error = "fail"`) || !strings.Contains(r.Stderr, "generator/0@0") {
+		t.Fatalf("fail: exit %d, want 1 naming the record, the stage and the policy:\n%s", r.Code, r.Stderr)
+	}
+	if got := ids(t, dir); len(got) != 0 {
+		t.Errorf("fail: the sink holds %d records, want none (the first batch stopped before its write)", len(got))
+	}
+
+	dir = t.TempDir()
+	cfg = write(t, dir, "p.hcl", strings.Replace(genPipeline("exactly-once", "batch", count, parts, 50, ""), `  sink "file" {`, `  on_record_error = "skip"
+`+set, 1))
+	if r := connectd(t, dir, nil, "run", "--drain", cfg); r.Code != 0 || !strings.Contains(r.Stderr, "records rejected and skipped") {
+		t.Fatalf("skip: exit %d, want 0 and the skipped records logged:\n%s", r.Code, r.Stderr)
+	}
+	if got, want := len(ids(t, dir)), count-count/10; got != want {
+		t.Errorf("skip: the sink holds %d records, want %d", got, want)
+	}
+}
