@@ -24,12 +24,21 @@ function record(p, now) {
   return h;
 }
 
-// rates turns the samples into records/s between consecutive samples.
+// MIN_INTERVAL_S is the shortest interval a rate is measured over: the
+// page's first sample can land a few milliseconds after the last one the
+// server kept, and a rate over such a sliver is noise (often 0).
+const MIN_INTERVAL_S = 0.5;
+
+// rates turns the samples into records/s, each over at least MIN_INTERVAL_S
+// (a sample closer than that to the previous point's is folded into the next).
 function rates(h) {
   const out = [];
+  let base = 0;
   for (let i = 1; i < h.length; i++) {
-    const dt = (h[i].t - h[i - 1].t) / 1000;
-    if (dt > 0) out.push({ t: h[i].t, v: Math.max(0, h[i].written - h[i - 1].written) / dt });
+    const dt = (h[i].t - h[base].t) / 1000;
+    if (dt < MIN_INTERVAL_S) continue;
+    out.push({ t: h[i].t, v: Math.max(0, h[i].written - h[base].written) / dt });
+    base = i;
   }
   return out;
 }
