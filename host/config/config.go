@@ -93,6 +93,14 @@ type Pipeline struct {
 	// Range is the pipeline block's definition range (`pipeline "name"`).
 	Range hcl.Range
 
+	// Group is the name of the pipeline block a task belongs to; Name is the
+	// task's own name, equal to Group when the pipeline runs as one task.
+	// Set by Tasks.
+	Group string
+	// Task is this task's index in [0, Tasks); Tasks is how many tasks the
+	// pipeline runs as (its parallelism, 1 by default). Set by Tasks.
+	Task, Tasks int
+
 	deliveryRange hcl.Range // the delivery attribute, for delivery diagnostics
 }
 
@@ -882,4 +890,19 @@ func (f *File) mask(ranges []hcl.Range) {
 		}
 		f.files[r.Filename] = &hcl.File{Body: hf.Body, Bytes: b, Nav: hf.Nav}
 	}
+}
+
+// Tasks returns the units that run, in file order: each pipeline split into
+// its tasks. A pipeline that runs as one task is returned as it is (Name ==
+// Group, Task 0, Tasks 1), so that its checkpoint and its sink's offsets keep
+// their names.
+func Tasks(pipes []*Pipeline) []*Pipeline {
+	out := make([]*Pipeline, 0, len(pipes))
+	for _, p := range pipes {
+		if p.Tasks == 0 {
+			p.Group, p.Tasks = p.Name, 1
+		}
+		out = append(out, p)
+	}
+	return out
 }
