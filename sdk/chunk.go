@@ -20,7 +20,8 @@ import (
 //	message Chunk  { repeated string partitions = 1; repeated Record records = 2; }
 //	message Record { uint32 partition = 1; int64 offset = 2; bytes key = 3;
 //	                 bytes value = 4; repeated Header headers = 5;
-//	                 int64 timestamp_unix_nano = 6; uint32 index = 7; }
+//	                 int64 timestamp_unix_nano = 6; uint32 index = 7;
+//	                 bool tombstone = 8; }
 //	message Header { string key = 1; bytes value = 2; }
 //
 // The encoder writes each record's fields in field-number order and omits
@@ -42,6 +43,7 @@ const (
 	recHeaders   = 5
 	recTimestamp = 6
 	recIndex     = 7
+	recTombstone = 8
 
 	hdrKey   = 1
 	hdrValue = 2
@@ -118,6 +120,9 @@ func appendRecord(b []byte, r *Record, idx uint32) []byte {
 	n := varintField(uint64(idx)) + varintField(uint64(r.Position.Offset)) +
 		bytesField(len(r.Key)) + bytesField(len(r.Value)) + varintField(uint64(ts)) +
 		varintField(uint64(uint32(r.Position.Index)))
+	if r.Tombstone {
+		n += 2
+	}
 	for i := range r.Headers {
 		n += 1 + protowire.SizeBytes(headerSize(&r.Headers[i]))
 	}
@@ -160,6 +165,9 @@ func appendRecord(b []byte, r *Record, idx uint32) []byte {
 		b = append(b, recIndex<<3|byte(protowire.VarintType))
 		b = protowire.AppendVarint(b, uint64(uint32(r.Position.Index)))
 	}
+	if r.Tombstone {
+		b = append(b, recTombstone<<3|byte(protowire.VarintType), 1)
+	}
 	return b
 }
 
@@ -175,6 +183,9 @@ func (e *encoder) add(recs []Record, flush func([]byte) error) error {
 		}
 		if uint(r.Position.Index) > math.MaxUint32 {
 			return fmt.Errorf("record %s: position index %d is outside 0…%d", r.Position, r.Position.Index, uint32(math.MaxUint32))
+		}
+		if r.Tombstone && len(r.Value) > 0 {
+			return fmt.Errorf("record %s: a tombstone (null value) has a value of %d bytes", r.Position, len(r.Value))
 		}
 		idx := e.lookup(r.Position.Partition)
 		if len(e.check) > 0 || len(r.Headers) > 0 {
@@ -399,7 +410,7 @@ func decodeRecord(r *Record, m []byte, headers *[]Header) (idx uint64, err error
 		}
 		m = m[n:]
 		switch {
-		case typ == protowire.VarintType && (num == recPartition || num == recOffset || num == recTimestamp || num == recIndex):
+		case typ == protowire.VarintType && (num == recPartition || num == recOffset || num == recTimestamp || num == recIndex || num == recTombstone):
 			v, n := protowire.ConsumeVarint(m)
 			if n < 0 {
 				return 0, errTruncated
@@ -412,6 +423,8 @@ func decodeRecord(r *Record, m []byte, headers *[]Header) (idx uint64, err error
 				r.Position.Offset = int64(v)
 			case recIndex:
 				r.Position.Index = int(uint32(v))
+			case recTombstone:
+				r.Tombstone = v != 0
 			default:
 				ts = int64(v)
 			}
@@ -433,7 +446,7 @@ func decodeRecord(r *Record, m []byte, headers *[]Header) (idx uint64, err error
 				}
 				*headers = append(*headers, h)
 			}
-		case num >= recPartition && num <= recIndex:
+		case num >= recPartition && num <= recTombstone:
 			return 0, fmt.Errorf("record field %d has wire type %d", num, typ)
 		default:
 			n := protowire.ConsumeFieldValue(num, typ, m)
@@ -445,6 +458,9 @@ func decodeRecord(r *Record, m []byte, headers *[]Header) (idx uint64, err error
 	}
 	if ts != 0 {
 		r.Timestamp = time.Unix(0, ts).UTC()
+	}
+	if r.Tombstone && len(r.Value) > 0 {
+		return 0, fmt.Errorf("record at offset %d is a tombstone (null value) with a value of %d bytes", r.Position.Offset, len(r.Value))
 	}
 	return idx, nil
 }

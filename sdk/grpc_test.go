@@ -102,6 +102,8 @@ func sameRecord(a, b Record) error {
 		return fmt.Errorf("key %q, want %q", a.Key, b.Key)
 	case !bytes.Equal(a.Value, b.Value):
 		return fmt.Errorf("value of %d bytes, want %d", len(a.Value), len(b.Value))
+	case a.Tombstone != b.Tombstone:
+		return fmt.Errorf("tombstone %v, want %v", a.Tombstone, b.Tombstone)
 	case a.Timestamp.IsZero() != b.Timestamp.IsZero() || !a.Timestamp.Equal(b.Timestamp):
 		return fmt.Errorf("timestamp %v, want %v", a.Timestamp, b.Timestamp)
 	case len(a.Headers) != len(b.Headers):

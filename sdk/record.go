@@ -48,8 +48,15 @@ func (p Position) String() string {
 
 // Record is one unit of data moved by connectd.
 type Record struct {
-	Key       []byte
-	Value     []byte
+	Key   []byte
+	Value []byte
+	// Tombstone is true when the value is null rather than empty: a Kafka
+	// tombstone, which asks a sink to delete what Key names (the kafka sink
+	// writes a null value, the elasticsearch sink deletes the document, the
+	// postgres sink in upsert mode deletes the row). A tombstone's Value is
+	// empty; a record that has both is an error when it is sent. A nil Value
+	// alone is an empty value, never a tombstone: only this flag says null.
+	Tombstone bool
 	Headers   []Header
 	Timestamp time.Time
 	Position  Position

@@ -520,7 +520,13 @@ type Record struct {
 	// Tells apart the records that share one source record's (partition,
 	// offset) after a processor added records: 0 for the first, then 1, 2, …
 	// in output order. Sources send 0; the host numbers it after a processor.
-	Index         uint32 `protobuf:"varint,7,opt,name=index,proto3" json:"index,omitempty"`
+	Index uint32 `protobuf:"varint,7,opt,name=index,proto3" json:"index,omitempty"`
+	// The value is null, not empty: a Kafka tombstone, which asks a sink to
+	// delete what the key names. value is then empty (a sender must not set
+	// both; a receiver refuses a record that has both). Protobuf cannot tell
+	// unset bytes from empty ones, so this flag is the only carrier of null: a
+	// plugin that predates it reads a tombstone as an empty value.
+	Tombstone     bool `protobuf:"varint,8,opt,name=tombstone,proto3" json:"tombstone,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -602,6 +608,13 @@ func (x *Record) GetIndex() uint32 {
 		return x.Index
 	}
 	return 0
+}
+
+func (x *Record) GetTombstone() bool {
+	if x != nil {
+		return x.Tombstone
+	}
+	return false
 }
 
 // A chunk of a batch: records travel many to a message, never one per RPC.
@@ -1395,7 +1408,7 @@ const file_connector_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"0\n" +
 	"\x06Header\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\"\xdc\x01\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\xfa\x01\n" +
 	"\x06Record\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x10\n" +
@@ -1403,7 +1416,8 @@ const file_connector_proto_rawDesc = "" +
 	"\x05value\x18\x04 \x01(\fR\x05value\x12.\n" +
 	"\aheaders\x18\x05 \x03(\v2\x14.connector.v1.HeaderR\aheaders\x12.\n" +
 	"\x13timestamp_unix_nano\x18\x06 \x01(\x03R\x11timestampUnixNano\x12\x14\n" +
-	"\x05index\x18\a \x01(\rR\x05index\"W\n" +
+	"\x05index\x18\a \x01(\rR\x05index\x12\x1c\n" +
+	"\ttombstone\x18\b \x01(\bR\ttombstone\"W\n" +
 	"\x05Chunk\x12\x1e\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\tR\n" +
