@@ -325,10 +325,14 @@ func (a *activation) reset(rec *sdk.Record) {
 	a.headers = nil
 }
 
-// json returns the record's value decoded, or why it is not JSON.
+// json returns the record's value decoded, or why it is not JSON. A
+// tombstone's value is null (nil), as JSON's null is.
 func (a *activation) json() (any, error) {
 	if !a.decoded {
 		a.decoded = true
+		if a.rec.Tombstone {
+			return nil, nil
+		}
 		a.obj.codec = a.codec
 		v, err := a.obj.parse(a.rec.Value)
 		switch err {
@@ -387,6 +391,16 @@ func (e *expression) eval(a *activation) (ref.Val, error) {
 		switch a.value.(type) {
 		case []any: // value[0] reads an array's element
 		default:
+			if a.rec.Tombstone {
+				// An expression that tests for null before it reads a
+				// field (value == null || value.a > 1) has a result on a
+				// tombstone; one that reads a field of null fails, and the
+				// reason names the tombstone.
+				if err != nil {
+					return nil, fmt.Errorf("%s: the record is a tombstone (its value is null, not a JSON object): %v", e.attr, err)
+				}
+				return out, nil
+			}
 			if a.jsonErr != nil {
 				return nil, fmt.Errorf("%s: the value is not JSON: %v", e.attr, a.jsonErr)
 			}

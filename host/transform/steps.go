@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 
@@ -222,6 +223,11 @@ func (s *set) bytesOf(v ref.Val) ([]byte, bool, error) {
 func (s *set) apply(rec *sdk.Record) (sdk.Record, error) {
 	s.act.reset(rec)
 	out := *rec
+	if rec.Tombstone && len(s.fields) > 0 {
+		// Assigning fields would turn a null value into an object: the
+		// tombstone would silently become a record to write.
+		return out, errors.New("the record is a tombstone (its value is null): set cannot assign fields of it")
+	}
 	for i, f := range s.fields {
 		v, err := f.expr.eval(&s.act)
 		if err != nil {

@@ -238,12 +238,17 @@ func (s *objectStep) encode(o *object) ([]byte, error) {
 // each runs change on every record's object value and encodes the result
 // when change says it changed something (else the value's bytes go on as
 // they were); a record whose value is not a JSON object, or for which change
-// fails, is rejected.
+// fails, is rejected. A tombstone goes on unchanged: its null value has no
+// field to drop, rename or mask.
 func (s *objectStep) each(recs []sdk.Record, change func(*object) (bool, error)) (out []sdk.Record, rejected []sdk.Rejection) {
 	s.start(recs, 16)
 	out = make([]sdk.Record, 0, len(recs))
 	for i := range recs {
 		r := recs[i]
+		if r.Tombstone {
+			out = append(out, r)
+			continue
+		}
 		obj, err := s.object(&r)
 		changed := false
 		if err == nil {
