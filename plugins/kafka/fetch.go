@@ -287,7 +287,8 @@ func (g *got) add(rr protocol.RecordReader, until int64, name string) error {
 				g.next = off + 1
 				continue
 			}
-			rec := sdk.Record{Position: sdk.Position{Partition: name, Offset: off}}
+			// A null value (not an empty one) is a tombstone.
+			rec := sdk.Record{Position: sdk.Position{Partition: name, Offset: off}, Tombstone: r.Value == nil}
 			if rec.Key, err = g.copyBytes(r.Key); err != nil {
 				return err
 			}

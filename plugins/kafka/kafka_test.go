@@ -226,6 +226,7 @@ func offsetsOf(topic string, parts int) ([][2]int64, error) {
 // msg is a record to produce in a test.
 type msg struct {
 	key, value string
+	null       bool // the value is null (a tombstone); value is ignored
 	headers    []sdk.Header
 	ts         time.Time
 }
@@ -237,6 +238,9 @@ func produce(t testing.TB, topic string, part int, msgs ...msg) int64 {
 	recs := make([]protocol.Record, len(msgs))
 	for i, m := range msgs {
 		r := protocol.Record{Time: m.ts, Value: protocol.NewBytes([]byte(m.value))}
+		if m.null {
+			r.Value = nil
+		}
 		if r.Time.IsZero() {
 			r.Time = time.Now()
 		}
@@ -286,6 +290,7 @@ type fetched struct {
 	offset    int64
 	key       []byte
 	value     []byte
+	null      bool // the value is null (a tombstone), not empty
 	headers   []kafkago.Header
 	ts        time.Time
 }
@@ -327,7 +332,7 @@ func readTopic(t testing.TB, topic string) []fetched {
 				if r.Offset < next {
 					continue
 				}
-				f := fetched{partition: p, offset: r.Offset, ts: r.Time}
+				f := fetched{partition: p, offset: r.Offset, ts: r.Time, null: r.Value == nil}
 				if r.Key != nil {
 					f.key, _ = protocol.ReadAll(r.Key)
 				}

@@ -395,15 +395,21 @@ func (s *Sink) producePartition(ctx context.Context, b *sdk.Batch, p tp, idx []i
 
 // record turns the i-th record of a batch into a Kafka record: key, value,
 // headers and timestamp (now when the record has none), plus the dedupe
-// headers in mode "dedupe".
+// headers in mode "dedupe". A tombstone gets Kafka's null value (what log
+// compaction deletes a key for); any other record a value, empty or not.
 func (s *Sink) record(r *sdk.Record, i int, id string, now time.Time) protocol.Record {
 	ts := r.Timestamp
 	if ts.IsZero() {
 		ts = now
 	}
-	out := protocol.Record{Time: ts, Key: protocol.NewBytes(r.Key), Value: protocol.NewBytes(r.Value)}
-	if r.Value == nil {
-		out.Value = protocol.NewBytes([]byte{}) // the wire protocol does not tell empty from null
+	out := protocol.Record{Time: ts, Key: protocol.NewBytes(r.Key)}
+	switch {
+	case r.Tombstone:
+		// out.Value stays nil: Kafka's null value.
+	case r.Value == nil:
+		out.Value = protocol.NewBytes([]byte{}) // empty, not null
+	default:
+		out.Value = protocol.NewBytes(r.Value)
 	}
 	if len(r.Headers) > 0 || s.dedupe {
 		hs := make([]protocol.Header, 0, len(r.Headers)+3)
