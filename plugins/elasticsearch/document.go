@@ -57,6 +57,9 @@ type Envelope struct {
 	Headers     []EnvelopeHeader `json:"headers,omitempty"`
 	Timestamp   *time.Time       `json:"timestamp,omitempty"`
 	Position    EnvelopePosition `json:"position"`
+	// Tombstone is true for a tombstone (a null value, which has no
+	// value field), written in id = "position" mode.
+	Tombstone bool `json:"tombstone,omitempty"`
 }
 
 // EnvelopeHeader is one record header in an Envelope; its value is text,
@@ -77,7 +80,7 @@ type EnvelopePosition struct {
 
 // NewEnvelope returns the envelope of record r.
 func NewEnvelope(r *sdk.Record) Envelope {
-	e := Envelope{Position: EnvelopePosition{Partition: r.Position.Partition, Offset: r.Position.Offset, Index: r.Position.Index}}
+	e := Envelope{Position: EnvelopePosition{Partition: r.Position.Partition, Offset: r.Position.Offset, Index: r.Position.Index}, Tombstone: r.Tombstone}
 	if r.Key != nil {
 		e.Key, e.KeyBase64 = text(r.Key)
 	}
@@ -160,6 +163,16 @@ func appendAction(buf []byte, index, id string) []byte {
 	return append(buf, "}}\n"...)
 }
 
+// appendDelete appends a bulk "delete" action line for index and id (a
+// delete has no document line).
+func appendDelete(buf []byte, index, id string) []byte {
+	buf = append(buf, `{"delete":{"_index":`...)
+	buf = appendString(buf, index)
+	buf = append(buf, `,"_id":`...)
+	buf = appendString(buf, id)
+	return append(buf, "}}\n"...)
+}
+
 // appendString appends s as a JSON string.
 func appendString(buf []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
@@ -196,7 +209,7 @@ func looksLikeEnvelope(source json.RawMessage) bool {
 	}
 	for k := range fields {
 		switch k {
-		case "key", "key_base64", "value", "value_base64", "headers", "timestamp", "position":
+		case "key", "key_base64", "value", "value_base64", "headers", "timestamp", "position", "tombstone":
 		default:
 			return false
 		}

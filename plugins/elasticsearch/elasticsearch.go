@@ -7,7 +7,11 @@
 //   - id = "position" (default): "<partition>@<offset>", for example
 //     "orders/3@1042": one document per source record; a record a processor
 //     added after it (Position.Index k ≥ 1) gets "<partition>@<offset>#<k>".
-//   - id = "key": the record key; the latest value per key wins.
+//   - id = "key": the record key; the latest value per key wins, and a
+//     tombstone (sdk.Record.Tombstone, a null value) deletes the key's
+//     document with the "delete" action (a delete of a document that is not
+//     there succeeds: replays converge). In position mode a tombstone is
+//     indexed as its envelope, with "tombstone": true.
 //
 // The index is a static name or a template filled from each record (see
 // ParseTemplate). The document is the record value when it is a JSON object,

@@ -214,6 +214,7 @@ type item struct {
 	n          int
 	index, id  string
 	start, end int
+	del        bool // a "delete" action: the record is a tombstone, in key mode
 }
 
 // Write indexes every record of b and returns once Elasticsearch has
@@ -225,6 +226,12 @@ type item struct {
 // converges to the same documents, and rejects the same records: a
 // rejection depends on the record and the index's mapping only. Any other
 // error leaves some documents written and others not.
+//
+// In key mode a tombstone (sdk.Record.Tombstone) deletes the document of
+// its key instead; a delete of a document (or index) that is not there
+// succeeds, so a replay deletes nothing twice. In position mode a
+// tombstone is a record like any other: its envelope, with "tombstone":
+// true, is indexed under its own position.
 func (s *Sink) Write(ctx context.Context, b sdk.Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -277,7 +284,7 @@ func (s *Sink) prepare(b sdk.Batch, buf []byte) ([]byte, []item, error) {
 				continue
 			}
 		}
-		items = append(items, item{rec: r, n: i, index: index, id: id})
+		items = append(items, item{rec: r, n: i, index: index, id: id, del: s.byKey && r.Tombstone})
 		size += len(r.Value) + 96
 	}
 	if s.byKey {
@@ -290,6 +297,11 @@ func (s *Sink) prepare(b sdk.Batch, buf []byte) ([]byte, []item, error) {
 	for i := range items {
 		it := &items[i]
 		it.start = len(buf)
+		if it.del {
+			buf = appendDelete(buf, it.index, it.id)
+			it.end = len(buf)
+			continue
+		}
 		buf = appendAction(buf, it.index, it.id)
 		var err error
 		if buf, err = appendDocument(buf, it.rec, s.auto); err != nil {
@@ -566,9 +578,15 @@ func (s *Sink) send(ctx context.Context, body []byte, out []outcome) error {
 	}
 	for i, m := range br.Items {
 		var r bulkItemReply
-		for _, r = range m { // one action per item
+		var action string
+		for action, r = range m { // one action per item
 		}
 		out[i] = outcome{status: r.Status}
+		if action == "delete" && r.Status == http.StatusNotFound {
+			// The document, or its index, is not there: what a delete
+			// wants (not_found, index_not_found_exception).
+			out[i].status = http.StatusOK
+		}
 		if !out[i].ok() {
 			out[i].reason = fmt.Sprintf("status %d %s", r.Status, r.Error)
 		}

@@ -8,7 +8,11 @@
 //     and error types: 400 document_parsing_exception for a document that
 //     does not fit the index's mapping (ZincSearch would stop the whole
 //     request and report the failed document as created), 429 for an index
-//     with the read_only_allow_delete block, 400 for invalid index names.
+//     with the read_only_allow_delete block, 400 for invalid index names. A
+//     delete waits until what the index acknowledged before is indexed, so
+//     that it deletes a document indexed just before it (Elasticsearch
+//     applies the operations on one id in order); a delete of a missing
+//     document is 404 not_found.
 //   - _refresh (and ?refresh=true|wait_for on _bulk) returns once every
 //     document acknowledged before it is searchable: ZincSearch indexes its
 //     write-ahead log asynchronously, every -refresh-interval.

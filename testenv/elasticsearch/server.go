@@ -381,6 +381,15 @@ func (s *server) bulk(w http.ResponseWriter, r *http.Request) {
 			}
 			doc = lines[i]
 		case "delete":
+			// Elasticsearch applies the operations on one id in order; the
+			// documents ZincSearch still holds in its write-ahead log would
+			// be indexed after this delete and outlive it.
+			if _, exists := core.GetIndex(m.Index); exists {
+				if err := waitIndexed(r.Context(), []string{m.Index}); err != nil {
+					esError(w, http.StatusServiceUnavailable, "refresh_failed", err.Error())
+					return
+				}
+			}
 		default:
 			esError(w, http.StatusBadRequest, "illegal_argument_exception",
 				fmt.Sprintf("Malformed action/metadata line [%d], expected one of [create, delete, index, update] but found [%s]", i+1, op))
