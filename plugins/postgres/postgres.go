@@ -3,7 +3,9 @@
 // (transactional), by COPY or INSERT. A record whose row PostgreSQL refuses
 // (a constraint, a value its column cannot take) is rejected, and the
 // rejections are committed with the offsets, so that a replay of the batch
-// returns them again.
+// returns them again. In upsert mode a tombstone (sdk.Record.Tombstone, a
+// null value) deletes the row of its key; in insert mode it is a row whose
+// columns from the value are NULL (see tombstone.go).
 package postgres
 
 import (
@@ -58,7 +60,7 @@ var SinkSpec = sdk.Spec{
 		{Name: "table", Type: sdk.TypeString, Required: true, Pattern: tablePattern,
 			Doc: `Table to write: "name" or "schema.name", used exactly as written (case-sensitive).`},
 		{Name: "mode", Type: sdk.TypeString, Default: ModeInsert, Enum: []string{ModeInsert, ModeUpsert},
-			Doc: `"insert": plain inserts, exactly-once through the transaction alone (no unique key needed). "upsert": INSERT ... ON CONFLICT (key) DO UPDATE, idempotent as well; the last record of a key in a batch wins.`},
+			Doc: `"insert": plain inserts, exactly-once through the transaction alone (no unique key needed). "upsert": INSERT ... ON CONFLICT (key) DO UPDATE, idempotent as well; the last record of a key in a batch wins. A tombstone (a null value) deletes the row of its key in upsert mode; in insert mode its columns from the value are NULL.`},
 		{Name: "key", Type: sdk.TypeStrings, Default: []string{},
 			Doc: `Columns of the upsert key; upsert mode needs them and a unique index on exactly them (create = true makes them the primary key).`},
 		{Name: "columns", Type: sdk.TypeStrings, Default: []string{},

@@ -316,6 +316,7 @@ type prepared struct {
 	arrs [][]pgtype.Text // one array per column, when inserting
 	rec  []int           // the batch index of each row's record
 	n    int             // rows
+	del  *deletes        // upsert mode: the keys the batch's tombstones delete, or nil
 }
 
 // copyRows returns the COPY text of rows [lo, hi).
@@ -410,10 +411,24 @@ func (s *Sink) prepare(b sdk.Batch, useCopy bool) (*prepared, []sdk.Rejection, e
 		if rf.refused[i] {
 			continue
 		}
+		tomb := recs[i].r.Tombstone
+		if tomb && s.mode == ModeUpsert {
+			if err := s.addTombstone(p, maps, isKey, &recs[i], i, rf, scratch); err != nil {
+				return nil, nil, err
+			}
+			continue
+		}
 		lineStart := len(p.copy)
 		var reason string
 		for j, m := range maps {
-			t, null, err := recs[i].text(m.src, p.cols[j], scratch)
+			var t []byte
+			var null bool
+			var err error
+			if tomb && m.src.readsValue() {
+				null = true // insert mode: a tombstone's value is NULL
+			} else {
+				t, null, err = recs[i].text(m.src, p.cols[j], scratch)
+			}
 			if err != nil {
 				reason = fmt.Sprintf("column %q: %v", m.column, err)
 				break
@@ -449,6 +464,7 @@ func (s *Sink) prepare(b sdk.Batch, useCopy bool) (*prepared, []sdk.Rejection, e
 		p.rec = append(p.rec, i)
 		p.n++
 	}
+	p.supersede()
 	return p, rf.rejects, nil
 }
 
@@ -461,6 +477,12 @@ func (s *Sink) defaultMapping(b sdk.Batch, rf *refuser) ([]mapping, error) {
 	used := map[string]string{} // column → field
 	objects := 0
 	for i := range recs {
+		if recs[i].r.Tombstone {
+			if err := rf.refuse(i, s.unmappedTombstone()); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		ms, err := recs[i].object()
 		if err != nil {
 			if !s.reject {
@@ -612,6 +634,12 @@ func (s *Sink) transact(ctx context.Context, w *txWrite) error {
 			b.ID, s.pipeline, last, lastUntil, s.offsets, b.ID)
 	}
 	rejects := append([]sdk.Rejection(nil), w.rejects...) // the mapping's, then the rows'
+	if err := s.deleteTombstones(ctx, tx, w, &rejects); err != nil {
+		if s.reject && !w.careful && rowRefused(err) {
+			return errRowRefused
+		}
+		return s.errorf("batch %d: deleting the rows of tombstones: %w", b.ID, explain(err, w, 0))
+	}
 	if w.rows.n > 0 {
 		if w.careful {
 			// A deferred constraint is checked by each statement, so that
