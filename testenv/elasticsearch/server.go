@@ -346,6 +346,7 @@ func (s *server) bulk(w http.ResponseWriter, r *http.Request) {
 	defIndex := r.PathValue("index")
 	var items []map[string]bulkItem
 	touched := map[string]bool{}
+	settled := map[string]bool{} // indexes without a write of this request since a delete waited
 	errorsSeen := false
 	lines := bytes.Split(b, []byte("\n"))
 	for i := 0; i < len(lines); i++ {
@@ -373,6 +374,7 @@ func (s *server) bulk(w http.ResponseWriter, r *http.Request) {
 		var doc []byte
 		switch op {
 		case "index", "create", "update":
+			settled[m.Index] = false
 			i++
 			if i >= len(lines) || len(bytes.TrimSpace(lines[i])) == 0 {
 				esError(w, http.StatusBadRequest, "illegal_argument_exception",
@@ -384,11 +386,12 @@ func (s *server) bulk(w http.ResponseWriter, r *http.Request) {
 			// Elasticsearch applies the operations on one id in order; the
 			// documents ZincSearch still holds in its write-ahead log would
 			// be indexed after this delete and outlive it.
-			if _, exists := core.GetIndex(m.Index); exists {
+			if _, exists := core.GetIndex(m.Index); exists && !settled[m.Index] {
 				if err := waitIndexed(r.Context(), []string{m.Index}); err != nil {
 					esError(w, http.StatusServiceUnavailable, "refresh_failed", err.Error())
 					return
 				}
+				settled[m.Index] = true
 			}
 		default:
 			esError(w, http.StatusBadRequest, "illegal_argument_exception",
