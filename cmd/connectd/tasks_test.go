@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -154,5 +155,34 @@ func TestParallelismKilled(t *testing.T) {
 	write(t, dir, "p.hcl", taskPipeline("exactly-once", "transactional", count, parts, 1, ""))
 	if r := connectd(t, dir, nil, "run", "--drain", cfg); r.Code != 2 || !strings.Contains(r.Stderr, "ran with parallelism > 1") {
 		t.Errorf("run with parallelism 1 after 3: exit %d, want 2:\n%s", r.Code, r.Stderr)
+	}
+}
+
+// TestParallelismServed: the HTTP API and /metrics name each task of a
+// pipeline with parallelism = 2, and `run --pipeline p-1` runs that task
+// only.
+func TestParallelismServed(t *testing.T) {
+	dir := t.TempDir()
+	cfg := write(t, dir, "p.hcl", taskPipeline("exactly-once", "batch", 0, 4, 2, "rate = 2000"))
+	h := serve(t, dir, nil, cfg)
+	for _, name := range []string{"p-0", "p-1"} {
+		h.waitFor(t, name+" commits a batch", func() bool { return h.status(t, name).Batches > 0 })
+	}
+	if code, b := call(t, "GET", h.URL+"/v1/pipelines/p", ""); code != http.StatusNotFound {
+		t.Errorf("GET /v1/pipelines/p (the block, not a task): %d %s", code, b)
+	}
+	m := scrape(t, h.URL)
+	for _, name := range []string{"p-0", "p-1"} {
+		if m[`connectd_batches_total{outcome="committed",pipeline="`+name+`"}`] == 0 {
+			t.Errorf("/metrics has no committed batches of task %s", name)
+		}
+	}
+	_ = h.Cmd.Process.Kill()
+	<-h.Done
+
+	one := serve(t, dir, nil, "--pipeline", "p-1", cfg)
+	one.waitFor(t, "p-1 runs", func() bool { return one.status(t, "p-1").Batches > 0 })
+	if code, _ := call(t, "GET", one.URL+"/v1/pipelines/p-0", ""); code != http.StatusNotFound {
+		t.Errorf("run --pipeline p-1 also serves p-0: %d", code)
 	}
 }
