@@ -222,3 +222,28 @@ func TestEndToEndTasks(t *testing.T) {
 		t.Fatalf("exactly-once with 2 tasks broken: %d lost, %d duplicated, %d never produced", lost, dup, len(extra))
 	}
 }
+
+// TestSinkDedupeRefusesTasks: mode = "dedupe" reads back a partition's tail
+// up to the first record of another writer, so the tasks of one pipeline,
+// which write the same partitions, would break it: the sink refuses to open
+// as one of several tasks (a configuration error), and opens as one.
+func TestSinkDedupeRefusesTasks(t *testing.T) {
+	for _, tasks := range []int{1, 2} {
+		c, err := sdk.NewConfig(SinkSpec, "p-0", map[string]any{"brokers": brokers, "topic": "t", "mode": "dedupe"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Tasks = tasks
+		s := &Sink{}
+		err = s.Open(context.Background(), c)
+		if tasks == 1 && err != nil {
+			t.Errorf("dedupe as one task: %v", err)
+		}
+		if tasks > 1 && (err == nil || !sdk.IsConfigError(err) || !strings.Contains(err.Error(), "parallelism")) {
+			t.Errorf("dedupe as task 0 of %d: %v, want a configuration error about parallelism", tasks, err)
+		}
+		if err == nil {
+			s.Close(context.Background())
+		}
+	}
+}
