@@ -91,7 +91,11 @@ func openConfig(spec Spec, req *pb.OpenRequest) (Config, error) {
 			return Config{}, fmt.Errorf("config from host is not JSON: %w", err)
 		}
 	}
-	return NewConfig(spec, req.Pipeline, raw)
+	cfg, err := NewConfig(spec, req.Pipeline, raw)
+	if err != nil {
+		return Config{}, err
+	}
+	return cfg.withTask(req.Task, req.Tasks)
 }
 
 type sourceServer struct {

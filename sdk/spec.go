@@ -39,6 +39,14 @@ const (
 	// records (and rejections) every time, so a replayed batch is written
 	// with the same records. Exactly-once needs it of every processor.
 	CapDeterministic Capability = "deterministic"
+	// CapSplittable: the source can run as several tasks of one pipeline
+	// (the pipeline's parallelism): opened with Config.Tasks > 1, it reads
+	// only the partitions that belong to Config.Task, by a rule that depends
+	// only on the partition and Config.Tasks, so that the tasks together read
+	// every partition (including partitions that appear later) and no two
+	// tasks read the same one. The host refuses parallelism > 1 for a source
+	// without it.
+	CapSplittable Capability = "splittable"
 )
 
 // Type is the type of a configuration parameter.
@@ -174,7 +182,7 @@ func (s Spec) Check() error {
 	}
 	for _, c := range all {
 		switch {
-		case c == CapReplayable && s.Kind == KindSource:
+		case (c == CapReplayable || c == CapSplittable) && s.Kind == KindSource:
 		case (c == CapIdempotent || c == CapTransactional) && s.Kind == KindSink:
 		case c == CapDeterministic && s.Kind == KindProcessor:
 		default:
@@ -306,10 +314,19 @@ func Convert(t Type, v any) (any, error) {
 // are present. Accessors panic only on a name the spec does not declare,
 // which is a bug in the plugin.
 type Config struct {
-	// Pipeline is the name of the pipeline the plugin runs in.
+	// Pipeline is the name of the pipeline the plugin runs in: for a
+	// pipeline that runs as several tasks (parallelism > 1), the task's own
+	// name, unique among the host's pipelines and tasks, under which a
+	// transactional sink keeps the task's offsets.
 	Pipeline string
-	spec     Spec
-	values   map[string]any
+	// Task is the index, in [0, Tasks), of the task the plugin runs for;
+	// Tasks is how many tasks the pipeline runs as (>= 1; 1 unless the
+	// pipeline sets parallelism, which the host allows only with a
+	// CapSplittable source). NewConfig sets 0 and 1; the sdk's server sets
+	// what the host sent (an older host, which sends neither, means 0 and 1).
+	Task, Tasks int
+	spec        Spec
+	values      map[string]any
 }
 
 // NewConfig checks raw values (as decoded from JSON or given by a test)
@@ -367,7 +384,21 @@ func NewConfig(spec Spec, pipeline string, raw map[string]any) (Config, error) {
 		sort.Slice(problems, func(i, j int) bool { return problems[i].Param < problems[j].Param })
 		return Config{}, &ConfigError{Params: problems}
 	}
-	return Config{Pipeline: pipeline, spec: spec, values: vals}, nil
+	return Config{Pipeline: pipeline, Tasks: 1, spec: spec, values: vals}, nil
+}
+
+// withTask returns c for task task of tasks as the host sent them in its
+// OpenRequest: 0 and 0 (a host that predates tasks) mean one task. Any
+// other pair must have 0 <= task < tasks.
+func (c Config) withTask(task, tasks int32) (Config, error) {
+	if task == 0 && tasks == 0 {
+		tasks = 1
+	}
+	if tasks < 1 || task < 0 || task >= tasks {
+		return Config{}, fmt.Errorf("host sent task %d of %d tasks; want 0 <= task < tasks", task, tasks)
+	}
+	c.Task, c.Tasks = int(task), int(tasks)
+	return c, nil
 }
 
 func paramNameList(s Spec) []string {

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -226,7 +225,11 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	for _, p := range file.Pipelines {
-		fmt.Fprintf(stdout, "pipeline %q: %s, source %q → sink %q, checkpoint %s: ok\n", p.Name, p.Delivery, p.Source.Name, p.Sink.Name, p.Checkpoint.Where())
+		tasks := ""
+		if p.Parallelism > 1 {
+			tasks = fmt.Sprintf(", parallelism %d (tasks %q to %q)", p.Parallelism, config.TaskName(p.Name, 0), config.TaskName(p.Name, p.Parallelism-1))
+		}
+		fmt.Fprintf(stdout, "pipeline %q: %s, source %q → sink %q%s, checkpoint %s: ok\n", p.Name, p.Delivery, p.Source.Name, p.Sink.Name, tasks, p.Checkpoint.Where())
 	}
 	return exitOK
 }
@@ -234,7 +237,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	f := newFlags("run", "run [--drain] [--pipeline NAME] [--progress text|json] [--http ADDR] [--log-format text|json] [--log-level LEVEL] [--plugin-dir DIR] FILE", stderr)
 	drain := f.Bool("drain", false, "process what the sources hold at start, then exit 0 (130 when a signal stops it before the end)")
-	only := f.String("pipeline", "", "run only this pipeline of FILE (default: all of them)")
+	only := f.String("pipeline", "", "run only this pipeline of FILE, all its tasks (or only the task of this name) (default: all of them)")
 	progress := f.String("progress", "text", "progress output: text (a line per batch or per second, on stderr) or json (one object per batch, on stdout)")
 	dir := f.String("plugin-dir", "", "directory of third-party plugins (connectd-plugin-<name>); overrides plugin_dir in FILE")
 	logFormat := f.String("log-format", "text", "log format on stderr: text (key=value lines) or json (one object per line)")
@@ -261,14 +264,16 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if code != exitOK {
 		return code
 	}
-	pipes := file.Pipelines
-	if *only != "" {
-		p, err := file.Pipeline(*only)
-		if err != nil {
+	pipes, err := units(file, *only)
+	if err != nil {
+		fmt.Fprintf(stderr, "connectd run: %v\n", err)
+		return exitUsage
+	}
+	for _, p := range pipes {
+		if err := checkParallelism(p); err != nil {
 			fmt.Fprintf(stderr, "connectd run: %v\n", err)
 			return exitUsage
 		}
-		pipes = []*config.Pipeline{p}
 	}
 	var prog pipeline.Progress = &pipeline.Text{W: stderr, Every: time.Second}
 	if *progress == "json" {
@@ -303,7 +308,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			log.Info("starting pipeline", "pipeline", p.Name, "delivery", string(p.Delivery), "source", p.Source.Name, "sink", p.Sink.Name, "checkpoint", p.Checkpoint.Where(), "drain", *drain)
+			log.Info("starting pipeline", "pipeline", p.Name, "task", p.Task, "tasks", p.Tasks, "delivery", string(p.Delivery), "source", p.Source.Name, "sink", p.Sink.Name, "checkpoint", p.Checkpoint.Where(), "drain", *drain)
 			errs[i] = pipeline.Run(ctx, pipeline.Options{Pipeline: p, Loader: loader, Drain: *drain, Progress: prog, Log: log, Grace: *grace, Checkpoint: openCheckpoint, Control: srv.controls[p.Name]})
 			var stopped *pipeline.Interrupted
 			if errs[i] != nil && !errors.As(errs[i], &stopped) {
@@ -379,7 +384,7 @@ func cmdPlugins(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdOffsets(args []string, stdout, stderr io.Writer) int {
-	const offsetsUsage = "Usage:\n  connectd offsets show FILE [--pipeline NAME] [--json] [--last N]\n  connectd offsets reset FILE --pipeline NAME --to earliest|latest|<json>|batch:<id>\n\nRun 'connectd offsets show --help' or 'connectd offsets reset --help' for their flags.\n"
+	const offsetsUsage = "Usage:\n  connectd offsets show FILE [--pipeline NAME] [--json] [--last N]\n  connectd offsets reset FILE --pipeline NAME [--task K] --to earliest|latest|<json>|batch:<id>\n\nRun 'connectd offsets show --help' or 'connectd offsets reset --help' for their flags.\n"
 	if len(args) > 0 && (args[0] == "--help" || args[0] == "-h" || args[0] == "-help" || args[0] == "help") {
 		fmt.Fprint(stdout, offsetsUsage)
 		return exitOK
@@ -390,7 +395,7 @@ func cmdOffsets(args []string, stdout, stderr io.Writer) int {
 	}
 	if args[0] == "show" {
 		f := newFlags("offsets show", "offsets show FILE [--pipeline NAME] [--json] [--last N]", stderr)
-		only := f.String("pipeline", "", "show only this pipeline")
+		only := f.String("pipeline", "", "show only this pipeline (all its tasks), or the task of this name")
 		asJSON := f.Bool("json", false, "print JSON")
 		last := f.Int("last", 10, "how many recent batches to show")
 		if code, ok := f.parse(args[1:], 1); !ok {
@@ -401,14 +406,10 @@ func cmdOffsets(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, file.Format(diags))
 			return exitUsage
 		}
-		pipes := file.Pipelines
-		if *only != "" {
-			p, err := file.Pipeline(*only)
-			if err != nil {
-				fmt.Fprintf(stderr, "connectd offsets show: %v\n", err)
-				return exitUsage
-			}
-			pipes = []*config.Pipeline{p}
+		pipes, err := units(file, *only)
+		if err != nil {
+			fmt.Fprintf(stderr, "connectd offsets show: %v\n", err)
+			return exitUsage
 		}
 		var states []offsets.State
 		for _, p := range pipes {
@@ -417,7 +418,9 @@ func cmdOffsets(args []string, stdout, stderr io.Writer) int {
 				fmt.Fprintf(stderr, "connectd offsets show: pipeline %q: %v\n", p.Name, err)
 				return exitRuntime
 			}
-			states = append(states, offsets.Show(cp, p.Name, *last))
+			st := offsets.Show(cp, p.Name, *last)
+			st.Task = taskOf(p)
+			states = append(states, st)
 			cp.Close()
 		}
 		if *asJSON {
@@ -429,8 +432,9 @@ func cmdOffsets(args []string, stdout, stderr io.Writer) int {
 		offsets.WriteText(stdout, states)
 		return exitOK
 	}
-	f := newFlags("offsets reset", "offsets reset FILE --pipeline NAME --to earliest|latest|<json>|batch:<id>", stderr)
-	only := f.String("pipeline", "", "the pipeline to reset (required)")
+	f := newFlags("offsets reset", "offsets reset FILE --pipeline NAME [--task K] --to earliest|latest|<json>|batch:<id>", stderr)
+	only := f.String("pipeline", "", "the pipeline to reset, all its tasks (required); or the task of this name")
+	task := f.String("task", "", "reset only task K (0, 1, …) of a pipeline with parallelism > 1")
 	to := f.String("to", "", `where the pipeline continues: earliest, latest, Spark JSON such as '{"orders":{"0":23}}', or batch:<id> (the start of that batch)`)
 	if code, ok := f.parse(args[1:], 1); !ok {
 		return code
@@ -445,32 +449,13 @@ func cmdOffsets(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, file.Format(diags))
 		return exitUsage
 	}
-	p, err := file.Pipeline(*only)
+	us, err := units(file, *only)
+	if err == nil {
+		us, err = selectTask(us, *task)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "connectd offsets reset: %v\n", err)
 		return exitUsage
 	}
-	cp, err := openCheckpoint(context.Background(), p)
-	if err != nil {
-		fmt.Fprintf(stderr, "connectd offsets reset: refused: %v\n", err)
-		return exitRuntime
-	}
-	defer cp.Close()
-	target, err := offsets.Target(cp, *to)
-	if err != nil {
-		fmt.Fprintf(stderr, "connectd offsets reset: %v\n", err)
-		return exitUsage
-	}
-	before := cp.Committed()
-	e, err := cp.Reset(target, "offsets reset --to "+*to)
-	if err != nil {
-		fmt.Fprintf(stderr, "connectd offsets reset: %v\n", err)
-		return exitRuntime
-	}
-	fmt.Fprintf(stdout, "pipeline %q: reset (batch %d); it continues from %s\n", p.Name, e.Batch, e.Until)
-	offsets.WriteChanges(stdout, offsets.Changes(before, e.Until))
-	if len(before) == 0 && strings.HasPrefix(strings.TrimSpace(*to), "{") {
-		fmt.Fprintln(stderr, "connectd offsets reset: note: the checkpoint knows no partition yet, so these could not be checked; the source checks them when the pipeline runs")
-	}
-	return exitOK
+	return resetUnits(us, *to, stdout, stderr)
 }

@@ -29,6 +29,8 @@ const (
 	StorePostgres = "postgres"
 	// DefaultSchema is the schema of a "postgres" store when none is given.
 	DefaultSchema = "public"
+	// MaxParallelism bounds a pipeline's parallelism attribute.
+	MaxParallelism = 1024
 )
 
 // Lookup returns the spec of the plugin of the given kind and name. Its error
@@ -90,6 +92,11 @@ type Pipeline struct {
 	Timeouts Timeouts
 	// Restart is the pipeline's restart policy (the restart block).
 	Restart Restart
+	// Parallelism is how many tasks the pipeline runs as (the parallelism
+	// attribute, >= 1, default 1): Tasks splits it into that many units,
+	// each reading its share of the source's partitions. Above 1 the source
+	// must be sdk.CapSplittable (Load checks it).
+	Parallelism int
 	// Range is the pipeline block's definition range (`pipeline "name"`).
 	Range hcl.Range
 
@@ -101,7 +108,8 @@ type Pipeline struct {
 	// pipeline runs as (its parallelism, 1 by default). Set by Tasks.
 	Task, Tasks int
 
-	deliveryRange hcl.Range // the delivery attribute, for delivery diagnostics
+	deliveryRange    hcl.Range // the delivery attribute, for delivery diagnostics
+	parallelismRange hcl.Range // the parallelism attribute, for its diagnostics
 }
 
 // What becomes of a rejected record (Pipeline.OnRecordError).
@@ -305,6 +313,15 @@ func Load(path string, lookup Lookup) (*File, hcl.Diagnostics) {
 			pd = append(pd, d...)
 			masks = append(masks, m...)
 		}
+		if !pd.HasErrors() && p.Parallelism > 1 && !slices.Contains(p.Source.Spec.CapabilitiesFor(p.Source.Values), sdk.CapSplittable) {
+			pd = append(pd, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Parallelism not possible with this source",
+				Detail: fmt.Sprintf("parallelism = %d splits the source's partitions among %d tasks, but %s does not declare capability %q (it cannot read only a task's share of its partitions); remove parallelism or set it to 1.",
+					p.Parallelism, p.Parallelism, p.Source.title(), sdk.CapSplittable),
+				Subject: p.parallelismRange.Ptr(),
+			})
+		}
 		if !pd.HasErrors() {
 			for _, problem := range checkDelivery(p.Delivery, &p.Source, &p.Sink, p.Processors(), p.DeadLetter) {
 				pd = append(pd, &hcl.Diagnostic{
@@ -331,7 +348,7 @@ var (
 	}
 	httpSchema     = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "addr", Required: true}, {Name: "token"}}}
 	pipelineSchema = &hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{{Name: "delivery"}, {Name: "on_record_error"}},
+		Attributes: []hcl.AttributeSchema{{Name: "delivery"}, {Name: "on_record_error"}, {Name: "parallelism"}},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "source", LabelNames: []string{"name"}},
 			{Type: "transform", LabelNames: []string{"name"}},
@@ -404,6 +421,7 @@ func parse(path string) (*File, hcl.Diagnostics) {
 		seen[p.Name] = p
 		f.Pipelines = append(f.Pipelines, p)
 	}
+	diags = append(diags, checkTaskNames(f.Pipelines)...)
 	if pipelines == 0 && !diags.HasErrors() {
 		start := hcl.Pos{Line: 1, Column: 1, Byte: 0}
 		diags = append(diags, &hcl.Diagnostic{
@@ -465,6 +483,7 @@ func parsePipeline(b *hcl.Block) (*Pipeline, hcl.Diagnostics) {
 		Batch:         Batch{MaxRecords: DefaultMaxRecords, MaxBytes: DefaultMaxBytes, MaxWait: DefaultMaxWait},
 		Checkpoint:    Checkpoint{Store: DefaultStore, Dir: filepath.Join(".connectd", name)},
 		Restart:       Restart{Attempts: DefaultRestartAttempts, Backoff: DefaultRestartBackoff, MaxBackoff: DefaultRestartMaxBackoff},
+		Parallelism:   1,
 	}
 	content, d := bodyContent(b.Body, pipelineSchema)
 	diags = append(diags, d...)
@@ -505,6 +524,19 @@ func parsePipeline(b *hcl.Block) (*Pipeline, hcl.Diagnostics) {
 				p.OnRecordError = s
 			} else {
 				diags = append(diags, badValue(a, fmt.Sprintf("on_record_error must be one of %s; got %q.%s", quoteList(onErrorNames), s, didYouMean(s, onErrorNames))))
+			}
+		}
+	}
+
+	if a := content.Attributes["parallelism"]; a != nil {
+		p.parallelismRange = a.Expr.Range()
+		n, d := evalInt(a, 1)
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			if n > MaxParallelism {
+				diags = append(diags, badValue(a, fmt.Sprintf("parallelism must be <= %d; got %d.", MaxParallelism, n)))
+			} else {
+				p.Parallelism = int(n)
 			}
 		}
 	}
@@ -892,17 +924,95 @@ func (f *File) mask(ranges []hcl.Range) {
 	}
 }
 
+// TaskName returns the name of task k of pipeline when it runs as more than
+// one task: "<pipeline>-<k>", k counting from 0 (Kafka Connect names its
+// tasks the same way). It is the task's checkpoint name, the sink's
+// sdk.Config.Pipeline, its lease and its name in the status API and
+// metrics.
+func TaskName(pipeline string, k int) string { return fmt.Sprintf("%s-%d", pipeline, k) }
+
+// checkTaskNames reports a task name (see TaskName) that is also the name of
+// another pipeline or of another pipeline's task: the two would share a
+// checkpoint and a sink's offsets.
+func checkTaskNames(pipes []*Pipeline) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	owner := map[string]*Pipeline{}
+	for _, p := range pipes {
+		owner[p.Name] = p
+	}
+	for _, p := range pipes {
+		if p.Parallelism <= 1 {
+			continue
+		}
+		for k := range p.Parallelism {
+			name := TaskName(p.Name, k)
+			other := owner[name]
+			if other == nil {
+				owner[name] = p
+				continue
+			}
+			what := fmt.Sprintf("pipeline %q at %s", other.Name, posString(other.Range))
+			if other.Name != name {
+				what = fmt.Sprintf("a task of pipeline %q (parallelism at %s)", other.Name, posString(other.parallelismRange))
+			}
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Task name collides with another pipeline",
+				Detail: fmt.Sprintf("With parallelism = %d, pipeline %q runs as tasks %q to %q, but %q is also the name of %s; each needs its own checkpoint. Rename one of the pipelines.",
+					p.Parallelism, p.Name, TaskName(p.Name, 0), TaskName(p.Name, p.Parallelism-1), name, what),
+				Subject: p.parallelismRange.Ptr(),
+			})
+			break
+		}
+	}
+	return diags
+}
+
 // Tasks returns the units that run, in file order: each pipeline split into
-// its tasks. A pipeline that runs as one task is returned as it is (Name ==
+// its tasks. A pipeline whose Parallelism is 1 is returned as it is (Name ==
 // Group, Task 0, Tasks 1), so that its checkpoint and its sink's offsets keep
-// their names.
+// their names. A pipeline with Parallelism N > 1 becomes N copies, task k
+// named TaskName(Group, k) (Task k, Tasks N): its checkpoint is its own, a
+// "dir" store's in the subdirectory <dir>/<task name> of the pipeline's
+// checkpoint directory. Each copy has its own compiled built-in transforms
+// (a Step is for one goroutine at a time); the copies share the pipeline's
+// plugin blocks, which nobody may modify.
 func Tasks(pipes []*Pipeline) []*Pipeline {
 	out := make([]*Pipeline, 0, len(pipes))
 	for _, p := range pipes {
-		if p.Tasks == 0 {
-			p.Group, p.Tasks = p.Name, 1
+		if p.Parallelism <= 1 {
+			if p.Tasks == 0 {
+				p.Group, p.Tasks = p.Name, 1
+			}
+			out = append(out, p)
+			continue
 		}
-		out = append(out, p)
+		for k := range p.Parallelism {
+			t := *p
+			t.Name, t.Group, t.Task, t.Tasks = TaskName(p.Name, k), p.Name, k, p.Parallelism
+			if t.Checkpoint.Store != StorePostgres {
+				t.Checkpoint.Dir = filepath.Join(p.Checkpoint.Dir, t.Name)
+			}
+			t.Transforms = ownSteps(p.Transforms)
+			out = append(out, &t)
+		}
+	}
+	return out
+}
+
+// ownSteps returns a copy of ts whose built-ins have Steps of their own.
+func ownSteps(ts []Transform) []Transform {
+	out := slices.Clone(ts)
+	for i := range out {
+		if out[i].Step == nil {
+			continue
+		}
+		// NewStep fails only for a processor, and out[i] is a built-in
+		// that compiled once already: keeping the shared Step is never
+		// reached.
+		if st, err := out[i].NewStep(); err == nil {
+			out[i].Step = st
+		}
 	}
 	return out
 }

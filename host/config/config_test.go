@@ -276,7 +276,7 @@ func TestErrors(t *testing.T) {
 		{"unknown top level", "pipelines \"a\" {\n" + ok + "}\n", 1, 1,
 			[]string{"Unsupported block type", `Did you mean "pipeline"?`, `plugin_dir, pipeline "<name>" { }, http { }`}, 0},
 		{"unknown pipeline attribute", "pipeline \"a\" {\n" + ok + "  deliver = \"x\"\n}\n", 5, 3,
-			[]string{"Unsupported argument", `"deliver"`, `Valid here: delivery, on_record_error, source "<name>" { }, transform "<name>" { }, sink "<name>" { }, dead_letter "<sink>" { }, batch { }, checkpoint { }`}, 1},
+			[]string{"Unsupported argument", `"deliver"`, `Valid here: delivery, on_record_error, parallelism, source "<name>" { }, transform "<name>" { }, sink "<name>" { }, dead_letter "<sink>" { }, batch { }, checkpoint { }`}, 1},
 		{"unknown pipeline block", "pipeline \"a\" {\n" + ok + "  batches { max_records = 1 }\n}\n", 5, 3,
 			[]string{"Unsupported block type", `Did you mean "batches"`[:14], `"batch"`}, 1},
 		{"unknown batch attribute", "pipeline \"a\" {\n" + ok + "  batch { max_record = 5 }\n}\n", 5, 11,

@@ -28,14 +28,25 @@ type Batch struct {
 	Note      string      `json:"note,omitempty"`
 }
 
-// State is what `offsets show` prints for one pipeline.
+// State is what `offsets show` prints for one pipeline, or for one task of
+// a pipeline that runs as several (Pipeline is then the task's name).
 type State struct {
-	Pipeline   string      `json:"pipeline"`
+	Pipeline string `json:"pipeline"`
+	// Task says which task of which pipeline block Pipeline is; nil for a
+	// pipeline that runs as one task.
+	Task       *Task       `json:"task,omitempty"`
 	Checkpoint string      `json:"checkpoint"`
 	Committed  sdk.Offsets `json:"committed"`
 	LastBatch  int64       `json:"last_committed_batch"`
 	Pending    *Batch      `json:"uncommitted_batch"`
 	Batches    []Batch     `json:"batches"`
+}
+
+// Task is one task of a pipeline that runs as several (its parallelism).
+type Task struct {
+	Group string `json:"group"` // the pipeline block's name
+	Index int    `json:"index"` // in [0, Count)
+	Count int    `json:"count"` // the pipeline's parallelism
 }
 
 // Show reads the state of the checkpoint, keeping the last n batches.
@@ -75,7 +86,11 @@ func WriteText(w io.Writer, states []State) {
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
-		fmt.Fprintf(w, "pipeline %q (checkpoint %s)\n", st.Pipeline, st.Checkpoint)
+		if t := st.Task; t != nil {
+			fmt.Fprintf(w, "pipeline %q, task %d of %d: %q (checkpoint %s)\n", t.Group, t.Index, t.Count, st.Pipeline, st.Checkpoint)
+		} else {
+			fmt.Fprintf(w, "pipeline %q (checkpoint %s)\n", st.Pipeline, st.Checkpoint)
+		}
 		fmt.Fprintf(w, "committed offsets: %s\n", st.Committed)
 		if st.LastBatch == 0 {
 			fmt.Fprintln(w, "no batch committed yet")

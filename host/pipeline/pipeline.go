@@ -434,13 +434,14 @@ func (d *driver) roles() []role {
 
 // open opens a started plugin process with its block's values.
 func (d *driver) open(ctx context.Context, p *plugin.Process, b *config.Plugin) error {
+	t := plugin.Task{Name: d.p.Name, Index: d.p.Task, Count: d.p.Tasks}
 	switch {
 	case p.Source != nil:
-		return p.Source.Open(ctx, d.p.Name, b.Values)
+		return p.Source.OpenTask(ctx, t, b.Values)
 	case p.Processor != nil:
-		return p.Processor.Open(ctx, d.p.Name, b.Values)
+		return p.Processor.OpenTask(ctx, t, b.Values)
 	default:
-		return p.Sink.Open(ctx, d.p.Name, b.Values)
+		return p.Sink.OpenTask(ctx, t, b.Values)
 	}
 }
 

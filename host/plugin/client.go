@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"github.com/connectd/connectd/internal/fault"
@@ -172,7 +173,16 @@ func specFromPB(p *pb.PluginSpec) (sdk.Spec, []protocol.Feature, error) {
 	return s, features, nil
 }
 
-func openRequest(pipeline string, values map[string]any) (*pb.OpenRequest, error) {
+// Task is what a plugin is opened for: Name is the pipeline's name, or the
+// task's own name when the pipeline runs as several tasks (config.Tasks);
+// Index is the task's index in [0, Count), Count how many tasks the
+// pipeline runs as (0 is taken as 1).
+type Task struct {
+	Name         string
+	Index, Count int
+}
+
+func openRequest(t Task, values map[string]any) (*pb.OpenRequest, error) {
 	vals := map[string]any{}
 	for k, v := range values {
 		if d, ok := v.(time.Duration); ok {
@@ -184,13 +194,25 @@ func openRequest(pipeline string, values map[string]any) (*pb.OpenRequest, error
 	if err != nil {
 		return nil, err
 	}
-	return &pb.OpenRequest{Pipeline: pipeline, ConfigJson: string(b), HostFeatures: []string{protocol.HostRejections}}, nil
+	count := max(t.Count, 1)
+	if t.Index < 0 || t.Index >= count || count > math.MaxInt32 {
+		return nil, fmt.Errorf("task %d of %d: want 0 <= task < tasks", t.Index, count)
+	}
+	return &pb.OpenRequest{Pipeline: t.Name, ConfigJson: string(b), HostFeatures: []string{protocol.HostRejections},
+		Task: int32(t.Index), Tasks: int32(count)}, nil
 }
 
-// Open configures the source for pipeline with validated values. A
-// configuration the plugin refuses is a *ConfigError.
+// Open configures the source for pipeline, run as one task, with validated
+// values. A configuration the plugin refuses is a *ConfigError.
 func (s *Source) Open(ctx context.Context, pipeline string, values map[string]any) error {
-	req, err := openRequest(pipeline, values)
+	return s.OpenTask(ctx, Task{Name: pipeline, Count: 1}, values)
+}
+
+// OpenTask configures the source for task t of its pipeline with validated
+// values (sdk.Config's Pipeline, Task and Tasks). A configuration the plugin
+// refuses is a *ConfigError.
+func (s *Source) OpenTask(ctx context.Context, t Task, values map[string]any) error {
+	req, err := openRequest(t, values)
 	if err != nil {
 		return wrap(s.name, "open", err)
 	}
@@ -275,10 +297,17 @@ func (s *Source) Close(ctx context.Context) error {
 	return wrap(s.name, "close", err)
 }
 
-// Open configures the sink for pipeline with validated values. A
-// configuration the plugin refuses is a *ConfigError.
+// Open configures the sink for pipeline, run as one task, with validated
+// values. A configuration the plugin refuses is a *ConfigError.
 func (s *Sink) Open(ctx context.Context, pipeline string, values map[string]any) error {
-	req, err := openRequest(pipeline, values)
+	return s.OpenTask(ctx, Task{Name: pipeline, Count: 1}, values)
+}
+
+// OpenTask configures the sink for task t of its pipeline with validated
+// values (sdk.Config's Pipeline, Task and Tasks). A configuration the plugin
+// refuses is a *ConfigError.
+func (s *Sink) OpenTask(ctx context.Context, t Task, values map[string]any) error {
+	req, err := openRequest(t, values)
 	if err != nil {
 		return wrap(s.name, "open", err)
 	}

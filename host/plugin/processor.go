@@ -21,10 +21,16 @@ type Processor struct {
 
 var processDesc = &grpc.StreamDesc{StreamName: "Process", ServerStreams: true, ClientStreams: true}
 
-// Open configures the processor for pipeline with validated values. A
-// configuration the plugin refuses is a *ConfigError.
+// Open configures the processor for pipeline, run as one task, with
+// validated values. A configuration the plugin refuses is a *ConfigError.
 func (p *Processor) Open(ctx context.Context, pipeline string, values map[string]any) error {
-	req, err := openRequest(pipeline, values)
+	return p.OpenTask(ctx, Task{Name: pipeline, Count: 1}, values)
+}
+
+// OpenTask configures the processor for task t of its pipeline with
+// validated values. A configuration the plugin refuses is a *ConfigError.
+func (p *Processor) OpenTask(ctx context.Context, t Task, values map[string]any) error {
+	req, err := openRequest(t, values)
 	if err != nil {
 		return wrap(p.name, "open", err)
 	}

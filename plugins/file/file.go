@@ -18,11 +18,11 @@ var SourceSpec = sdk.Spec{
 	Kind:    sdk.KindSource,
 	Summary: "Reads lines of local files, one record per line; every file is a partition and its offsets are byte offsets.",
 	Capabilities: []sdk.Capability{
-		sdk.CapReplayable,
+		sdk.CapReplayable, sdk.CapSplittable,
 	},
 	Params: []sdk.Param{
 		{Name: "paths", Type: sdk.TypeStrings, Required: true,
-			Doc: `Files to read, as paths or globs (filepath.Glob syntax, e.g. "in/*.log"). Every matching file is a partition named by its cleaned path ("./a.txt" when the path has no directory); files that appear later are picked up. Files must only grow by appends.`},
+			Doc: `Files to read, as paths or globs (filepath.Glob syntax, e.g. "in/*.log"). Every matching file is a partition named by its cleaned path ("./a.txt" when the path has no directory); files that appear later are picked up. Files must only grow by appends. In a pipeline with parallelism N, a file belongs to task FNV-1a(partition name) mod N.`},
 		{Name: "poll", Type: sdk.TypeDuration, Default: "200ms", Min: "1ms",
 			Doc: "How often a read waiting for new lines looks at the files again (within the batch's max wait)."},
 	},
@@ -40,7 +40,7 @@ var SinkSpec = sdk.Spec{
 	},
 	Params: []sdk.Param{
 		{Name: "dir", Type: sdk.TypeString, Required: true, Pattern: `.+`,
-			Doc: "Directory the files are written to; created when missing. Give each pipeline its own directory."},
+			Doc: "Directory the files are written to; created when missing. Give each pipeline its own directory. A pipeline with parallelism > 1 writes each task into the subdirectory dir/<task name> (\"orders-0\", …)."},
 		{Name: "mode", Type: sdk.TypeString, Default: ModeBatch, Enum: []string{ModeBatch, ModeAppend, ModeTransactional},
 			Doc: `"batch": one file per batch, dir/batch-<id, 12 digits>.txt, written atomically (idempotent: a replay rewrites the same file). ` +
 				`"append": all batches appended to one file (at-least-once only; a torn tail left by a crash is cut when the sink opens). ` +

@@ -86,6 +86,9 @@ func (s *Sink) Open(_ context.Context, cfg sdk.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.dir = cfg.String("dir")
+	if cfg.Tasks > 1 { // the tasks of one pipeline share the block's dir
+		s.dir = filepath.Join(s.dir, cfg.Pipeline)
+	}
 	s.mode = cfg.String("mode")
 	s.fsync = cfg.Bool("fsync")
 	s.pipeline = cfg.Pipeline

@@ -28,11 +28,17 @@ const readBuffer = 1 << 20
 // timestamp), its offset the byte offset of the line's start; the next
 // offset is the one after the newline. A final line without a newline is not
 // a record yet: it may still be being written.
+//
+// Run as one of several tasks (sdk.Config.Tasks > 1), it reads, replays and
+// ends only the files taskOf gives its task, and refuses offsets that name
+// another task's file.
 type Source struct {
 	mu       sync.Mutex
 	patterns []string
 	poll     time.Duration
 	parts    map[string]*partition // by partition name
+
+	task, tasks int // sdk.Config's Task and Tasks
 }
 
 var (
@@ -58,6 +64,7 @@ func (s *Source) Open(_ context.Context, cfg sdk.Config) error {
 	defer s.mu.Unlock()
 	s.patterns = cfg.Strings("paths")
 	s.poll = cfg.Duration("poll")
+	s.task, s.tasks = cfg.Task, max(cfg.Tasks, 1)
 	s.parts = map[string]*partition{}
 	if len(s.patterns) == 0 {
 		return sdk.Configf("paths is empty; give at least one file or glob")
@@ -85,7 +92,7 @@ func PartitionName(path string) string {
 func pathOf(name string) string { return filepath.FromSlash(name) }
 
 // files returns the partition names of the regular files the patterns match
-// now, sorted.
+// now that belong to this task, sorted.
 func (s *Source) files() ([]string, error) {
 	seen := map[string]bool{}
 	var names []string
@@ -96,7 +103,7 @@ func (s *Source) files() ([]string, error) {
 		}
 		for _, m := range matches {
 			name := PartitionName(m)
-			if seen[name] {
+			if seen[name] || taskOf(name, s.tasks) != s.task {
 				continue
 			}
 			seen[name] = true
@@ -227,6 +234,9 @@ func (s *Source) Read(ctx context.Context, from sdk.Offsets, limits sdk.Limits) 
 	defer s.mu.Unlock()
 	if s.parts == nil {
 		return sdk.Read{}, fmt.Errorf("file source: not open")
+	}
+	if err := s.foreign("the batch's start", from); err != nil {
+		return sdk.Read{}, err
 	}
 	deadline := time.Now().Add(limits.MaxWait)
 	starts := sdk.Offsets{} // resolved once per Read, so -1 stays put while polling
@@ -398,6 +408,9 @@ func lastLineEnd(f *os.File, path string, size int64) (int64, error) {
 // its lines. The range must start and end at line boundaries and the file
 // must still hold it.
 func (s *Source) Replay(_ context.Context, from, until sdk.Offsets) ([]sdk.Record, error) {
+	if err := s.foreign("the replayed batch", until); err != nil {
+		return nil, err
+	}
 	var recs []sdk.Record
 	for _, r := range sdk.RangesOf(from, until) {
 		if r.From == sdk.Earliest {

@@ -27,17 +27,17 @@ var Spec = sdk.Spec{
 	Kind:    sdk.KindSource,
 	Summary: "Deterministic, replayable records with unique ids, for tests, demos and benchmarks.",
 	Capabilities: []sdk.Capability{
-		sdk.CapReplayable,
+		sdk.CapReplayable, sdk.CapSplittable,
 	},
 	Params: []sdk.Param{
 		{Name: "count", Type: sdk.TypeInt, Default: int64(0), Min: 0,
 			Doc: "Total number of records across all partitions; 0 means unbounded (drain mode needs a count)."},
 		{Name: "partitions", Type: sdk.TypeInt, Default: int64(1), Min: 1, Max: 1 << 20,
-			Doc: `Number of partitions, named "generator/0" … "generator/<partitions-1>"; record i (0-based) goes to partition i % partitions at offset i / partitions.`},
+			Doc: `Number of partitions, named "generator/0" … "generator/<partitions-1>"; record i (0-based) goes to partition i % partitions at offset i / partitions. In a pipeline with parallelism N, task k reads the partitions p with p % N == k (a task with none reads nothing).`},
 		{Name: "size", Type: sdk.TypeInt, Default: int64(100), Min: 0, Max: 64 << 20,
 			Doc: `Length in bytes of each record's value, the JSON object {"id":"<partition>-<offset>","partition":p,"offset":o,"pad":"…"} padded to this length; a value never gets shorter than the object with an empty pad (45 bytes for the first record, more as offsets grow).`},
 		{Name: "rate", Type: sdk.TypeInt, Default: int64(0), Min: 0,
-			Doc: "Records per second across all partitions; 0 means as fast as possible. After an idle stretch at most 100ms worth of records come at once."},
+			Doc: "Records per second across all partitions (with parallelism, each task takes its partitions' share); 0 means as fast as possible. After an idle stretch at most 100ms worth of records come at once."},
 		{Name: "seed", Type: sdk.TypeInt, Default: int64(0),
 			Doc: "Changes the padding bytes (ids, keys, positions and timestamps stay the same)."},
 	},
@@ -50,6 +50,11 @@ var Spec = sdk.Spec{
 // global index order, interleaving partitions, so a Replay of a range returns
 // exactly what the Read of that range returned.
 //
+// Run as task k of N (sdk.Config.Task, Tasks), it owns the partitions p
+// with p % N == k: it reads, replays and ends only those, and refuses
+// offsets that name another task's partition (the pipeline's parallelism
+// changed since they were written).
+//
 // Records returned by one Read share one buffer; nobody may modify them.
 type Source struct {
 	parts int64 // number of partitions
@@ -58,6 +63,11 @@ type Source struct {
 	rate  float64
 	fill  []byte   // padding table, see padLen
 	names []string // partition names
+
+	// task and tasks are the task the source runs for: it owns the
+	// partitions p with p % tasks == task, listed in owned (ascending).
+	task, tasks int64
+	owned       []int64
 
 	// rate limiting: records are paid for up to time paid.
 	paid time.Time
@@ -94,6 +104,14 @@ func (s *Source) Open(_ context.Context, cfg sdk.Config) error {
 	for p := range s.names {
 		s.names[p] = sdk.JoinPartition(Group, strconv.Itoa(p))
 	}
+	s.task, s.tasks = int64(cfg.Task), int64(max(cfg.Tasks, 1))
+	s.owned = s.owned[:0]
+	for p := s.task; p < s.parts; p += s.tasks {
+		s.owned = append(s.owned, p)
+	}
+	if s.tasks > 1 {
+		s.rate = s.rate * float64(len(s.owned)) / float64(s.parts) // 0 without partitions: nothing to pace
+	}
 	// A padding table of size+fillWindow characters drawn by a seeded
 	// xorshift: record i's pad is a slice of it, so generating one is a copy.
 	s.fill = make([]byte, s.size+fillWindow)
@@ -124,6 +142,10 @@ func (s *Source) partition(name string) (int64, error) {
 	g, part := sdk.SplitPartition(name)
 	if g == Group {
 		if p, err := strconv.ParseInt(part, 10, 64); err == nil && p >= 0 && p < s.parts && strconv.FormatInt(p, 10) == part {
+			if p%s.tasks != s.task {
+				return 0, sdk.Configf("partition %q belongs to task %d of %d, not to this task %d: were these offsets written with another parallelism? Move the pipeline's tasks with \"connectd offsets reset\"",
+					name, p%s.tasks, s.tasks, s.task)
+			}
 			return p, nil
 		}
 	}
@@ -303,7 +325,7 @@ func (s *Source) Read(ctx context.Context, from sdk.Offsets, limits sdk.Limits) 
 	throttled := maxRecords == 0
 	exhausted := true // every partition at its end (as opposed to held back by Stop)
 	var remaining int64
-	for p := int64(0); p < s.parts; p++ {
+	for _, p := range s.owned {
 		end := s.partLen(p)
 		if start[p] < end {
 			exhausted = false
@@ -333,8 +355,8 @@ func (s *Source) Read(ctx context.Context, from sdk.Offsets, limits sdk.Limits) 
 
 	n = min(n, 1<<20) // only sizes the preallocation; append grows past it
 
-	rd := sdk.Read{From: make(sdk.Offsets, s.parts), Until: make(sdk.Offsets, s.parts)}
-	for p := int64(0); p < s.parts; p++ {
+	rd := sdk.Read{From: make(sdk.Offsets, len(s.owned)), Until: make(sdk.Offsets, len(s.owned))}
+	for _, p := range s.owned {
 		rd.From[s.names[p]] = start[p]
 		rd.Until[s.names[p]] = start[p]
 	}
@@ -366,8 +388,8 @@ func (s *Source) Read(ctx context.Context, from sdk.Offsets, limits sdk.Limits) 
 			until[c.p] = c.next + 1
 			m.advance()
 		}
-		for p, u := range until {
-			rd.Until[s.names[p]] = u
+		for _, p := range s.owned {
+			rd.Until[s.names[p]] = until[p]
 		}
 	}
 
@@ -492,8 +514,8 @@ func (s *Source) End(context.Context) (sdk.Offsets, error) {
 	if s.count == 0 {
 		return nil, fmt.Errorf("generator: unbounded (count = 0) has no end; drain needs count set to the number of records")
 	}
-	end := make(sdk.Offsets, s.parts)
-	for p := int64(0); p < s.parts; p++ {
+	end := make(sdk.Offsets, len(s.owned))
+	for _, p := range s.owned {
 		end[s.names[p]] = s.partLen(p)
 	}
 	return end, nil

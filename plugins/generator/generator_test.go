@@ -401,3 +401,78 @@ func BenchmarkGeneratorRead(b *testing.B) {
 		})
 	}
 }
+
+// openTask opens the source as task k of n.
+func openTask(t testing.TB, params map[string]any, k, n int) *Source {
+	t.Helper()
+	cfg, err := sdk.NewConfig(Plugin.Source.Spec, fmt.Sprintf("pipe-%d", k), params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Task, cfg.Tasks = k, n
+	src := Plugin.Source.New().(*Source)
+	if err := src.Open(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close(context.Background()) })
+	return src
+}
+
+// TestTasks: tasks read disjoint partitions (p % tasks == task) that together
+// hold every record once, replay only their own, and refuse offsets of
+// another task's partition (parallelism changed).
+func TestTasks(t *testing.T) {
+	const count, parts, tasks = 101, 5, 3
+	params := map[string]any{"count": count, "partitions": parts}
+	seen := map[string]int{}
+	for k := range tasks {
+		s := openTask(t, params, k, tasks)
+		end, err := s.End(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name := range end {
+			var p int
+			if _, err := fmt.Sscanf(name, "generator/%d", &p); err != nil || p%tasks != k {
+				t.Errorf("task %d: End names %q, which is not its partition", k, name)
+			}
+		}
+		all, froms, untils := drain(t, s, sdk.Limits{MaxRecords: 7})
+		for _, r := range all {
+			seen[string(r.Key)]++
+			if end[r.Position.Partition] == 0 {
+				t.Errorf("task %d read %s, not its partition", k, r.Position)
+			}
+		}
+		for i := range froms {
+			got, err := s.Replay(context.Background(), froms[i], untils[i])
+			if err != nil {
+				t.Fatalf("task %d: replay: %v", k, err)
+			}
+			if len(got) == 0 {
+				t.Errorf("task %d: replay of batch %d is empty", k, i)
+			}
+		}
+		other := fmt.Sprintf("generator/%d", (k+1)%tasks)
+		_, err = s.Read(context.Background(), sdk.Offsets{other: 0}, sdk.Limits{MaxRecords: 1})
+		if err == nil || !sdk.IsConfigError(err) || !strings.Contains(err.Error(), "another parallelism") {
+			t.Errorf("task %d: Read from %s (another task's): %v, want a configuration error", k, other, err)
+		}
+		if _, err := s.Replay(context.Background(), sdk.Offsets{other: 0}, sdk.Offsets{other: 1}); err == nil {
+			t.Errorf("task %d: Replay of %s (another task's): no error", k, other)
+		}
+	}
+	if len(seen) != count {
+		t.Errorf("the tasks read %d distinct records, want %d", len(seen), count)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("record %s read %d times", id, n)
+		}
+	}
+	// More tasks than partitions: a task without partitions reads nothing.
+	s := openTask(t, map[string]any{"count": 10, "partitions": 2}, 2, 3)
+	if all, _, _ := drain(t, s, sdk.Limits{MaxRecords: 5, Stop: sdk.Offsets{}}); len(all) != 0 {
+		t.Errorf("task 2 of 3 over 2 partitions read %d records", len(all))
+	}
+}

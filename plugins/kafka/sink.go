@@ -97,6 +97,9 @@ func (s *Sink) Open(_ context.Context, cfg sdk.Config) error {
 	// The spec's rules check topic's form, mode, compression, batch_bytes
 	// and the bounds of topic_partitions and topic_replication.
 	s.dedupe = cfg.String("mode") == "dedupe"
+	if s.dedupe && cfg.Tasks > 1 {
+		return sdk.Configf(`mode = "dedupe" assumes connectd is the only writer of the target partitions, but this pipeline runs as %d tasks (parallelism) that write them at once: a task writing a batch again would stop reading back at another task's records and write some twice; use mode = "dedupe" with parallelism = 1, or mode = "plain" (at-least-once)`, cfg.Tasks)
+	}
 	switch cfg.String("compression") {
 	case "none":
 		s.compression = 0

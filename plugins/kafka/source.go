@@ -20,12 +20,12 @@ var SourceSpec = sdk.Spec{
 	Kind:    sdk.KindSource,
 	Summary: "Reads Kafka topics as planned offset ranges (Spark's Direct approach): replayable, never joins a consumer group.",
 	Capabilities: []sdk.Capability{
-		sdk.CapReplayable,
+		sdk.CapReplayable, sdk.CapSplittable,
 	},
 	Params: append([]sdk.Param{
 		brokersParam,
 		{Name: "topics", Type: sdk.TypeStrings, Required: true, Pattern: topicPattern,
-			Doc: `Topics to read. Their partitions are named "topic/partition" in offsets and checkpoints.`},
+			Doc: `Topics to read. Their partitions are named "topic/partition" in offsets and checkpoints. In a pipeline with parallelism N, partition n of topic t belongs to task (FNV-1a(t) + n) mod N, partitions added later included.`},
 		{Name: "starting_offsets", Type: sdk.TypeString, Default: "latest", Pattern: `(?s)\s*(earliest|latest|group|\{.*\})\s*`,
 			Doc: `Where a pipeline with nothing in its checkpoint starts: "earliest", "latest", "group" (the committed offsets of group_id, so an existing consumer moves onto connectd without reprocessing; partitions the group has no offset for start at earliest), or Spark's JSON form {"topic":{"0":23,"1":-1}} with -2 = earliest and -1 = latest (partitions it leaves out start at earliest). Used only when the checkpoint holds no partition of the topics; partitions added later always start at earliest.`},
 		{Name: "group_id", Type: sdk.TypeString, Default: "",
@@ -49,6 +49,10 @@ var SourceSpec = sdk.Spec{
 // as Kafka still holds them (retention and compaction may remove them; a
 // replay then fails and says so).
 //
+// Run as one of several tasks (sdk.Config.Tasks > 1), it reads, ends and
+// replays only the partitions taskOf gives its task, and refuses offsets
+// that name another task's partition.
+//
 // The host calls it from one goroutine at a time.
 type Source struct {
 	c          *conn
@@ -59,6 +63,10 @@ type Source struct {
 	group      string
 	toEarliest bool // on_data_loss = earliest
 	partBytes  int32
+
+	// task and tasks are sdk.Config's Task and Tasks: taskOf says which
+	// partitions are this task's.
+	task, tasks int
 
 	// pins keeps, for partitions whose start the checkpoint does not hold
 	// yet (or holds as -2/-1), the real offset it was resolved to, so that
@@ -89,6 +97,7 @@ var (
 
 // Open checks the configuration. It does not contact the brokers.
 func (s *Source) Open(_ context.Context, cfg sdk.Config) error {
+	s.task, s.tasks = cfg.Task, max(cfg.Tasks, 1)
 	s.topics = cfg.Strings("topics")
 	s.topicSet = map[string]bool{}
 	if len(s.topics) == 0 {
@@ -142,7 +151,8 @@ func (s *Source) Open(_ context.Context, cfg sdk.Config) error {
 	return nil
 }
 
-// partitions returns every partition of the topics, sorted.
+// partitions returns every partition of the topics that belongs to this
+// task (all of them for a single task), sorted.
 func (s *Source) partitions(ctx context.Context) ([]tp, error) {
 	if s.c == nil {
 		return nil, fmt.Errorf("kafka source: not open")
@@ -156,7 +166,11 @@ func (s *Source) partitions(ctx context.Context) ([]tp, error) {
 		if e := l.missing[t]; e != nil {
 			return nil, s.c.errorf("topic %q: %v (brokers %s)", t, e, strings.Join(s.c.brokers, ","))
 		}
-		out = append(out, l.parts[t]...)
+		for _, p := range l.parts[t] {
+			if s.owns(p) {
+				out = append(out, p)
+			}
+		}
 	}
 	sortTPs(out)
 	return out, nil
@@ -270,7 +284,7 @@ func (s *Source) initial(ctx context.Context, ps, all []tp) (map[tp]int64, error
 			}
 		}
 		for name := range s.startJSON {
-			if !known[name] {
+			if p, _ := parseTP(name); !known[name] && s.owns(p) { // the owner of a missing partition says so
 				return nil, s.c.errorf("starting_offsets names partition %q, which does not exist", name)
 			}
 		}
@@ -359,6 +373,9 @@ func (s *Source) lost(ctx context.Context, p tp, want int64) (int64, error) {
 // From and Until hold every partition of the topics, so that the checkpoint
 // keeps where "latest" and added partitions were resolved to.
 func (s *Source) Read(ctx context.Context, from sdk.Offsets, limits sdk.Limits) (sdk.Read, error) {
+	if err := s.foreign("the batch's start", from); err != nil {
+		return sdk.Read{}, err
+	}
 	deadline := time.Now().Add(limits.MaxWait)
 	for {
 		parts, err := s.partitions(ctx)
@@ -565,6 +582,9 @@ func (s *Source) result(parts []tp, starts map[tp]int64, got map[tp]*got, maxByt
 func (s *Source) Replay(ctx context.Context, from, until sdk.Offsets) ([]sdk.Record, error) {
 	if s.c == nil {
 		return nil, fmt.Errorf("kafka source: not open")
+	}
+	if err := s.foreign("the replayed batch", until); err != nil {
+		return nil, err
 	}
 	var spans []span
 	for _, r := range sdk.RangesOf(from, until) {

@@ -357,7 +357,14 @@ type OpenRequest struct {
 	// "rejections" (WriteReply.rejected, CommittedReply.rejected). A sink
 	// opened by a host that does not list it must fail a batch it would
 	// reject records of, since such a host would drop them unseen.
-	HostFeatures  []string `protobuf:"bytes,3,rep,name=host_features,json=hostFeatures,proto3" json:"host_features,omitempty"`
+	HostFeatures []string `protobuf:"bytes,3,rep,name=host_features,json=hostFeatures,proto3" json:"host_features,omitempty"`
+	// The task the plugin is opened for, when its pipeline runs as several
+	// tasks (parallelism): task is this task's index in [0, tasks), tasks
+	// their count. A source that declares capability "splittable" reads only
+	// the partitions that belong to its task. 0 and 0 (a host that predates
+	// tasks) mean one task; pipeline is then the task's own name.
+	Task          int32 `protobuf:"varint,4,opt,name=task,proto3" json:"task,omitempty"`
+	Tasks         int32 `protobuf:"varint,5,opt,name=tasks,proto3" json:"tasks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -411,6 +418,20 @@ func (x *OpenRequest) GetHostFeatures() []string {
 		return x.HostFeatures
 	}
 	return nil
+}
+
+func (x *OpenRequest) GetTask() int32 {
+	if x != nil {
+		return x.Task
+	}
+	return 0
+}
+
+func (x *OpenRequest) GetTasks() int32 {
+	if x != nil {
+		return x.Tasks
+	}
+	return 0
 }
 
 type Offsets struct {
@@ -1395,12 +1416,14 @@ const file_connector_proto_rawDesc = "" +
 	"capability\x18\x01 \x01(\tR\n" +
 	"capability\x12\x14\n" +
 	"\x05param\x18\x02 \x01(\tR\x05param\x12\x16\n" +
-	"\x06values\x18\x03 \x03(\tR\x06values\"o\n" +
+	"\x06values\x18\x03 \x03(\tR\x06values\"\x99\x01\n" +
 	"\vOpenRequest\x12\x1a\n" +
 	"\bpipeline\x18\x01 \x01(\tR\bpipeline\x12\x1f\n" +
 	"\vconfig_json\x18\x02 \x01(\tR\n" +
 	"configJson\x12#\n" +
-	"\rhost_features\x18\x03 \x03(\tR\fhostFeatures\"\x83\x01\n" +
+	"\rhost_features\x18\x03 \x03(\tR\fhostFeatures\x12\x12\n" +
+	"\x04task\x18\x04 \x01(\x05R\x04task\x12\x14\n" +
+	"\x05tasks\x18\x05 \x01(\x05R\x05tasks\"\x83\x01\n" +
 	"\aOffsets\x12<\n" +
 	"\aoffsets\x18\x01 \x03(\v2\".connector.v1.Offsets.OffsetsEntryR\aoffsets\x1a:\n" +
 	"\fOffsetsEntry\x12\x10\n" +
