@@ -48,6 +48,8 @@ at-least-once, exactly-once) across crashes of any process.
 Usage:
   connectd run [--drain] [--pipeline NAME] [--progress text|json] [--http ADDR]
                [--log-format text|json] [--log-level debug|info|warn|error] [--plugin-dir DIR] FILE
+  connectd worker [--id ID] [--lease-ttl DURATION] [--progress text|json] [--log-format text|json]
+                  [--log-level LEVEL] [--plugin-dir DIR] FILE
   connectd validate [--plugin-dir DIR] FILE
   connectd plugins [--json] [--plugin-dir DIR]
   connectd offsets show FILE [--pipeline NAME] [--json]
@@ -80,6 +82,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return servePlugin(rest, stderr)
 	case "run":
 		return cmdRun(rest, stdout, stderr)
+	case "worker":
+		return cmdWorker(rest, stdout, stderr)
 	case "validate":
 		return cmdValidate(rest, stdout, stderr)
 	case "plugins":
