@@ -421,8 +421,13 @@ func cmdOffsets(args []string, stdout, stderr io.Writer) int {
 				fmt.Fprintf(stderr, "connectd offsets show: pipeline %q: %v\n", p.Name, err)
 				return exitRuntime
 			}
-			states = append(states, offsets.Show(cp, p.Name, *last))
+			st := offsets.Show(cp, p.Name, *last)
 			cp.Close()
+			if st.Owner, err = owner(context.Background(), p); err != nil {
+				fmt.Fprintf(stderr, "connectd offsets show: pipeline %q: %v\n", p.Name, err)
+				return exitRuntime
+			}
+			states = append(states, st)
 		}
 		if *asJSON {
 			if err := offsets.WriteJSON(stdout, states); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/connectd/connectd/host/checkpoint/pgstore"
 	"github.com/connectd/connectd/host/cluster"
 	"github.com/connectd/connectd/host/config"
+	"github.com/connectd/connectd/host/offsets"
 	"github.com/connectd/connectd/host/pipeline"
 	"github.com/connectd/connectd/host/plugin"
 	"github.com/connectd/connectd/internal/fault"
@@ -120,6 +121,23 @@ func cmdWorker(args []string, stdout, stderr io.Writer) int {
 		return exitCode(err)
 	}
 	return exitOK
+}
+
+// owner reads which worker holds p's lease, for a pipeline with a
+// PostgreSQL checkpoint that workers ran; nil otherwise.
+func owner(ctx context.Context, p *config.Pipeline) (*offsets.Owner, error) {
+	if p.Checkpoint.Store != config.StorePostgres {
+		return nil, nil
+	}
+	leases, err := cluster.Owners(ctx, p.Checkpoint.URL, p.Checkpoint.Schema)
+	if err != nil {
+		return nil, err
+	}
+	l, ok := leases[p.Name]
+	if !ok || l.Epoch == 0 {
+		return nil, nil
+	}
+	return &offsets.Owner{Worker: l.Worker, Epoch: l.Epoch, Since: l.Since, Live: l.Live}, nil
 }
 
 // sharedStore returns the PostgreSQL checkpoint every unit uses (the lease

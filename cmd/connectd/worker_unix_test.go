@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand"
 	"os"
@@ -500,6 +501,25 @@ pipeline "z" {
 		t.Errorf("A exited (%d) after being fenced; it should drop the pipeline and go on:\n%s", a.exitCode, a.log)
 	}
 	t.Logf("A, resumed: %s", grepLine(a.log.String(), "fenced:"))
+	// offsets show says who runs the pipeline, since when, under which epoch.
+	r := connectd(t, dir, env, "offsets", "show", "--json", cfg)
+	var st struct {
+		Owner struct {
+			Worker string
+			Epoch  int64
+			Since  time.Time
+			Live   bool
+		}
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &st); err != nil || r.Code != 0 {
+		t.Fatalf("offsets show --json: exit %d, %v\n%s%s", r.Code, err, r.Stdout, r.Stderr)
+	}
+	if o := st.Owner; o.Worker != b.workerID() || o.Epoch != 2 || !o.Live || time.Since(o.Since) > time.Minute {
+		t.Errorf("offsets show: owner %+v, want worker %s, epoch 2, live, since a moment ago", o, b.workerID())
+	}
+	if r := connectd(t, dir, env, "offsets", "show", cfg); !strings.Contains(r.Stdout, fmt.Sprintf("owner: worker %q since ", b.workerID())) || !strings.Contains(r.Stdout, "(lease epoch 2)") {
+		t.Errorf("offsets show does not name the owner:\n%s", r.Stdout)
+	}
 	waitRows(t, c, table, count, 60*time.Second)
 	for _, w := range []*workerProc{a, b} {
 		if code := w.stop(); code != 0 {
