@@ -24,7 +24,7 @@ import (
 // here) and are killed, stopped and resumed.
 
 // pgForTest returns PG_URL, or starts a throwaway server for the test.
-func pgForTest(t *testing.T) string {
+func pgForTest(t testing.TB) string {
 	t.Helper()
 	if u := os.Getenv(pgtest.Env); u != "" {
 		return u
@@ -40,7 +40,7 @@ func pgForTest(t *testing.T) string {
 // workerProc is one `connectd worker` process that a test kills, stops and
 // restarts.
 type workerProc struct {
-	t        *testing.T
+	t        testing.TB
 	id       string
 	args     []string
 	env      []string
@@ -51,7 +51,7 @@ type workerProc struct {
 	exitCode int
 }
 
-func startWorker(t *testing.T, dir, id string, env []string, args ...string) *workerProc {
+func startWorker(t testing.TB, dir, id string, env []string, args ...string) *workerProc {
 	w := &workerProc{t: t, id: id, args: args, env: env, dir: dir, log: &e2e.Buffer{}}
 	w.start()
 	t.Cleanup(func() {
@@ -113,7 +113,7 @@ func (w *workerProc) stop() int {
 }
 
 // leases returns unit → holder from the lease table, holders "" when free.
-func leases(t *testing.T, c *pgx.Conn, schema string) map[string]string {
+func leases(t testing.TB, c *pgx.Conn, schema string) map[string]string {
 	t.Helper()
 	rows, err := c.Query(context.Background(), fmt.Sprintf("SELECT name, worker FROM %q.connectd_lease WHERE expires > now()", schema))
 	if err != nil {
@@ -133,7 +133,7 @@ func leases(t *testing.T, c *pgx.Conn, schema string) map[string]string {
 
 // waitLeases polls until cond holds on the lease table and returns how long
 // it took, failing the test after limit.
-func waitLeases(t *testing.T, c *pgx.Conn, schema, what string, limit time.Duration, cond func(map[string]string) bool) time.Duration {
+func waitLeases(t testing.TB, c *pgx.Conn, schema, what string, limit time.Duration, cond func(map[string]string) bool) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for {
@@ -149,7 +149,7 @@ func waitLeases(t *testing.T, c *pgx.Conn, schema, what string, limit time.Durat
 }
 
 // checkOnce asserts that table holds each id of want exactly once.
-func checkOnce(t *testing.T, c *pgx.Conn, table string, want int) {
+func checkOnce(t testing.TB, c *pgx.Conn, table string, want int) {
 	t.Helper()
 	var rows, distinct int
 	if err := c.QueryRow(context.Background(), "SELECT count(*), count(DISTINCT id) FROM "+table).Scan(&rows, &distinct); err != nil {
@@ -161,7 +161,7 @@ func checkOnce(t *testing.T, c *pgx.Conn, table string, want int) {
 }
 
 // waitRows waits until table holds at least n rows.
-func waitRows(t *testing.T, c *pgx.Conn, table string, n int, limit time.Duration) {
+func waitRows(t testing.TB, c *pgx.Conn, table string, n int, limit time.Duration) {
 	t.Helper()
 	start := time.Now()
 	for {
@@ -530,7 +530,7 @@ pipeline "z" {
 }
 
 // waitFor polls cond every 50ms, failing the test after limit.
-func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, limit time.Duration, cond func() bool) {
 	t.Helper()
 	start := time.Now()
 	for !cond() {
