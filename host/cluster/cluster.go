@@ -63,9 +63,11 @@ type Options struct {
 	// Run runs one unit under lease l until ctx is cancelled (the lease was
 	// lost, the unit moves to another worker, the worker stops); then it
 	// finishes the batch in flight and returns nil. An error that matches
-	// checkpoint.ErrFenced drops the unit (another worker holds it now);
-	// any other error stops the worker: Worker.Run stops every unit and
-	// returns it. Run is called in its own goroutine, once per lease.
+	// checkpoint.ErrFenced drops the unit (another worker holds it now), as
+	// does any error of a unit stopped because its lease was lost or could
+	// not be renewed; any other error stops the worker: Worker.Run stops
+	// every unit and returns it. Run is called in its own goroutine, once
+	// per lease.
 	Run func(ctx context.Context, l Lease) error
 }
 
@@ -93,6 +95,7 @@ type unit struct {
 	lease    Lease
 	cancel   context.CancelFunc
 	stopping string // why it was asked to stop; "" while it runs
+	lost     bool   // stopped because the lease is, or may be, another's
 }
 
 type result struct {
@@ -295,6 +298,9 @@ func (w *Worker) tick(ctx context.Context) {
 		if len(w.running()) > 0 && time.Since(w.lastRenew) > w.o.TTL {
 			// Another worker may hold them now; whatever they still write is
 			// fenced, but they must not go on believing they own them.
+			for _, u := range w.units {
+				u.lost = true
+			}
 			w.stopAll("its lease could not be renewed for longer than the TTL")
 		}
 	}
@@ -387,6 +393,7 @@ func (w *Worker) renew(ctx context.Context) error {
 	for _, name := range run {
 		exp, ok := kept[name]
 		if !ok {
+			w.units[name].lost = true
 			w.stop(name, "its lease was taken over by another worker")
 			continue
 		}
@@ -485,6 +492,11 @@ func (w *Worker) ended(r result) error {
 		return nil
 	case errors.Is(r.err, checkpoint.ErrFenced):
 		w.o.Log.Warn("unit fenced: another worker took it over; dropped", "worker", w.o.ID, "unit", r.name, "epoch", u.lease.Epoch, "error", r.err.Error())
+		return nil
+	case u.lost:
+		// Its lease is, or may be, another's: a failure now (a checkpoint
+		// write over a cut connection) is that unit's loss, not the worker's.
+		w.o.Log.Warn("unit failed after losing its lease; dropped", "worker", w.o.ID, "unit", r.name, "epoch", u.lease.Epoch, "error", r.err.Error())
 		return nil
 	}
 	return w.errorf("unit %q (lease epoch %d): %w", r.name, u.lease.Epoch, r.err)

@@ -30,6 +30,9 @@ type group struct {
 	owner  map[string]string // unit → worker running it now
 	epochs map[string][]int64
 	fence  map[string]bool // units whose next Run returns a fenced error
+	// overlap allows a unit to start while another worker still runs it
+	// (the old holder has not learnt yet that it lost the lease).
+	overlap bool
 }
 
 func newGroup(t *testing.T, n int) *group {
@@ -47,7 +50,7 @@ func (g *group) worker(id string) (w *Worker, stop func() error) {
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Run: func(ctx context.Context, l Lease) error {
 			g.mu.Lock()
-			if o := g.owner[l.Name]; o != "" {
+			if o := g.owner[l.Name]; o != "" && !g.overlap {
 				g.t.Errorf("unit %s: worker %s starts it while %s runs it", l.Name, id, o)
 			}
 			g.owner[l.Name] = id
@@ -59,7 +62,9 @@ func (g *group) worker(id string) (w *Worker, stop func() error) {
 				<-ctx.Done()
 			}
 			g.mu.Lock()
-			delete(g.owner, l.Name)
+			if g.owner[l.Name] == id {
+				delete(g.owner, l.Name)
+			}
 			g.mu.Unlock()
 			if fenced {
 				return fmt.Errorf("batch 3: %w", checkpoint.ErrFenced)
@@ -220,3 +225,45 @@ func TestFencedUnitDropped(t *testing.T) {
 }
 
 func (g *group) noRun(ctx context.Context, l Lease) error { return nil }
+
+// TestConnectionCut: the server ends worker a's session (as a cut network
+// would, seen from the server): b takes a's units at its next tick, since
+// a's session lock is gone; a reconnects, finds its leases gone, stops
+// those units without failing, and gets its share back: 1 + 1 again.
+func TestConnectionCut(t *testing.T) {
+	g := newGroup(t, 2)
+	g.overlap = true
+	a, stopA := g.worker("a")
+	g.wait("one worker", []*Worker{a}, 2)
+	b, _ := g.worker("b")
+	g.wait("two workers", []*Worker{a, b}, 1, 1)
+	before := a.Leases()[0]
+	c := pgtest.Conn(t, pgURL)
+	k := uint64(a.key)
+	var ended bool
+	if err := c.QueryRow(context.Background(), `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted
+	AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1`, int64(k>>32), int64(uint32(k))).Scan(&ended); err != nil || !ended {
+		t.Fatalf("ending a's session: %v %v", ended, err)
+	}
+	start := time.Now()
+	for {
+		if len(b.Leases()) == 2 {
+			break
+		}
+		if time.Since(start) > 5*ttl {
+			t.Fatalf("b did not take a's unit after a's session ended (b holds %v)", b.Leases())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("b took a's unit %s after the server ended a's session", time.Since(start).Round(time.Millisecond))
+	g.wait("a rejoins", []*Worker{a, b}, 1, 1)
+	g.mu.Lock()
+	es := g.epochs[before.Name]
+	g.mu.Unlock()
+	if len(es) < 2 || es[len(es)-1] <= before.Epoch {
+		t.Errorf("unit %s: epochs %v after the takeover, want one above %d", before.Name, es, before.Epoch)
+	}
+	if err := stopA(); err != nil {
+		t.Errorf("a ended with %v after its connection was cut", err)
+	}
+}
