@@ -278,7 +278,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if *progress == "json" {
 		prog = &pipeline.JSON{W: stdout}
 	}
-	srv, code := serveHTTP(file, pipes, *httpAddr, stderr)
+	srv, code := serveHTTP(file, pipes, *httpAddr, nil, stderr)
 	if srv == nil {
 		return code
 	}

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/connectd/connectd/host/api"
 	"github.com/connectd/connectd/host/checkpoint"
 	"github.com/connectd/connectd/host/checkpoint/pgstore"
 	"github.com/connectd/connectd/host/cluster"
@@ -20,7 +21,7 @@ import (
 	"github.com/connectd/connectd/internal/fault"
 )
 
-const workerSynopsis = "worker [--id ID] [--lease-ttl DURATION] [--progress text|json] [--log-format text|json] [--log-level LEVEL] [--plugin-dir DIR] FILE"
+const workerSynopsis = "worker [--id ID] [--lease-ttl DURATION] [--http ADDR] [--progress text|json] [--log-format text|json] [--log-level LEVEL] [--plugin-dir DIR] FILE"
 
 const workerHelp = `Runs the pipelines of FILE together with every other 'connectd worker' started
 with the same FILE (or one with the same pipelines) on any machine: each
@@ -49,6 +50,7 @@ func cmdWorker(args []string, stdout, stderr io.Writer) int {
 	dir := f.String("plugin-dir", "", "directory of third-party plugins (connectd-plugin-<name>); overrides plugin_dir in FILE")
 	logFormat := f.String("log-format", "text", "log format on stderr: text (key=value lines) or json (one object per line)")
 	logLevel := f.String("log-level", "info", "least severe log level shown: debug, info, warn or error")
+	httpAddr := f.String("http", "", "serve the status page, /metrics and the API /v1/ at host:port as run --http does, for every pipeline of FILE: each says which worker holds it (owner), the rest is this worker's last run of it")
 	grace := f.Duration("grace", 30*time.Second, "when a pipeline stops here (SIGINT/SIGTERM, or it moves to another worker), how long to let its batch in flight finish before abandoning it (the next holder replays it)")
 	if code, ok := f.parse(args, 1); !ok {
 		return code
@@ -86,6 +88,7 @@ func cmdWorker(args []string, stdout, stderr io.Writer) int {
 		prog = &pipeline.JSON{W: stdout}
 	}
 
+	var srv *served // set before w.Run calls Run
 	w, err := cluster.New(cluster.Options{URL: where.URL, Schema: where.Schema, Units: names, ID: *id, TTL: *ttl, Log: log,
 		Run: func(ctx context.Context, l cluster.Lease) error {
 			p := byName[l.Name]
@@ -93,7 +96,11 @@ func cmdWorker(args []string, stdout, stderr io.Writer) int {
 			open := func(ctx context.Context, p *config.Pipeline) (*checkpoint.Store, error) {
 				return pgstore.OpenFenced(ctx, p.Checkpoint.URL, p.Checkpoint.Schema, p.Name, l.Epoch)
 			}
-			err := pipeline.Run(ctx, pipeline.Options{Pipeline: p, Loader: loader, Progress: prog, Log: log, Grace: *grace, Checkpoint: open, Epoch: l.Epoch})
+			c := srv.controls[p.Name] // nil without --http
+			if c != nil {
+				c.Reopen() // it may have run here before
+			}
+			err := pipeline.Run(ctx, pipeline.Options{Pipeline: p, Loader: loader, Progress: prog, Log: log, Grace: *grace, Checkpoint: open, Epoch: l.Epoch, Control: c})
 			if err != nil && plugin.Fenced(err) && !errors.Is(err, checkpoint.ErrFenced) {
 				err = fmt.Errorf("%w: %w", checkpoint.ErrFenced, err) // the sink fenced it
 			}
@@ -103,6 +110,22 @@ func cmdWorker(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "connectd worker: %v\n", err)
 		return exitUsage
 	}
+	owner := func(name string) *api.Owner {
+		l, ok := w.Owners()[name]
+		if !ok || l.Epoch == 0 {
+			return nil
+		}
+		if !l.Live {
+			return &api.Owner{Epoch: l.Epoch, Since: l.Since} // free: no live holder
+		}
+		return &api.Owner{Worker: l.Worker, Epoch: l.Epoch, Since: l.Since, Here: l.Worker == w.ID()}
+	}
+	srv, code = serveHTTP(file, units, *httpAddr, owner, stderr)
+	if srv == nil {
+		return code
+	}
+	defer srv.stop()
+	prog = pipeline.Tee(prog, srv.progress)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

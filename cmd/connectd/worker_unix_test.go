@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand"
+	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -480,7 +482,7 @@ pipeline "z" {
 		t.Fatal(err)
 	}
 	aID := a.workerID()
-	b = startWorker(t, dir, "b", env, args...)
+	b = startWorker(t, dir, "b", env, append([]string{"--http", "127.0.0.1:0"}, args...)...)
 	took := waitLeases(t, watch, schema, "B takes the pipeline over", 4*ttl, func(l map[string]string) bool {
 		return l["z"] == b.workerID()
 	})
@@ -519,6 +521,32 @@ pipeline "z" {
 	}
 	if r := connectd(t, dir, env, "offsets", "show", cfg); !strings.Contains(r.Stdout, fmt.Sprintf("owner: worker %q since ", b.workerID())) || !strings.Contains(r.Stdout, "(lease epoch 2)") {
 		t.Errorf("offsets show does not name the owner:\n%s", r.Stdout)
+	}
+	// So does B's status API.
+	var url string
+	waitFor(t, "B serving HTTP", 10*time.Second, func() bool {
+		m := regexp.MustCompile(`serving http://(\S+?)/ `).FindStringSubmatch(b.log.String())
+		if m != nil {
+			url = "http://" + m[1]
+		}
+		return m != nil
+	})
+	resp, err := http.Get(url + "/v1/pipelines/z")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var api struct {
+		State string
+		Owner struct {
+			Worker string
+			Epoch  int64
+			Here   bool
+		}
+	}
+	err = json.NewDecoder(resp.Body).Decode(&api)
+	resp.Body.Close()
+	if err != nil || api.Owner.Worker != b.workerID() || api.Owner.Epoch != 2 || !api.Owner.Here || api.State != "running" {
+		t.Errorf("B's GET /v1/pipelines/z: %+v (%v), want running, owner %s, epoch 2, here", api, err, b.workerID())
 	}
 	waitRows(t, c, table, count, 60*time.Second)
 	for _, w := range []*workerProc{a, b} {

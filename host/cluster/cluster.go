@@ -88,6 +88,7 @@ type Worker struct {
 
 	mu   sync.Mutex
 	held map[string]Lease // for Leases
+	all  map[string]Lease // for Owners, as of the last round
 	live int
 }
 
@@ -338,10 +339,19 @@ func (w *Worker) round(ctx context.Context) error {
 			w.stop(name, fmt.Sprintf("rebalance: %d live workers, %d units each at most", live, target))
 		}
 	case len(run) < target && len(run) == len(w.units): // none still stopping
-		return w.acquire(ctx, target-len(run))
+		if err := w.acquire(ctx, target-len(run)); err != nil {
+			return err
+		}
 	}
+	all, err := readLeases(ctx, w.conn, w.workers, w.leases)
+	if err != nil {
+		return w.errorf("%w", err)
+	}
+	w.mu.Lock()
+	w.all = all
+	w.mu.Unlock()
 	// Old rows of workers long gone.
-	_, err := w.conn.Exec(ctx, "DELETE FROM "+w.workers+" w WHERE w.heartbeat < now() - $1 * interval '1 millisecond' AND NOT "+liveLock, ms(max(10*w.o.TTL, time.Minute)))
+	_, err = w.conn.Exec(ctx, "DELETE FROM "+w.workers+" w WHERE w.heartbeat < now() - $1 * interval '1 millisecond' AND NOT "+liveLock, ms(max(10*w.o.TTL, time.Minute)))
 	return err
 }
 
@@ -537,6 +547,21 @@ func (w *Worker) leave() error {
 	return failed
 }
 
+// Owners returns every unit's lease as the worker's last round read it
+// (a tick ago at most): who holds it, since when, under which epoch.
+func (w *Worker) Owners() map[string]Lease {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make(map[string]Lease, len(w.all))
+	for k, v := range w.all {
+		out[k] = v
+	}
+	for k, v := range w.held { // fresher than the round's read
+		out[k] = v
+	}
+	return out
+}
+
 // Owners reads every lease of the units in the tables of schema at url:
 // who holds each, since when, under which epoch, and whether the holder is
 // live. A unit without a row (never leased) is absent.
@@ -561,11 +586,16 @@ func Owners(ctx context.Context, url, schema string) (map[string]Lease, error) {
 	if !have {
 		return map[string]Lease{}, nil // no worker ever ran here
 	}
+	return readLeases(ctx, conn, workers, leases)
+}
+
+// readLeases reads the lease table.
+func readLeases(ctx context.Context, conn *pgx.Conn, workers, leases string) (map[string]Lease, error) {
 	rows, err := conn.Query(ctx, `SELECT c.name, c.worker, c.epoch, c.since, c.expires,
 	c.worker <> '' AND c.expires > now() AND EXISTS (SELECT 1 FROM `+workers+` w WHERE w.id = c.worker AND `+liveLock+`)
 FROM `+leases+` c`)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: reading %s: %w", leases, err)
+		return nil, fmt.Errorf("reading %s: %w", leases, err)
 	}
 	defer rows.Close()
 	out := map[string]Lease{}
@@ -573,7 +603,7 @@ FROM `+leases+` c`)
 		var l Lease
 		var exp pgtype.Timestamptz
 		if err := rows.Scan(&l.Name, &l.Worker, &l.Epoch, &l.Since, &exp, &l.Live); err != nil {
-			return nil, fmt.Errorf("cluster: reading %s: %w", leases, err)
+			return nil, fmt.Errorf("reading %s: %w", leases, err)
 		}
 		if exp.InfinityModifier == pgtype.Finite {
 			l.Expires = exp.Time
