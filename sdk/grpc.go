@@ -78,6 +78,9 @@ func rpcError(err error) error {
 	if IsConfigError(err) {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
+	if errors.Is(err, ErrFenced) { // permanent for the host: retrying cannot help
+		return status.Error(codes.FailedPrecondition, err.Error())
+	}
 	return status.Error(codes.Unknown, err.Error())
 }
 
@@ -348,7 +351,7 @@ func (s *sinkServer) Write(stream pb.Sink_WriteServer) error {
 			return err
 		}
 		if first {
-			b.ID, b.From, b.Until, b.Replay = m.Batch, offsetsOf(m.From), offsetsOf(m.Until), m.Replay
+			b.ID, b.From, b.Until, b.Replay, b.Epoch = m.Batch, offsetsOf(m.From), offsetsOf(m.Until), m.Replay, m.Epoch
 			first = false
 		}
 		if len(m.Chunk) > 0 {

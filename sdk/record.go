@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -220,7 +221,21 @@ type Batch struct {
 	// (recovery after a crash). A sink must behave the same either way; the flag
 	// is for logs and for sinks that can skip work on replay.
 	Replay bool
+	// Epoch is the lease epoch of the host that sent the batch (connectd
+	// worker; 0 from a host that holds no lease). It grows at every takeover
+	// of the pipeline by another worker. A transactional sink that stores it
+	// with its offsets, in the same transaction, and refuses a batch whose
+	// Epoch is lower than the one it stored (returning an error that wraps
+	// ErrFenced) keeps a host that lost its lease without knowing it from
+	// committing; an Epoch of 0 is never refused.
+	Epoch int64
 }
+
+// ErrFenced is wrapped by a sink's error when it refused a batch whose Epoch
+// is older than one it already committed: the host that sent it lost its
+// lease to another. The host does not retry such a batch: it stops running
+// the pipeline.
+var ErrFenced = errors.New("fenced: a newer lease epoch holds this pipeline")
 
 // Ranges lists the batch's ranges sorted by partition.
 func (b *Batch) Ranges() []Range {

@@ -47,6 +47,8 @@ at-least-once, exactly-once) across crashes of any process.
 Usage:
   connectd run [--drain] [--pipeline NAME] [--progress text|json] [--http ADDR]
                [--log-format text|json] [--log-level debug|info|warn|error] [--plugin-dir DIR] FILE
+  connectd worker [--id ID] [--lease-ttl DURATION] [--progress text|json] [--log-format text|json]
+                  [--log-level LEVEL] [--plugin-dir DIR] FILE
   connectd validate [--plugin-dir DIR] FILE
   connectd plugins [--json] [--plugin-dir DIR]
   connectd offsets show FILE [--pipeline NAME] [--json]
@@ -79,6 +81,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return servePlugin(rest, stderr)
 	case "run":
 		return cmdRun(rest, stdout, stderr)
+	case "worker":
+		return cmdWorker(rest, stdout, stderr)
 	case "validate":
 		return cmdValidate(rest, stdout, stderr)
 	case "plugins":
@@ -279,7 +283,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if *progress == "json" {
 		prog = &pipeline.JSON{W: stdout}
 	}
-	srv, code := serveHTTP(file, pipes, *httpAddr, stderr)
+	srv, code := serveHTTP(file, pipes, *httpAddr, nil, stderr)
 	if srv == nil {
 		return code
 	}
@@ -420,8 +424,12 @@ func cmdOffsets(args []string, stdout, stderr io.Writer) int {
 			}
 			st := offsets.Show(cp, p.Name, *last)
 			st.Task = taskOf(p)
-			states = append(states, st)
 			cp.Close()
+			if st.Owner, err = owner(context.Background(), p); err != nil {
+				fmt.Fprintf(stderr, "connectd offsets show: pipeline %q: %v\n", p.Name, err)
+				return exitRuntime
+			}
+			states = append(states, st)
 		}
 		if *asJSON {
 			if err := offsets.WriteJSON(stdout, states); err != nil {

@@ -30,8 +30,9 @@ type served struct {
 
 // serveHTTP starts the HTTP server when flagAddr or the file's http block
 // asks for one; otherwise it returns a served with nil controls. It prints
-// the URL it serves. The int is an exit code when it cannot start.
-func serveHTTP(file *config.File, pipes []*config.Pipeline, flagAddr string, stderr io.Writer) (*served, int) {
+// the URL it serves. The int is an exit code when it cannot start. owner,
+// when not nil (connectd worker), says who holds each pipeline's lease.
+func serveHTTP(file *config.File, pipes []*config.Pipeline, flagAddr string, owner func(name string) *api.Owner, stderr io.Writer) (*served, int) {
 	s := &served{stop: func() {}}
 	addr, token := flagAddr, ""
 	if file.HTTP != nil {
@@ -61,7 +62,11 @@ func serveHTTP(file *config.File, pipes []*config.Pipeline, flagAddr string, std
 		c := pipeline.NewControl(p.Name)
 		s.controls[p.Name] = c
 		controls = append(controls, c)
-		apiPipes = append(apiPipes, api.Pipeline{Config: p, Control: c})
+		ap := api.Pipeline{Config: p, Control: c}
+		if owner != nil {
+			ap.Owner = func() *api.Owner { return owner(p.Name) }
+		}
+		apiPipes = append(apiPipes, ap)
 	}
 	m := metrics.New(controls)
 	s.progress = m.Progress()

@@ -26,6 +26,17 @@ import (
 type Pipeline struct {
 	Config  *config.Pipeline
 	Control *pipeline.Control
+	// Owner, when not nil, says which connectd worker holds the pipeline's
+	// lease now (connectd worker); nil under connectd run.
+	Owner func() *Owner
+}
+
+// Owner is the connectd worker that holds a pipeline's lease.
+type Owner struct {
+	Worker string    `json:"worker"` // "" when the lease is free
+	Epoch  int64     `json:"epoch"`  // one more at every takeover
+	Since  time.Time `json:"since"`  // when Worker took it
+	Here   bool      `json:"here"`   // the worker serving this API runs it
 }
 
 // Server serves the API of the pipelines of one connectd run.
@@ -116,6 +127,10 @@ type Status struct {
 	Batches         int64 `json:"batches"`
 	Replayed        int64 `json:"replayedBatches"`
 	FailedBatches   int64 `json:"failedBatches"`
+	// Owner is the worker that runs the pipeline, under connectd worker
+	// (the other fields are this worker's last run of it); absent under
+	// connectd run.
+	Owner *Owner `json:"owner,omitempty"`
 }
 
 func statusOf(p Pipeline) Status {
@@ -130,6 +145,9 @@ func statusOf(p Pipeline) Status {
 	}
 	if out.Committed == nil {
 		out.Committed = sdk.Offsets{}
+	}
+	if p.Owner != nil {
+		out.Owner = p.Owner()
 	}
 	if !s.LastCommit.IsZero() {
 		t := s.LastCommit.UTC()

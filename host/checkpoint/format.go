@@ -41,6 +41,12 @@ const (
 // the order of batches, or a meta.json that cannot be read.
 var ErrCorrupt = errors.New("checkpoint is corrupt")
 
+// ErrFenced is matched (errors.Is) by the error of a write refused because
+// the writer's lease on the pipeline is older than the newest one: another
+// host (a connectd worker) took the pipeline over. Nothing was written; the
+// writer must stop running the pipeline.
+var ErrFenced = errors.New("fenced: another worker holds a newer lease on the pipeline")
+
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // corruptError names the file and line (or the table and row) of a damaged

@@ -40,6 +40,17 @@ type State struct {
 	LastBatch  int64       `json:"last_committed_batch"`
 	Pending    *Batch      `json:"uncommitted_batch"`
 	Batches    []Batch     `json:"batches"`
+	// Owner is the connectd worker that holds the pipeline's lease (see
+	// package cluster); nil when no worker ever ran it.
+	Owner *Owner `json:"owner,omitempty"`
+}
+
+// Owner is who runs a pipeline among connectd workers.
+type Owner struct {
+	Worker string    `json:"worker"` // "" when the lease is free
+	Epoch  int64     `json:"epoch"`  // one more at every takeover
+	Since  time.Time `json:"since"`  // when Worker took it (or it was released)
+	Live   bool      `json:"live"`   // the holder is a live worker and the lease has not expired
 }
 
 // Task is one task of a pipeline that runs as several (its parallelism).
@@ -92,6 +103,16 @@ func WriteText(w io.Writer, states []State) {
 			fmt.Fprintf(w, "pipeline %q (checkpoint %s)\n", st.Pipeline, st.Checkpoint)
 		}
 		fmt.Fprintf(w, "committed offsets: %s\n", st.Committed)
+		if o := st.Owner; o != nil {
+			switch {
+			case o.Worker == "":
+				fmt.Fprintf(w, "owner: none, lease free since %s (epoch %d)\n", o.Since.Local().Format("2006-01-02 15:04:05"), o.Epoch)
+			case o.Live:
+				fmt.Fprintf(w, "owner: worker %q since %s (lease epoch %d)\n", o.Worker, o.Since.Local().Format("2006-01-02 15:04:05"), o.Epoch)
+			default:
+				fmt.Fprintf(w, "owner: worker %q since %s (lease epoch %d), not live: another worker takes it over\n", o.Worker, o.Since.Local().Format("2006-01-02 15:04:05"), o.Epoch)
+			}
+		}
 		if st.LastBatch == 0 {
 			fmt.Fprintln(w, "no batch committed yet")
 		} else {

@@ -253,6 +253,16 @@ func (c *Control) End(err error) {
 	}
 }
 
+// Reopen readies a Control whose run ended for another Run of the same
+// pipeline (a connectd worker that takes the pipeline again): the state is
+// StateStarting, requests are accepted again, and the counters go on.
+func (c *Control) Reopen() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ended, c.restart = false, false
+	c.st.State, c.st.Error = StateStarting, ""
+}
+
 // takeRestart reports and clears a restart request.
 func (c *Control) takeRestart() bool {
 	if c == nil {

@@ -54,6 +54,12 @@ type Options struct {
 	// Control, when not nil, receives the run's state once per batch and
 	// holds the operator's pause, resume and restart requests (control.go).
 	Control *Control
+	// Epoch is the lease epoch under which the host runs the pipeline
+	// (connectd worker, package cluster), sent with every batch to the sinks
+	// (sdk.Batch.Epoch) so that a transactional sink can fence a host that
+	// lost its lease; 0 when the host holds no lease. The checkpoint's
+	// fencing is the Opener's (pgstore.OpenFenced).
+	Epoch int64
 }
 
 // ConfigError ends a run whose plugin refused its configuration when it
@@ -762,7 +768,7 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 		if err != nil {
 			return err
 		}
-		o.data.From, o.data.Until = data.From, data.Until
+		o.data.From, o.data.Until, o.data.Epoch = data.From, data.Until, d.Epoch
 		fault.Hit(fault.HostWriteBefore, id)
 		var rejected []sdk.Rejection
 		err = d.within(bctx, d.snk, d.snkName(), config.PhaseWrite, id, func(ctx context.Context) (err error) {

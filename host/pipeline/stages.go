@@ -327,7 +327,7 @@ func (d *driver) deadLetters(ctx context.Context, id int64, data *plugin.Data, o
 	if err != nil {
 		return d.errorf("batch %d: encoding dead letters: %w", id, err)
 	}
-	dl := &plugin.Data{Chunks: chunks, From: data.From, Until: data.Until, Records: int64(len(recs)), Bytes: size}
+	dl := &plugin.Data{Chunks: chunks, From: data.From, Until: data.Until, Records: int64(len(recs)), Bytes: size, Epoch: d.Epoch}
 	var rejected []sdk.Rejection
 	err = d.within(ctx, d.dlq, name(d.p.DeadLetter), config.PhaseWrite, id, func(ctx context.Context) (err error) {
 		rejected, err = d.dlq.Sink.Write(ctx, id, dl, replay)

@@ -29,6 +29,9 @@ type Data struct {
 	Until   sdk.Offsets
 	Records int64
 	Bytes   int64
+	// Epoch is the lease epoch the host holds for the pipeline (sdk.Batch.Epoch);
+	// 0 when it holds none.
+	Epoch int64
 }
 
 // Source is the host's handle on a source plugin process.
@@ -357,7 +360,7 @@ func (s *Sink) write(ctx context.Context, batch int64, d *Data, replay bool, rep
 	if err != nil {
 		return err
 	}
-	head := &rawv1.RawWriteRequest{Batch: batch, From: &pb.Offsets{Offsets: d.From}, Until: &pb.Offsets{Offsets: d.Until}, Replay: replay}
+	head := &rawv1.RawWriteRequest{Batch: batch, From: &pb.Offsets{Offsets: d.From}, Until: &pb.Offsets{Offsets: d.Until}, Replay: replay, Epoch: d.Epoch}
 	if err := st.SendMsg(head); err != nil {
 		return closeErr(st, err, reply)
 	}

@@ -39,7 +39,7 @@ func (c chunkCodec) Marshal(v any) (mem.BufferSlice, error) {
 	var field protowire.Number
 	switch m := v.(type) {
 	case *rawv1.RawWriteRequest:
-		head, chunk, field = &rawv1.RawWriteRequest{Batch: m.Batch, From: m.From, Until: m.Until, Replay: m.Replay}, m.Chunk, protocol.WriteRequestChunk
+		head, chunk, field = &rawv1.RawWriteRequest{Batch: m.Batch, From: m.From, Until: m.Until, Replay: m.Replay, Epoch: m.Epoch}, m.Chunk, protocol.WriteRequestChunk
 	case *rawv1.RawProcessRequest:
 		head, chunk, field = &rawv1.RawProcessRequest{Batch: m.Batch, Replay: m.Replay}, m.Chunk, protocol.ProcessRequestChunk
 	}

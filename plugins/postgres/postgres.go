@@ -70,7 +70,7 @@ var SinkSpec = sdk.Spec{
 		{Name: "method", Type: sdk.TypeString, Default: MethodAuto, Enum: []string{MethodAuto, MethodCopy, MethodInsert},
 			Doc: `How insert mode sends rows: "copy" (COPY FROM STDIN), "insert" (one INSERT of unnest()ed arrays), "auto" (COPY for batches of 16 records or more). Upsert mode always uses INSERT.`},
 		{Name: "offsets_table", Type: sdk.TypeString, Default: DefaultOffsetsTable, Pattern: tablePattern,
-			Doc: `Table of committed offsets, one row per pipeline (pipeline, batch, until, updated, rejected); created when missing (an older one gets the rejected column). Unqualified, it lives in the schema of table.`},
+			Doc: `Table of committed offsets, one row per pipeline (pipeline, batch, until, updated, rejected, epoch: the lease epoch of the last connectd worker that wrote, to fence older ones); created when missing (an older one gets the rejected and epoch columns). Unqualified, it lives in the schema of table.`},
 		{Name: "on_record_error", Type: sdk.TypeString, Default: OnErrorReject, Enum: []string{OnErrorReject, OnErrorFail},
 			Doc: `What a record that cannot become a row does: PostgreSQL refused it with a data exception (SQLSTATE class 22: a value its column's type cannot take) or an integrity constraint violation (class 23: not-null, unique, check, foreign key), or the sink cannot map it (a value that is not a JSON object, a NUL byte in text, a NULL upsert key). "reject": the batch commits without it, and it is reported to the host with PostgreSQL's reason (stored with the batch's offsets), where the pipeline's on_record_error decides (by default the run fails; "dead_letter" sends it to the dead-letter sink). "fail": the whole batch fails and rolls back (the host retries it, then stops).`},
 	},

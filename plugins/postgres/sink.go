@@ -24,7 +24,8 @@ import (
 const ddlLock = int64(0x636f6e6e73696e6b) // "connsink"
 
 // Sink is the postgres sink. Every Write is one transaction: it locks the
-// pipeline's row of the offsets table, checks that the batch is new, writes
+// pipeline's row of the offsets table, refuses a batch of an older lease
+// epoch than the row's (sdk.Batch.Epoch), checks that the batch is new, writes
 // the rows, stores the batch id, its until offsets and the records it
 // rejected, and commits. So a batch whose commit answer was lost is never
 // written twice: written again, it is found committed and skipped, and
@@ -146,13 +147,14 @@ func (s *Sink) connect(ctx context.Context) error {
 
 // setup creates what is missing and reads the table's columns.
 func (s *Sink) setup(ctx context.Context, table pgx.Identifier) error {
-	var haveTable, haveOffsets, haveRejected bool
+	var haveTable, haveOffsets, haveRejected, haveEpoch bool
 	if err := s.conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL,
-	EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($2) AND attname = 'rejected' AND NOT attisdropped)`,
-		s.table, s.offsets).Scan(&haveTable, &haveOffsets, &haveRejected); err != nil {
+	EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($2) AND attname = 'rejected' AND NOT attisdropped),
+	EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($2) AND attname = 'epoch' AND NOT attisdropped)`,
+		s.table, s.offsets).Scan(&haveTable, &haveOffsets, &haveRejected, &haveEpoch); err != nil {
 		return s.errorf("%s: %w", s.server, err)
 	}
-	if !haveOffsets || !haveRejected || (!haveTable && s.create) {
+	if !haveOffsets || !haveRejected || !haveEpoch || (!haveTable && s.create) {
 		err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", ddlLock); err != nil {
 				return err
@@ -173,7 +175,8 @@ func (s *Sink) setup(ctx context.Context, table pgx.Identifier) error {
 	batch    bigint NOT NULL,
 	until    jsonb NOT NULL,
 	updated  timestamptz NOT NULL,
-	rejected jsonb
+	rejected jsonb,
+	epoch    bigint NOT NULL DEFAULT 0
 )`); err != nil {
 					return fmt.Errorf("creating the offsets table %s: %w", s.offsets, err)
 				}
@@ -182,6 +185,11 @@ func (s *Sink) setup(ctx context.Context, table pgx.Identifier) error {
 			// column; its rows keep working (NULL: no rejection).
 			if _, err := tx.Exec(ctx, "ALTER TABLE "+s.offsets+" ADD COLUMN IF NOT EXISTS rejected jsonb"); err != nil {
 				return fmt.Errorf("adding column rejected to the offsets table %s: %w", s.offsets, err)
+			}
+			// The lease epoch of the last writer (connectd worker), for
+			// fencing; 0 for rows written without a lease.
+			if _, err := tx.Exec(ctx, "ALTER TABLE "+s.offsets+" ADD COLUMN IF NOT EXISTS epoch bigint NOT NULL DEFAULT 0"); err != nil {
+				return fmt.Errorf("adding column epoch to the offsets table %s: %w", s.offsets, err)
 			}
 			return nil
 		})
@@ -608,13 +616,18 @@ func (s *Sink) transact(ctx context.Context, w *txWrite) error {
 	if _, err := tx.Exec(ctx, "INSERT INTO "+s.offsets+" (pipeline, batch, until, updated) VALUES ($1, 0, '{}', now()) ON CONFLICT (pipeline) DO NOTHING", s.pipeline); err != nil {
 		return s.errorf("batch %d: offsets table %s: %w", b.ID, s.offsets, err)
 	}
-	var last int64
+	var last, epoch int64
 	var lastUntil sdk.Offsets
 	var stored []byte
-	if err := tx.QueryRow(ctx, "SELECT batch, until::text, rejected::text FROM "+s.offsets+" WHERE pipeline = $1 FOR UPDATE", s.pipeline).Scan(&last, jsonOffsets{&lastUntil}, &stored); err != nil {
+	if err := tx.QueryRow(ctx, "SELECT batch, until::text, rejected::text, epoch FROM "+s.offsets+" WHERE pipeline = $1 FOR UPDATE", s.pipeline).Scan(&last, jsonOffsets{&lastUntil}, &stored, &epoch); err != nil {
 		return s.errorf("batch %d: offsets table %s: %w", b.ID, s.offsets, err)
 	}
 	switch {
+	case b.Epoch > 0 && b.Epoch < epoch:
+		// A worker that lost its lease: the row is locked, so no batch of
+		// the new holder commits between this check and a commit.
+		return s.errorf("batch %d: %w: the host's lease epoch %d is older than epoch %d, which committed batch %d in %s; nothing written",
+			b.ID, sdk.ErrFenced, b.Epoch, epoch, last, s.offsets)
 	case last == b.ID && lastUntil.Equal(b.Until):
 		// Committed before; its answer was lost. Its rejections are the
 		// ones committed with it.
@@ -671,7 +684,7 @@ func (s *Sink) transact(ctx context.Context, w *txWrite) error {
 		}
 		rejected = string(j)
 	}
-	if _, err := tx.Exec(ctx, "UPDATE "+s.offsets+" SET batch = $2, until = $3::jsonb, updated = now(), rejected = $4::jsonb WHERE pipeline = $1", s.pipeline, b.ID, string(w.until), rejected); err != nil {
+	if _, err := tx.Exec(ctx, "UPDATE "+s.offsets+" SET batch = $2, until = $3::jsonb, updated = now(), rejected = $4::jsonb, epoch = greatest(epoch, $5) WHERE pipeline = $1", s.pipeline, b.ID, string(w.until), rejected, b.Epoch); err != nil {
 		return s.errorf("batch %d: offsets table %s: %w", b.ID, s.offsets, err)
 	}
 	if err := sdk.FaultBeforeCommit(ctx); err != nil { // sink.write.commit: crash inside the transaction

@@ -27,6 +27,20 @@
 // lock when the holder's session ends, even when its host was killed, and a
 // host whose session ended can write nothing more: its writes went through
 // that session.
+//
+// # Fencing
+//
+// OpenFenced opens a checkpoint for a connectd worker that holds a lease on
+// the pipeline (package cluster) with an epoch. It takes the advisory lock
+// in shared mode, so that workers do not exclude each other (the lease does)
+// while a plain Open (connectd run) and a worker still do. Every write of a
+// fenced store (each append, each compaction) reads the lease's row in
+// LeaseTable FOR SHARE in the same statement or transaction and is refused,
+// with an error that matches checkpoint.ErrFenced, when the row's epoch is no
+// longer the store's: a worker that lost its lease without knowing it (it was
+// stopped, its network cut) cannot plan or commit a batch after the takeover.
+// The row lock orders a write and a takeover: a write that passed the check
+// is in the table before the new holder opens the checkpoint.
 package pgstore
 
 import (
@@ -48,6 +62,10 @@ import (
 const (
 	MetaTable = "connectd_checkpoint"
 	LogTable  = "connectd_checkpoint_log"
+	// LeaseTable holds the workers' leases, one row per pipeline (package
+	// cluster creates and writes it); a fenced store reads its columns name
+	// (the pipeline) and epoch.
+	LeaseTable = "connectd_lease"
 
 	formatVersion = 1
 )
@@ -66,6 +84,8 @@ type store struct {
 	log      string // sanitized schema-qualified log table
 	pipeline string
 	next     map[string]int64 // next seq per log
+	lease    string           // sanitized lease table when fenced, else ""
+	epoch    int64            // the lease epoch a fenced store writes under
 }
 
 type target struct {
@@ -75,6 +95,8 @@ type target struct {
 	where    string
 	meta     string // sanitized tables
 	log      string
+	lease    string
+	epoch    int64 // > 0: a fenced store (OpenFenced)
 }
 
 func newTarget(url, schema, pipeline string) (*target, error) {
@@ -98,8 +120,9 @@ func newTarget(url, schema, pipeline string) (*target, error) {
 		}
 	}
 	t := &target{cfg: cfg, schema: schema, pipeline: pipeline,
-		meta: pgx.Identifier{schema, MetaTable}.Sanitize(),
-		log:  pgx.Identifier{schema, LogTable}.Sanitize()}
+		meta:  pgx.Identifier{schema, MetaTable}.Sanitize(),
+		log:   pgx.Identifier{schema, LogTable}.Sanitize(),
+		lease: pgx.Identifier{schema, LeaseTable}.Sanitize()}
 	t.where = fmt.Sprintf("%s schema %q pipeline %q", pg.Describe(cfg), schema, pipeline)
 	return t, nil
 }
@@ -136,10 +159,27 @@ func (t *target) lockKey() int64 {
 // checkpoint was written by a newer format. Errors never show the URL's
 // password.
 func Open(ctx context.Context, url, schema, pipeline string) (*checkpoint.Store, error) {
+	return openStore(ctx, url, schema, pipeline, 0)
+}
+
+// OpenFenced is Open for a worker that holds the lease of pipeline at epoch
+// (> 0) in LeaseTable of schema: it takes the lock in shared mode (a plain
+// Open elsewhere fails, other fenced ones do not), and it, and every later
+// write, fails with an error that matches checkpoint.ErrFenced once the
+// lease's epoch is not epoch (see Fencing).
+func OpenFenced(ctx context.Context, url, schema, pipeline string, epoch int64) (*checkpoint.Store, error) {
+	if epoch <= 0 {
+		return nil, fmt.Errorf("postgres checkpoint: pipeline %q: lease epoch %d is not valid (want > 0)", pipeline, epoch)
+	}
+	return openStore(ctx, url, schema, pipeline, epoch)
+}
+
+func openStore(ctx context.Context, url, schema, pipeline string, epoch int64) (*checkpoint.Store, error) {
 	t, conn, err := connect(ctx, url, schema, pipeline)
 	if err != nil {
 		return nil, err
 	}
+	t.epoch = epoch
 	s, err := t.open(ctx, conn)
 	if err != nil {
 		conn.Close(context.Background())
@@ -153,7 +193,11 @@ func (t *target) open(ctx context.Context, conn *pgx.Conn) (*checkpoint.Store, e
 		return nil, err
 	}
 	var got bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", t.lockKey()).Scan(&got); err != nil {
+	lock := "SELECT pg_try_advisory_lock($1)"
+	if t.epoch > 0 {
+		lock = "SELECT pg_try_advisory_lock_shared($1)"
+	}
+	if err := conn.QueryRow(ctx, lock, t.lockKey()).Scan(&got); err != nil {
 		return nil, t.errorf("taking the lock: %w", err)
 	}
 	if !got {
@@ -186,6 +230,12 @@ func (t *target) open(ctx context.Context, conn *pgx.Conn) (*checkpoint.Store, e
 		return nil, err
 	}
 	m := &store{conn: conn, log: t.log, pipeline: t.pipeline, next: next}
+	if t.epoch > 0 {
+		m.lease, m.epoch = t.lease, t.epoch
+		if err := m.fence(ctx, conn); err != nil {
+			return nil, t.errorf("%w", err)
+		}
+	}
 	return checkpoint.New(m, t.where, t.pipeline, offs, coms)
 }
 
@@ -338,8 +388,23 @@ func (s *store) Append(log string, line []byte) error {
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	defer cancel()
 	seq := s.next[log]
+	text := strings.TrimSuffix(string(line), "\n")
+	if s.epoch > 0 {
+		// One statement: the lease row's lock orders it with a takeover.
+		tag, err := s.conn.Exec(ctx, "WITH l AS (SELECT epoch FROM "+s.lease+" WHERE name = $1 FOR SHARE) "+
+			"INSERT INTO "+s.log+" (pipeline, log, seq, line) SELECT $1, $2, $3, $4 FROM l WHERE l.epoch = $5",
+			s.pipeline, log, seq, text, s.epoch)
+		if err != nil {
+			return explain(fmt.Errorf("insert %s row seq %d: %w", log, seq, err))
+		}
+		if tag.RowsAffected() == 0 {
+			return s.fenced(ctx, s.conn)
+		}
+		s.next[log] = seq + 1
+		return nil
+	}
 	_, err := s.conn.Exec(ctx, "INSERT INTO "+s.log+" (pipeline, log, seq, line) VALUES ($1, $2, $3, $4)",
-		s.pipeline, log, seq, strings.TrimSuffix(string(line), "\n"))
+		s.pipeline, log, seq, text)
 	if err != nil {
 		return explain(fmt.Errorf("insert %s row seq %d: %w", log, seq, err))
 	}
@@ -364,6 +429,9 @@ func (s *store) Rewrite(offsets, commits [][]byte) error {
 		}
 	}
 	err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
+		if err := s.fence(ctx, tx); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, "DELETE FROM "+s.log+" WHERE pipeline = $1", s.pipeline); err != nil {
 			return err
 		}
@@ -371,12 +439,76 @@ func (s *store) Rewrite(offsets, commits [][]byte) error {
 			s.pipeline, logs, seqs, lines)
 		return err
 	})
+	if errors.Is(err, checkpoint.ErrFenced) {
+		return err
+	}
 	if err != nil {
 		return explain(fmt.Errorf("compacting %s: %w", s.log, err))
 	}
 	s.next = map[string]int64{checkpoint.OffsetLog: int64(len(offsets)) + 1, checkpoint.CommitLog: int64(len(commits)) + 1}
 	return nil
 }
+
+// querier is a connection or a transaction.
+type querier interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}
+
+// fence returns nil when the store is not fenced or its lease still has its
+// epoch, holding the lease row FOR SHARE until q's transaction ends; else an
+// error that matches checkpoint.ErrFenced.
+func (s *store) fence(ctx context.Context, q querier) error {
+	if s.epoch == 0 {
+		return nil
+	}
+	var epoch int64
+	err := q.QueryRow(ctx, "SELECT epoch FROM "+s.lease+" WHERE name = $1 FOR SHARE", s.pipeline).Scan(&epoch)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return &fencedError{pipeline: s.pipeline, epoch: s.epoch, holder: "nobody (the lease row is gone)"}
+	}
+	if err != nil {
+		return fmt.Errorf("reading the lease of pipeline %q in %s: %w", s.pipeline, s.lease, err)
+	}
+	if epoch != s.epoch {
+		return s.fenced(ctx, q)
+	}
+	return nil
+}
+
+// fenced returns the error of a write refused because the lease moved on,
+// naming its holder and epoch now.
+func (s *store) fenced(ctx context.Context, q querier) error {
+	e := &fencedError{pipeline: s.pipeline, epoch: s.epoch, holder: "another worker"}
+	var worker string
+	var epoch int64
+	if err := q.QueryRow(ctx, "SELECT worker, epoch FROM "+s.lease+" WHERE name = $1", s.pipeline).Scan(&worker, &epoch); err == nil {
+		e.newer = epoch
+		if worker != "" {
+			e.holder = fmt.Sprintf("worker %q", worker)
+		} else {
+			e.holder = "nobody (released)"
+		}
+	}
+	return e
+}
+
+// fencedError is checkpoint.ErrFenced: a write under an old lease epoch.
+type fencedError struct {
+	pipeline string
+	epoch    int64 // the store's
+	newer    int64 // the lease's now, 0 if unknown
+	holder   string
+}
+
+func (e *fencedError) Error() string {
+	now := ""
+	if e.newer > 0 {
+		now = fmt.Sprintf(" (epoch %d)", e.newer)
+	}
+	return fmt.Sprintf("fenced: pipeline %q: this worker's lease (epoch %d) was taken over by %s%s; the write was refused", e.pipeline, e.epoch, e.holder, now)
+}
+
+func (e *fencedError) Is(target error) bool { return target == checkpoint.ErrFenced }
 
 // Close ends the session, which releases the lock.
 func (s *store) Close() error {

@@ -984,12 +984,17 @@ func (x *AckRequest) GetBatch() int64 {
 // Write is a client stream: the first message carries the batch header, every
 // message may carry a chunk of records.
 type WriteRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Batch         int64                  `protobuf:"varint,1,opt,name=batch,proto3" json:"batch,omitempty"`
-	From          *Offsets               `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
-	Until         *Offsets               `protobuf:"bytes,3,opt,name=until,proto3" json:"until,omitempty"`
-	Replay        bool                   `protobuf:"varint,4,opt,name=replay,proto3" json:"replay,omitempty"`
-	Chunk         *Chunk                 `protobuf:"bytes,5,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Batch  int64                  `protobuf:"varint,1,opt,name=batch,proto3" json:"batch,omitempty"`
+	From   *Offsets               `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	Until  *Offsets               `protobuf:"bytes,3,opt,name=until,proto3" json:"until,omitempty"`
+	Replay bool                   `protobuf:"varint,4,opt,name=replay,proto3" json:"replay,omitempty"`
+	Chunk  *Chunk                 `protobuf:"bytes,5,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	// The lease epoch the host held when it sent the batch (first message
+	// only): a transactional sink may store it with its offsets and refuse a
+	// batch whose epoch is lower than the one it stored (that host lost its
+	// lease and was fenced). 0 = the host holds no lease: never refused.
+	Epoch         int64 `protobuf:"varint,6,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1057,6 +1062,13 @@ func (x *WriteRequest) GetChunk() *Chunk {
 		return x.Chunk
 	}
 	return nil
+}
+
+func (x *WriteRequest) GetEpoch() int64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
 }
 
 // One record of a batch that a sink or a processor refused, and why.
@@ -1469,13 +1481,14 @@ const file_connector_proto_rawDesc = "" +
 	"\n" +
 	"AckRequest\x12+\n" +
 	"\x05until\x18\x01 \x01(\v2\x15.connector.v1.OffsetsR\x05until\x12\x14\n" +
-	"\x05batch\x18\x02 \x01(\x03R\x05batch\"\xbf\x01\n" +
+	"\x05batch\x18\x02 \x01(\x03R\x05batch\"\xd5\x01\n" +
 	"\fWriteRequest\x12\x14\n" +
 	"\x05batch\x18\x01 \x01(\x03R\x05batch\x12)\n" +
 	"\x04from\x18\x02 \x01(\v2\x15.connector.v1.OffsetsR\x04from\x12+\n" +
 	"\x05until\x18\x03 \x01(\v2\x15.connector.v1.OffsetsR\x05until\x12\x16\n" +
 	"\x06replay\x18\x04 \x01(\bR\x06replay\x12)\n" +
-	"\x05chunk\x18\x05 \x01(\v2\x13.connector.v1.ChunkR\x05chunk\"9\n" +
+	"\x05chunk\x18\x05 \x01(\v2\x13.connector.v1.ChunkR\x05chunk\x12\x14\n" +
+	"\x05epoch\x18\x06 \x01(\x03R\x05epoch\"9\n" +
 	"\tRejection\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"A\n" +

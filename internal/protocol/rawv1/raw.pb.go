@@ -120,6 +120,7 @@ type RawWriteRequest struct {
 	Until         *connectorv1.Offsets   `protobuf:"bytes,3,opt,name=until,proto3" json:"until,omitempty"`
 	Replay        bool                   `protobuf:"varint,4,opt,name=replay,proto3" json:"replay,omitempty"`
 	Chunk         []byte                 `protobuf:"bytes,5,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	Epoch         int64                  `protobuf:"varint,6,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -187,6 +188,13 @@ func (x *RawWriteRequest) GetChunk() []byte {
 		return x.Chunk
 	}
 	return nil
+}
+
+func (x *RawWriteRequest) GetEpoch() int64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
 }
 
 // RawProcessRequest is connector.v1.ProcessRequest with chunk left encoded.
@@ -314,13 +322,14 @@ const file_raw_proto_rawDesc = "" +
 	"\x04from\x18\x03 \x01(\v2\x15.connector.v1.OffsetsR\x04from\x12+\n" +
 	"\x05until\x18\x04 \x01(\v2\x15.connector.v1.OffsetsR\x05until\x12\x18\n" +
 	"\arecords\x18\x05 \x01(\x03R\arecords\x12\x14\n" +
-	"\x05bytes\x18\x06 \x01(\x03R\x05bytes\"\xad\x01\n" +
+	"\x05bytes\x18\x06 \x01(\x03R\x05bytes\"\xc3\x01\n" +
 	"\x0fRawWriteRequest\x12\x14\n" +
 	"\x05batch\x18\x01 \x01(\x03R\x05batch\x12)\n" +
 	"\x04from\x18\x02 \x01(\v2\x15.connector.v1.OffsetsR\x04from\x12+\n" +
 	"\x05until\x18\x03 \x01(\v2\x15.connector.v1.OffsetsR\x05until\x12\x16\n" +
 	"\x06replay\x18\x04 \x01(\bR\x06replay\x12\x14\n" +
-	"\x05chunk\x18\x05 \x01(\fR\x05chunk\"W\n" +
+	"\x05chunk\x18\x05 \x01(\fR\x05chunk\x12\x14\n" +
+	"\x05epoch\x18\x06 \x01(\x03R\x05epoch\"W\n" +
 	"\x11RawProcessRequest\x12\x14\n" +
 	"\x05batch\x18\x01 \x01(\x03R\x05batch\x12\x16\n" +
 	"\x06replay\x18\x02 \x01(\bR\x06replay\x12\x14\n" +
