@@ -127,7 +127,7 @@ func (s *suite) reference(ctx context.Context) error {
 				return fmt.Errorf("conformance: the reference run (the pipeline once without faults) moved no batch: the source returned none of the %d input records", in.count)
 			}
 			s.last = int(r.status.Batches)
-			s.logf("conformance: reference run of %d input records: %d batches; the full level crashes in batch %s\n", in.count, s.last, strings.Trim(strings.Join(strings.Fields(fmt.Sprint(s.crashBatches())), ", "), "[]"))
+			s.logf("conformance: reference run of %d input records: %d batches; the full level crashes in batches %s\n", in.count, s.last, strings.Trim(strings.Join(strings.Fields(fmt.Sprint(s.crashBatches())), ", "), "[]"))
 		}
 		if !s.shaped() {
 			continue
