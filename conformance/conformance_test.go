@@ -44,7 +44,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "building connectd: %v\n%s", err, out)
 			return 1
 		}
-		for _, name := range []string{"ackfirst", "appender", "badreplay", "dropack", "hider", "counter", "retrydup"} {
+		for _, name := range []string{"ackfirst", "appender", "badreplay", "dropack", "hider", "counter", "retrydup", "replayonce"} {
 			exe, err := BuildPlugin(scratch, "./testdata/"+name)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, err)
@@ -193,10 +193,17 @@ func TestTransactionalSink(t *testing.T) {
 	t.Parallel()
 	o := options(t)
 	o.Sink = Plugin{Name: "file", Config: map[string]any{"dir": "out", "mode": "transactional"}}
-	o.Points = []string{PointNone, fault.HostWriteAfter, fault.HostCommitAfter, fault.SinkWriteCommit, fault.SinkWriteAfter, PointContract}
+	o.Points = []string{PointNone, fault.HostWriteAfter, fault.HostCommitAfter, fault.SinkWriteCommit, fault.SinkWriteAfter, PointContract, PointRecovery}
 	rep := run(t, o)
 	if !rep.Passed() {
 		t.Errorf("failed: %+v", rep.Failed())
+	}
+	// Its commit holds a written batch, so the recovery rows crash first
+	// with batch 2 only planned: the restarted host must replay it.
+	for _, p := range []string{"host.plan.after@2+host.write.after@2", "host.plan.after@2+sink.write.partial@2"} {
+		if r, ok := rep.Find(PointRecovery+":"+p, ExactlyOnce); !ok || !r.Pass {
+			t.Errorf("%s:%s / %s: %+v (present %v)", PointRecovery, p, ExactlyOnce, r, ok)
+		}
 	}
 	for _, g := range rep.Claimed {
 		// The file sink calls sdk.FaultBeforeCommit: the crash is inside its

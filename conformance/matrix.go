@@ -27,7 +27,20 @@ type cell struct {
 	faults     []string // CONNECTD_FAULT of each crash run, in order
 	kind       string   // PointNone (a crash or clean run), PointSoak, PointContract or PointNetwork
 	batch      int      // max_records of the pipeline; 0: the suite's
+	// last is the batch of the first fault when it is the reference run's
+	// last batch (full level): a run that the source cut into fewer batches
+	// never reaches it, which the cell reports instead of failing.
+	last int
 }
+
+// PointRecovery is the row of crashes during a recovery: the host dies with
+// batch b written but not committed (with b planned, for a transactional
+// sink, whose own commit would spare the replay), and the restarted host
+// dies again, or its sink does, while it replays b; then a last run
+// recovers, replaying b once more. Its rows are named
+// "recovery:<first fault>+<second fault>", such as
+// "recovery:host.write.after@2+host.write.after@2".
+const PointRecovery = "recovery"
 
 // groups returns the guarantees each pipeline of a row is judged for. The
 // host runs at-least-once and exactly-once pipelines the same way (write,
@@ -47,13 +60,13 @@ func (s *suite) groups() [][]string {
 }
 
 // matrix lists the cells of the run: a clean run and every applicable fault
-// point per claimed guarantee, a soak per claimed guarantee, and the
+// point per claimed guarantee, the crashes during a recovery (PointRecovery)
+// per guarantee that replays, a soak per claimed guarantee, and the
 // contract checks for the capabilities the plugins under test claim.
 func (s *suite) matrix() []cell {
-	batches := []int{2}
+	batches := s.crashBatches()
 	ks := []string{""}
 	if s.o.Level == Full {
-		batches = []int{1, 3}
 		ks = []string{"", ":1"}
 	}
 	var rows [][]string
@@ -101,12 +114,21 @@ func (s *suite) matrix() []cell {
 			point = faults[len(faults)-1]
 		}
 		for _, g := range s.groups() {
-			cells = append(cells, cell{point: point, guarantees: g, faults: faults, kind: PointNone})
+			cells = append(cells, cell{point: point, guarantees: g, faults: faults, kind: PointNone, last: s.lastOf(faults)})
 		}
 	}
 	if f := s.repeatedRow(); f != "" {
 		for _, g := range s.groups() {
 			cells = append(cells, cell{point: f, guarantees: g, faults: []string{f}, kind: PointNone, batch: max(1, s.batch/4)})
+		}
+	}
+	for _, faults := range s.recoveryRows(batches) {
+		for _, g := range s.groups() {
+			if g[0] == AtMostOnce {
+				continue // it commits before it writes: nothing is replayed
+			}
+			point := PointRecovery + ":" + strings.Join(faults, "+")
+			cells = append(cells, cell{point: point, guarantees: g, faults: faults, kind: PointNone, last: s.lastOf(faults)})
 		}
 	}
 	if s.applies(PointSoak) {
@@ -138,6 +160,83 @@ func (s *suite) matrix() []cell {
 		}
 	}
 	return cells
+}
+
+// crashBatches returns the batches the crash rows crash in: batch 2 of
+// three at the quick level; at the full level the first batch (a recovery
+// with nothing committed), a middle one and the last one (a recovery with
+// nothing left to read), counted by the reference run (s.last) rather than
+// worked out from the input's size, since a source need not fill its batches.
+func (s *suite) crashBatches() []int {
+	if s.o.Level != Full {
+		return []int{2}
+	}
+	out := []int{1}
+	if s.last >= 3 {
+		out = append(out, (s.last+1)/2)
+	}
+	if s.last >= 2 {
+		out = append(out, s.last)
+	}
+	return out
+}
+
+// lastOf returns the batch of the first of faults when it is the reference
+// run's last batch at the full level, else 0 (see cell.last).
+func (s *suite) lastOf(faults []string) int {
+	if s.o.Level != Full || s.last == 0 || len(faults) == 0 {
+		return 0
+	}
+	f := faults[0]
+	i := strings.IndexByte(f, '@')
+	if i < 0 {
+		return 0
+	}
+	f = f[i+1:]
+	if j := strings.IndexAny(f, ":/"); j >= 0 {
+		f = f[:j]
+	}
+	if b, err := strconv.Atoi(f); err == nil && b == s.last {
+		return b
+	}
+	return 0
+}
+
+// recoveryRows returns the fault lists of the PointRecovery rows: in each,
+// the first fault makes the next run replay batch b and the second fires
+// in that replay. The quick level crashes the host again after the replay
+// of batch 2 was written (so the last run replays it a second time, from a
+// source and into a sink that have both been through one replay already),
+// and kills the sink under test half-way through that replay (so the same
+// run sends b a third time). The full level crashes the host again in the
+// first, a middle and the last batch, and in the middle one also kills the
+// host half-way through sending the replay.
+func (s *suite) recoveryRows(batches []int) [][]string {
+	if !s.applies(PointRecovery) {
+		return nil
+	}
+	first := fault.HostWriteAfter
+	if s.probe.Sink.has(sdk.CapTransactional) {
+		// A transactional sink's commit holds batch b once it is written: the
+		// restarted host asks it and does not replay b. With b only planned,
+		// it must.
+		first = fault.HostPlanAfter
+	}
+	mid := batches[len(batches)/2]
+	row := func(second string, b int) []string {
+		return []string{fmt.Sprintf("%s@%d", first, b), fmt.Sprintf("%s@%d", second, b)}
+	}
+	var rows [][]string
+	for _, b := range batches {
+		rows = append(rows, row(fault.HostWriteAfter, b))
+	}
+	if s.o.Level == Full {
+		rows = append(rows, row(fault.HostWritePartial, mid))
+	}
+	if s.snk.underTest {
+		rows = append(rows, row(fault.SinkWritePartial, mid))
+	}
+	return rows
 }
 
 // errorRows returns the rows whose plugin call fails with an error (the
@@ -240,7 +339,7 @@ func (s *suite) runCell(ctx context.Context, i int, c cell, prepared error) []Re
 	name, dir, in, _ := s.cellSetup(i, c)
 	var got *listed
 	var detail string
-	ran := false
+	ran, unreached := false, false
 	err := prepared
 	if c.kind != PointNetwork {
 		err = s.prepare(ctx, i, c)
@@ -261,7 +360,7 @@ func (s *suite) runCell(ctx context.Context, i int, c cell, prepared error) []Re
 		case PointHang:
 			got, detail, err = s.hangRuns(ctx, dir, name, strings.TrimPrefix(c.point, PointHang+":"))
 		default:
-			got, detail, err = s.crashRuns(ctx, dir, name, c.faults)
+			got, detail, unreached, err = s.crashRuns(ctx, dir, name, c)
 		}
 	}
 	if ctx.Err() != nil {
@@ -290,7 +389,7 @@ func (s *suite) runCell(ctx context.Context, i int, c cell, prepared error) []Re
 	}
 	var out []Result
 	for _, g := range c.guarantees {
-		res := Result{FaultPoint: c.point, Guarantee: g, Detail: detail}
+		res := Result{FaultPoint: c.point, Guarantee: g, Detail: detail, NotReached: unreached}
 		if got != nil && s.shaped() {
 			lost, dup, unexpected, how := judge(s.expect[in], got)
 			res.Lost, res.Duplicated, res.Unexpected, res.DeadLetters = lost, dup, len(unexpected), got.DeadRecords
@@ -348,14 +447,20 @@ func (s *suite) contract(ctx context.Context, dir, name string, c cell) Result {
 	return res
 }
 
-// crashRuns runs the pipeline with each fault in turn, then recovers it, and
-// returns what the sink holds at the end.
-func (s *suite) crashRuns(ctx context.Context, dir, name string, faults []string) (*listed, string, error) {
+// crashRuns runs the pipeline with each of c's faults in turn, then recovers
+// it, and returns what the sink holds at the end. unreached is true when c's
+// first fault is in the reference run's last batch (c.last) and this run
+// drained in fewer batches, so that the batch never came: the source batched
+// the input differently this time. The rest of c's faults are then skipped,
+// the drain is judged as a run without a crash, and the detail says so.
+func (s *suite) crashRuns(ctx context.Context, dir, name string, c cell) (got *listed, detail string, unreached bool, err error) {
 	var steps []string
-	ret := func(l *listed, err error) (*listed, string, error) { return l, strings.Join(steps, "; "), err }
+	ret := func(l *listed, err error) (*listed, string, bool, error) {
+		return l, strings.Join(steps, "; "), unreached, err
+	}
 	var last ran
 	recovered := false
-	for _, f := range faults {
+	for i, f := range c.faults {
 		r, err := s.child(ctx, dir, name, []string{fault.Env + "=" + f}, modeRun, pipelineFile, "list")
 		if err != nil {
 			return ret(nil, err)
@@ -365,7 +470,17 @@ func (s *suite) crashRuns(ctx context.Context, dir, name string, faults []string
 		if strings.HasSuffix(f, fault.ErrorSuffix) {
 			failed = "call failed at " + f + ", host recovered"
 		}
+		if i > 0 && strings.HasPrefix(c.point, PointRecovery+":") {
+			failed = "crashed at " + f + " while the host replayed the batch, host restarted it"
+		}
+		missed := r.code == 0 && !r.killed && (host || r.status.Warnings == 0)
 		switch {
+		case missed && i == 0 && c.last > 0 && r.status.Batches < int64(c.last):
+			steps = append(steps, fmt.Sprintf("fault point %s was not reached: this run drained in %d batches, the reference run in %d (the source batched the input differently); judged as a run without a crash", f, r.status.Batches, c.last))
+			unreached, recovered, last = true, true, r
+		case host && r.killed && i > 0:
+			steps = append(steps, "host killed again at "+f+", while it replayed the batch")
+			recovered = false
 		case host && r.killed:
 			steps = append(steps, "host killed at "+f)
 			recovered = false
@@ -381,6 +496,9 @@ func (s *suite) crashRuns(ctx context.Context, dir, name string, faults []string
 			steps = append(steps, fmt.Sprintf("%s %s and drained (%d batches, %d replayed, %d plugin failures)", strings.SplitN(f, ".", 2)[0], failed, r.status.Batches, r.status.Replays, r.status.Warnings))
 			recovered, last = true, r
 		}
+		if unreached {
+			break
+		}
 	}
 	if !recovered {
 		r, err := s.child(ctx, dir, name, nil, modeRun, pipelineFile, "list")
@@ -390,7 +508,7 @@ func (s *suite) crashRuns(ctx context.Context, dir, name string, faults []string
 		if r.code != 0 {
 			return ret(nil, fmt.Errorf("recovery run failed (exit %d): %s", r.code, r.tail()))
 		}
-		if len(faults) > 0 {
+		if len(c.faults) > 0 {
 			steps = append(steps, fmt.Sprintf("recovery drained %d batches (%d replayed)", r.status.Batches, r.status.Replays))
 		}
 		last = r

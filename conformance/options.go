@@ -22,12 +22,14 @@ type Level string
 
 // The levels.
 const (
-	// Quick crashes once per fault point (in batch 2), runs one short random
-	// SIGKILL soak per guarantee, and checks the contracts: for CI.
+	// Quick crashes once per fault point (in batch 2) and during the
+	// recovery of batch 2, runs one short random SIGKILL soak per
+	// guarantee, and checks the contracts: for CI.
 	Quick Level = "quick"
-	// Full crashes in the first batch and in a later one, adds partial
-	// points that stop after a single record, and soaks with three seeds and
-	// more kills: for releases.
+	// Full crashes in the first, a middle and the last batch (as a
+	// faultless reference run counted them), adds partial points that stop
+	// after a single record, crashes during recoveries in each of those
+	// batches, and soaks with more kills: for releases.
 	Full Level = "full"
 )
 
@@ -145,7 +147,7 @@ type Options struct {
 	Seed int64
 	// Points, when not empty, keeps only the rows whose fault point name (such
 	// as "host.write.after", without "@batch"), or "none", "soak", "contract",
-	// "network", "hang", is listed.
+	// "network", "hang", "recovery", is listed.
 	Points []string
 	// Parallel is how many pipelines run at once; 0 means 2.
 	Parallel int

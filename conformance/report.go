@@ -31,8 +31,9 @@ const (
 // duplicated and pass are stable: scripts rely on them.
 type Result struct {
 	// FaultPoint is the crash as CONNECTD_FAULT spells it ("host.write.after@2",
-	// "sink.write.partial@2:1"), or PointNone, PointSoak, PointContract or
-	// PointNetwork.
+	// "sink.write.partial@2:1"), a crash during a recovery
+	// ("recovery:host.write.after@2+host.write.after@2", see PointRecovery),
+	// or PointNone, PointSoak, PointContract or PointNetwork.
 	FaultPoint string `json:"fault_point"`
 	// Guarantee is the pipeline's delivery guarantee, or for a contract check
 	// the capability checked.
@@ -54,6 +55,12 @@ type Result struct {
 	// DeadLetters is how many records the dead-letter sink holds at the
 	// end, for a run with one.
 	DeadLetters int `json:"dead_letters,omitempty"`
+	// NotReached is true for a cell whose crash was meant for the last
+	// batch of the faultless reference run, when the run drained in fewer
+	// batches (the source batched the input differently): the cell judged
+	// a drain without that crash, and Detail says so. The table shows
+	// "pass (not reached)".
+	NotReached bool `json:"not_reached,omitempty"`
 	// Error says why a cell failed other than by counts: a process that did
 	// not recover, a fault point that was never reached, a broken contract.
 	Error string `json:"error,omitempty"`
@@ -82,6 +89,9 @@ func (r Result) Cell() string {
 	}
 	if r.Duplicated > 0 {
 		notes = append(notes, fmt.Sprintf("%d dup", r.Duplicated))
+	}
+	if r.NotReached {
+		notes = append(notes, "not reached")
 	}
 	if len(notes) == 0 {
 		return "pass"

@@ -63,9 +63,12 @@ type suite struct {
 	// expect holds, for a run through transforms or with a dead-letter
 	// sink, what a faultless reference run of each input left in the sink
 	// and the dead-letter sink: every other pipeline is judged by it.
-	expect  map[input]*listed
-	probe   probed
-	batch   int // max_records of matrix pipelines
+	expect map[input]*listed
+	probe  probed
+	batch  int // max_records of matrix pipelines
+	// last is how many batches the faultless reference run of the crash
+	// input made at the full level (its last batch), 0 at the quick level.
+	last    int
 	crash   input
 	soak    input
 	rate    int // generator rate in the soak
@@ -202,8 +205,8 @@ func newSuite(o Options) (*suite, error) {
 	}
 	s.runID = fmt.Sprintf("%04x", uint16(time.Now().UnixNano()^int64(os.Getpid())<<8))
 	for _, p := range o.Points {
-		if !fault.Known(p) && p != PointNone && p != PointSoak && p != PointContract && p != PointNetwork && p != PointHang {
-			return nil, usagef("conformance: unknown point %q: want a fault point (docs/fault-points.md) or %q, %q, %q, %q, %q", p, PointNone, PointSoak, PointContract, PointNetwork, PointHang)
+		if !fault.Known(p) && p != PointNone && p != PointSoak && p != PointContract && p != PointNetwork && p != PointHang && p != PointRecovery {
+			return nil, usagef("conformance: unknown point %q: want a fault point (docs/fault-points.md) or %q, %q, %q, %q, %q, %q", p, PointNone, PointSoak, PointContract, PointNetwork, PointHang, PointRecovery)
 		}
 	}
 

@@ -27,7 +27,7 @@ func cmdConformance(args []string, stdout, stderr io.Writer) int {
 	junit := f.String("junit", "", "also write the report as JUnit XML to this file")
 	seed := f.Int64("seed", 0, "seed of the random SIGKILL soak (default: from the clock; the report prints it)")
 	parallel := f.Int("parallel", 2, "pipelines run at once")
-	points := f.String("points", "", "comma-separated fault points (and none, soak, contract, hang) to keep; default all")
+	points := f.String("points", "", "comma-separated fault points (and none, soak, contract, hang, recovery) to keep; default all")
 	work := f.String("work", "", "directory for the pipelines' files, kept afterwards (default: a temporary one, removed)")
 	if code, ok := f.parse(args, 0); !ok {
 		return code
