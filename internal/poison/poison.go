@@ -18,8 +18,8 @@ const Env = "CONNECTD_POISON"
 
 // Pattern is what poisoned memory holds, repeated: it says what happened
 // and what to do, wherever a kept value ends up (a file, a topic, a test's
-// failure message).
-const Pattern = "connectd poison: this record's memory was reused after Write returned; a sink copies what it keeps. "
+// failure message), in 61 bytes, so that a short value holds all of it.
+const Pattern = "connectd poison: record kept past Write; copy what you keep. "
 
 // Enabled reports whether Env turns poisoning on in this process; a value
 // other than "", "0" or "1" is an error that names it.
