@@ -44,7 +44,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "building connectd: %v\n%s", err, out)
 			return 1
 		}
-		for _, name := range []string{"ackfirst", "appender", "badreplay", "dropack", "hider", "counter", "retrydup", "replayonce"} {
+		for _, name := range []string{"ackfirst", "appender", "badreplay", "dropack", "hider", "counter", "retrydup", "replayonce", "keeper"} {
 			exe, err := BuildPlugin(scratch, "./testdata/"+name)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, err)

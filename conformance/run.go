@@ -544,6 +544,7 @@ func (s *suite) env(name string, extra []string) []string {
 		env = append(env, e)
 	}
 	env = append(env, childEnv+"=1", CellEnv+"="+name)
+	env = append(env, sdk.PoisonEnv+"=1") // plugins inherit it: their batches are poisoned after Write (sdk.Batch)
 	return append(env, extra...)
 }
 

@@ -12,9 +12,10 @@ import (
 
 // serverCodec is gRPC's protobuf codec (same bytes on the wire, same name)
 // with one copy less of each chunk a sink or processor receives: a
-// RawWriteRequest's (RawProcessRequest's) chunk aliases the fresh buffer the
-// message is gathered into, where proto.Unmarshal would copy it once more. Nothing reuses that buffer, so the records decoded
-// from it may outlive Write (see Batch).
+// pooledWrite's (pooledProcess's) chunk aliases the buffer of its
+// batchMemory the message is gathered into, where proto.Unmarshal would copy
+// it once more; that buffer is reused by a later batch once Write (Process)
+// has returned (see Batch).
 type serverCodec struct{ std encoding.CodecV2 }
 
 func newServerCodec() serverCodec { return serverCodec{std: encoding.GetCodecV2("proto")} }
@@ -82,6 +83,14 @@ func (c serverCodec) marshalProcessReply(r *processReply) (mem.BufferSlice, erro
 func (c serverCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	var err error
 	switch m := v.(type) {
+	case *pooledWrite:
+		buf := m.mem.buffer(data.Len())
+		data.CopyTo(buf)
+		m.Chunk, err = protocol.UnmarshalAliasing(buf, m.RawWriteRequest, protocol.WriteRequestChunk)
+	case *pooledProcess:
+		buf := m.mem.buffer(data.Len())
+		data.CopyTo(buf)
+		m.Chunk, err = protocol.UnmarshalAliasing(buf, m.RawProcessRequest, protocol.ProcessRequestChunk)
 	case *rawv1.RawWriteRequest:
 		m.Chunk, err = protocol.UnmarshalAliasing(data.Materialize(), m, protocol.WriteRequestChunk)
 	case *rawv1.RawProcessRequest:

@@ -12,6 +12,10 @@
 //     its output and can say which batch it committed last.
 //   - Lister: a sink that can list the record ids it holds (conformance only).
 //
+// A batch's records are valid until Write (Process) returns: the sdk reuses
+// their memory for the next batch, and a sink copies what it keeps (see
+// Batch and PoisonEnv).
+//
 // A sink's Write or a processor's Process that refuses single records returns
 // a *Rejected (Reject) listing them; the pipeline decides what becomes of them.
 //

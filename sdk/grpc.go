@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/connectd/connectd/internal/fault"
+	"github.com/connectd/connectd/internal/poison"
 	"github.com/connectd/connectd/internal/protocol"
 	pb "github.com/connectd/connectd/internal/protocol/connectorv1"
 	"github.com/connectd/connectd/internal/protocol/rawv1"
@@ -285,6 +286,8 @@ type sinkServer struct {
 	// rejections: the host that opened the sink handles rejected records
 	// (it listed protocol.HostRejections).
 	rejections bool
+	poison     bool       // PoisonEnv was 1 when the sink was opened
+	mem        memoryPool // batch memory, reused from one Write to the next
 }
 
 func registerSink(s *grpc.Server, def *SinkPlugin) {
@@ -317,13 +320,17 @@ func (s *sinkServer) Open(ctx context.Context, req *pb.OpenRequest) (*pb.Empty, 
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
+	poisoned, err := poison.Enabled()
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
 	sk := s.def.New()
 	if err := sk.Open(ctx, cfg); err != nil {
 		return nil, openError(err)
 	}
 	tx := slices.Contains(s.def.Spec.CapabilitiesFor(cfg.Raw()), CapTransactional)
 	s.mu.Lock()
-	s.sink, s.tx = sk, tx
+	s.sink, s.tx, s.poison = sk, tx, poisoned
 	s.rejections = slices.Contains(req.HostFeatures, protocol.HostRejections)
 	s.mu.Unlock()
 	return &pb.Empty{}, nil
@@ -334,16 +341,29 @@ func (s *sinkServer) Write(stream pb.Sink_WriteServer) error {
 	if err != nil {
 		return err
 	}
+	s.mu.Lock()
+	transactional, poisoned := s.tx, s.poison
+	s.mu.Unlock()
+	// The batch's messages are received into mem, its records decoded
+	// there, and mem is reused by the next Write once this one returns (see
+	// Batch); with poison it is overwritten as soon as the sink's Write
+	// returns.
+	mem := s.mem.get(poisoned)
+	defer func() {
+		if mem != nil {
+			s.mem.put(mem)
+		}
+	}()
 	var b Batch
 	var chunks [][]byte
 	first := true
+	m := pooledWrite{mem: mem} // one for the call: &m escapes
 	for {
 		// rawv1.RawWriteRequest is connector.v1 WriteRequest on the wire with
 		// the chunk left encoded; DecodeChunks reads it without a protobuf
-		// message per record. Each message is unmarshalled into fresh memory,
-		// so the records may alias it (see Batch).
-		m := new(rawv1.RawWriteRequest)
-		err := stream.RecvMsg(m)
+		// message per record.
+		m.RawWriteRequest = new(rawv1.RawWriteRequest)
+		err := stream.RecvMsg(&m)
 		if err == io.EOF {
 			break
 		}
@@ -358,7 +378,7 @@ func (s *sinkServer) Write(stream pb.Sink_WriteServer) error {
 			chunks = append(chunks, m.Chunk)
 		}
 	}
-	if b.Records, err = DecodeChunks(nil, chunks); err != nil {
+	if b.Records, err = mem.decode(chunks); err != nil {
 		return status.Error(codes.Internal, "the host broke the Write contract: "+err.Error()) // not the user's configuration
 	}
 	if first {
@@ -367,9 +387,6 @@ func (s *sinkServer) Write(stream pb.Sink_WriteServer) error {
 	if err := fault.Check(fault.SinkWriteBefore, b.ID); err != nil {
 		return rpcError(err)
 	}
-	s.mu.Lock()
-	transactional := s.tx
-	s.mu.Unlock()
 	ctx := context.WithValue(stream.Context(), batchKey{}, b.ID)
 	if k, ok := fault.Trip(fault.SinkWritePartial, b.ID, len(b.Records)); ok {
 		if !transactional {
@@ -379,28 +396,41 @@ func (s *sinkServer) Write(stream pb.Sink_WriteServer) error {
 		}
 		return rpcError(fault.Fail(fault.SinkWritePartial, b.ID))
 	}
-	reply := &pb.WriteReply{}
-	if err := sk.Write(ctx, b); err != nil {
-		rej, ok := rejectedOf(err)
-		if !ok {
-			return rpcError(fmt.Errorf("batch %d: %w", b.ID, err))
-		}
-		if err := CheckRejections(len(b.Records), rej.Records); err != nil {
-			return status.Errorf(codes.Internal, "sink broke the Write contract: batch %d: %v", b.ID, err)
-		}
-		s.mu.Lock()
-		handled := s.rejections
-		s.mu.Unlock()
-		if !handled {
-			// An older host would take the reply for a full success.
-			return rpcError(fmt.Errorf("batch %d: %w (the host that runs this sink predates rejected records and would drop them: the batch fails instead)", b.ID, rej))
-		}
-		reply.Rejected = rejectionsPB(rej.Records)
+	reply, err := s.reply(b.ID, len(b.Records), sk.Write(ctx, b))
+	s.mem.put(mem) // before the host hears back: its next Write reuses mem
+	mem = nil
+	if err != nil {
+		return err
 	}
 	if err := fault.Check(fault.SinkWriteAfter, b.ID); err != nil {
 		return rpcError(err)
 	}
 	return stream.SendAndClose(reply)
+}
+
+// reply is the answer to Write of batch id, of n records, whose sink's
+// Write returned err: a reply, or the error the call fails with.
+func (s *sinkServer) reply(id int64, n int, err error) (*pb.WriteReply, error) {
+	reply := &pb.WriteReply{}
+	if err == nil {
+		return reply, nil
+	}
+	rej, ok := rejectedOf(err)
+	if !ok {
+		return nil, rpcError(fmt.Errorf("batch %d: %w", id, err))
+	}
+	if err := CheckRejections(n, rej.Records); err != nil {
+		return nil, status.Errorf(codes.Internal, "sink broke the Write contract: batch %d: %v", id, err)
+	}
+	s.mu.Lock()
+	handled := s.rejections
+	s.mu.Unlock()
+	if !handled {
+		// An older host would take the reply for a full success.
+		return nil, rpcError(fmt.Errorf("batch %d: %w (the host that runs this sink predates rejected records and would drop them: the batch fails instead)", id, rej))
+	}
+	reply.Rejected = rejectionsPB(rej.Records)
+	return reply, nil
 }
 
 // batchKey is the context key under which the sdk passes the id of the

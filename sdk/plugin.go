@@ -80,7 +80,8 @@ type Sink interface {
 	Open(ctx context.Context, cfg Config) error
 	// Write writes a batch and returns only when its records are durable. An
 	// error means some, all or none of them may have been written; the host
-	// will send the same batch again.
+	// will send the same batch again. b's records are valid until Write
+	// returns: a sink copies what it keeps of them (see Batch).
 	Write(ctx context.Context, b Batch) error
 	// Close releases the sink's resources.
 	Close(ctx context.Context) error

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/connectd/connectd/internal/fault"
+	"github.com/connectd/connectd/internal/poison"
 	pb "github.com/connectd/connectd/internal/protocol/connectorv1"
 	"github.com/connectd/connectd/internal/protocol/rawv1"
 	"google.golang.org/grpc"
@@ -20,9 +21,11 @@ import (
 
 type processorServer struct {
 	pb.UnimplementedProcessorServer
-	def  *ProcessorPlugin
-	mu   sync.Mutex
-	proc Processor
+	def    *ProcessorPlugin
+	mu     sync.Mutex
+	proc   Processor
+	poison bool       // PoisonEnv was 1 when the processor was opened
+	mem    memoryPool // batch memory, reused from one Process to the next
 }
 
 func registerProcessor(s *grpc.Server, def *ProcessorPlugin) {
@@ -47,12 +50,16 @@ func (s *processorServer) Open(ctx context.Context, req *pb.OpenRequest) (*pb.Em
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
+	poisoned, err := poison.Enabled()
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
 	p := s.def.New()
 	if err := p.Open(ctx, cfg); err != nil {
 		return nil, openError(err)
 	}
 	s.mu.Lock()
-	s.proc = p
+	s.proc, s.poison = p, poisoned
 	s.mu.Unlock()
 	return &pb.Empty{}, nil
 }
@@ -67,15 +74,23 @@ func (s *processorServer) Process(stream pb.Processor_ProcessServer) error {
 	if err != nil {
 		return err
 	}
+	s.mu.Lock()
+	poisoned := s.poison
+	s.mu.Unlock()
+	// As in a sink's Write, the batch lives in mem, reused by the next
+	// call; it is released once the reply is sent, since the records
+	// Process returns may alias b.Records.
+	mem := s.mem.get(poisoned)
+	defer s.mem.put(mem)
 	var b Batch
 	var chunks [][]byte
 	first := true
+	m := pooledProcess{mem: mem} // one for the call: &m escapes
 	for {
 		// rawv1.RawProcessRequest is connector.v1 ProcessRequest on the
-		// wire with the chunk left encoded; each message is unmarshalled
-		// into fresh memory, which the records alias.
-		m := new(rawv1.RawProcessRequest)
-		err := stream.RecvMsg(m)
+		// wire with the chunk left encoded.
+		m.RawProcessRequest = new(rawv1.RawProcessRequest)
+		err := stream.RecvMsg(&m)
 		if err == io.EOF {
 			break
 		}
@@ -93,7 +108,7 @@ func (s *processorServer) Process(stream pb.Processor_ProcessServer) error {
 	if first {
 		return status.Error(codes.Internal, "the host broke the Process contract: the process stream carried no batch")
 	}
-	if b.Records, err = DecodeChunks(nil, chunks); err != nil {
+	if b.Records, err = mem.decode(chunks); err != nil {
 		return status.Error(codes.Internal, "the host broke the Process contract: "+err.Error())
 	}
 	if err := fault.Check(fault.ProcessorBefore, b.ID); err != nil {

@@ -206,12 +206,18 @@ type Range struct {
 // atomically with its output. A processor's Process receives one too, with
 // ID, Records and Replay only (From and Until are nil).
 //
-// The records belong to the sink: they stay valid after Write returns and
-// nothing else writes to them. Their keys, values and header values are
-// slices of a few large buffers (the chunks of about 1 MiB the batch travelled
-// in), each capped at its own length, so changing or appending to one never
-// touches another; but a sink that keeps a few records for long keeps their
-// whole chunks in memory, and should copy what it keeps.
+// A batch's records are valid until Write (Process) returns, the way
+// bufio.Scanner.Bytes is valid until the next Scan: the sdk then reuses
+// their memory for the next batch, so a sink that keeps anything of a record
+// past Write (a key, a value, a header value, the Records slice, or a
+// Record value, whose slices still point into that memory) copies the bytes
+// first (bytes.Clone; string(b) is a copy too). During the call the records
+// are the sink's own: each key, value and header value is capped at its own
+// length, so changing or appending to one never touches another. With
+// CONNECTD_POISON=1 (PoisonEnv), and always under sdktest, the sdk
+// overwrites that memory as soon as Write returns, so a sink that keeps
+// references fails its tests with "connectd poison: …" where its records
+// should be. From and Until are the sink's to keep.
 type Batch struct {
 	ID      int64
 	Records []Record

@@ -216,7 +216,7 @@ func openSink(t *testing.T, index string, extra map[string]any) *Sink {
 	for k, v := range extra {
 		cfg[k] = v
 	}
-	s := sdktest.Sink(t, Plugin, "test", cfg).(*Sink)
+	s := sdktest.UnwrapSink(sdktest.Sink(t, Plugin, "test", cfg)).(*Sink)
 	s.log = newTextLogger(testWriter{t}).With("sink", "elasticsearch")
 	return s
 }

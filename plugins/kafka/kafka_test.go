@@ -381,7 +381,7 @@ func openSink(t testing.TB, pipeline string, cfg map[string]any) *Sink {
 	for k, v := range cfg {
 		all[k] = v
 	}
-	return sdktest.Sink(t, Plugin, pipeline, all).(*Sink)
+	return sdktest.UnwrapSink(sdktest.Sink(t, Plugin, pipeline, all)).(*Sink)
 }
 
 // freePort returns a TCP port nobody listens on now.

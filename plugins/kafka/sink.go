@@ -351,8 +351,10 @@ func (s *Sink) producePartition(ctx context.Context, b *sdk.Batch, p tp, idx []i
 		chunk := idx[:n]
 		idx = idx[n:]
 		recs := make([]protocol.Record, len(chunk))
+		arena := make([]byte, 0, size) // the records' bytes, which the request may read after Write returned (detach)
 		for j, i := range chunk {
-			recs[j] = s.record(&b.Records[i], i, id, now)
+			r := detach(&b.Records[i], &arena)
+			recs[j] = s.record(&r, i, id, now)
 		}
 		what := func() string {
 			return fmt.Sprintf("batch %d: producing records %d to %d of the batch (%d records, the first from %s) to partition %s",

@@ -42,6 +42,14 @@ func Source(t testing.TB, p sdk.Plugin, pipeline string, values map[string]any) 
 
 // Sink builds, configures and opens the sink role of p with values, and closes
 // it when the test ends. Values are checked as Source checks them.
+//
+// The result's Write lends the sink a copy of the batch in memory of its
+// own and overwrites that memory as soon as the sink's Write returns (a
+// batch's records are valid until then, see sdk.Batch): a sink that keeps
+// references to them writes out "connectd poison: …" instead of its
+// records, and the result's List fails naming such a value. The result is an
+// sdk.Lister or an sdk.Transactional exactly when the sink is; UnwrapSink
+// returns the sink itself.
 func Sink(t testing.TB, p sdk.Plugin, pipeline string, values map[string]any) sdk.Sink {
 	t.Helper()
 	if p.Sink == nil {
@@ -60,7 +68,7 @@ func Sink(t testing.TB, p sdk.Plugin, pipeline string, values map[string]any) sd
 			t.Errorf("close sink %q: %v", p.Name(), err)
 		}
 	})
-	return sk
+	return poisonSink(sk)
 }
 
 // Processor builds, configures and opens the processor role of p with
@@ -69,7 +77,9 @@ func Sink(t testing.TB, p sdk.Plugin, pipeline string, values map[string]any) sd
 // does before the host sees it: a rejection of a record the batch does not
 // have (or twice), or a record at the position of no input record, is an
 // error. The records it returns carry the Position.Index the processor gave
-// them; a host numbers them itself.
+// them; a host numbers them itself. As Sink's Write, it lends the processor
+// a copy of the batch and overwrites it once Process returns (b.Records are
+// valid until then); the records Process returned are copied out first.
 func Processor(t testing.TB, p sdk.Plugin, pipeline string, values map[string]any) sdk.Processor {
 	t.Helper()
 	if p.Processor == nil {
@@ -95,7 +105,11 @@ func Processor(t testing.TB, p sdk.Plugin, pipeline string, values map[string]an
 type checkedProcessor struct{ sdk.Processor }
 
 func (c checkedProcessor) Process(ctx context.Context, b sdk.Batch) ([]sdk.Record, error) {
+	l := lend(b.Records)
+	b.Records = l.recs
 	out, err := c.Processor.Process(ctx, b)
+	out = own(out)
+	defer l.release() // after the checks, which read b.Records
 	var rej *sdk.Rejected
 	if err != nil && !errors.As(err, &rej) {
 		return out, err

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"sync"
 	"time"
@@ -18,8 +19,15 @@ type sink struct {
 	pending sync.WaitGroup
 }
 
-// Write returns before the batch is written.
+// Write returns before the batch is written. Its lie is about durability
+// only: it copies the records it writes later (they are valid until Write
+// returns).
 func (s *sink) Write(_ context.Context, b sdk.Batch) error {
+	recs := make([]sdk.Record, len(b.Records))
+	for i, r := range b.Records {
+		recs[i] = sdk.Record{Key: bytes.Clone(r.Key), Value: bytes.Clone(r.Value), Timestamp: r.Timestamp, Position: r.Position}
+	}
+	b.Records = recs
 	s.pending.Add(1)
 	go func() {
 		defer s.pending.Done()
