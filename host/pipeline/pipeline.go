@@ -732,6 +732,9 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 		return false, err
 	}
 	d.finished(r, b.data)
+	if len(d.p.Transforms) == 0 {
+		b.data.Release() // the sink has it all and no record of it is held: its memory serves the next reads
+	}
 	return false, nil
 }
 
