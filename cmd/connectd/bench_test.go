@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -145,9 +144,13 @@ func childCPU(b *testing.B) time.Duration {
 // (a file per batch, fsynced), start-up included. Besides records/s and
 // cpu-s/run it reports peak memory: peak-MiB is the VmHWM of the host and
 // every plugin process summed (the highest of the iterations), host-MiB and
-// plugins-MiB its two parts. The host's is exact (its rusage after exit);
-// a plugin's is its /proc/<pid>/status VmHWM read every 10 ms while it runs,
-// so growth in its last 10 ms would be missed (VmHWM only grows).
+// plugins-MiB its two parts. Each process's is its /proc/<pid>/status VmHWM
+// read every 10 ms while it runs, so growth in its last 10 ms would be missed
+// (VmHWM only grows; the rusage of a waited-for process would not do: its
+// maxrss is the largest of the process and its children). VmHWM
+// counts the pages of the connectd executable each process touched, the
+// same file pages in all three; anon-MiB is the anonymous part alone: the
+// sum of each process's highest RssAnon seen in those samples.
 // BenchmarkGeneratorToFileReadAhead is the same with read_ahead = true.
 func BenchmarkGeneratorToFile(b *testing.B) { toFile(b, "") }
 
@@ -158,7 +161,7 @@ func BenchmarkGeneratorToFileReadAhead(b *testing.B) {
 func toFile(b *testing.B, extra string) {
 	const count = 1000000
 	var elapsed, cpu time.Duration
-	var peak, host, plugins int64
+	var peak, host, plugins, anon int64
 	for i := 0; i < b.N; i++ {
 		dir := b.TempDir()
 		cfg := filepath.Join(dir, "bench.hcl")
@@ -188,6 +191,7 @@ pipeline "bench" {
 		if t := r.hostKiB + r.pluginsKiB; t > peak {
 			peak, host, plugins = t, r.hostKiB, r.pluginsKiB
 		}
+		anon = max(anon, r.anonKiB)
 	}
 	b.ReportMetric(float64(count)*float64(b.N)/elapsed.Seconds(), "records/s")
 	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/run")
@@ -195,6 +199,7 @@ pipeline "bench" {
 		b.ReportMetric(float64(peak)/1024, "peak-MiB")
 		b.ReportMetric(float64(host)/1024, "host-MiB")
 		b.ReportMetric(float64(plugins)/1024, "plugins-MiB")
+		b.ReportMetric(float64(anon)/1024, "anon-MiB")
 	}
 }
 
@@ -225,10 +230,12 @@ type measured struct {
 	elapsed time.Duration
 	// cpu is the user + system time of the host and its plugin processes.
 	cpu time.Duration
-	// hostKiB is the host's peak resident set (its rusage's maxrss);
-	// pluginsKiB the sum of its child processes' VmHWM as last sampled
-	// (0 where /proc cannot be read).
+	// hostKiB is the host's VmHWM and pluginsKiB the sum of its child
+	// processes' VmHWM, as last sampled (0 where /proc cannot be read).
 	hostKiB, pluginsKiB int64
+	// anonKiB is the sum, over the host and its children, of the highest
+	// RssAnon sampled.
+	anonKiB int64
 }
 
 // runMeasured runs connectd with args in dir and measures it (see
@@ -245,31 +252,34 @@ func runMeasured(b *testing.B, dir string, args ...string) measured {
 	w := watchChildren(cmd.Process.Pid, 10*time.Millisecond)
 	err := cmd.Wait()
 	m := measured{stderr: stderr.String(), elapsed: time.Since(start), cpu: childCPU(b) - cpu0}
-	for _, kib := range w.stop() {
-		m.pluginsKiB += kib
+	hwm, anon := w.stop()
+	m.hostKiB = hwm[cmd.Process.Pid]
+	for pid, kib := range hwm {
+		if pid != cmd.Process.Pid {
+			m.pluginsKiB += kib
+		}
 	}
+	m.anonKiB = anon
 	if err != nil {
 		b.Fatalf("connectd %s: %v\n%s", strings.Join(args, " "), err, m.stderr)
-	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		m.hostKiB = int64(ru.Maxrss) // KiB on Linux
 	}
 	return m
 }
 
-// watcher samples the VmHWM of a process's children (see watchChildren).
+// watcher samples the VmHWM of a process and its children (see watchChildren).
 type watcher struct {
 	done chan struct{}
 	wg   sync.WaitGroup
 	mu   sync.Mutex
-	hwm  map[int]int64 // child pid → VmHWM in KiB, last read
+	hwm  map[int]int64 // pid (the process's and its children's) → VmHWM in KiB, last read
+	anon map[int]int64 // pid → highest RssAnon in KiB
 }
 
-// watchChildren reads, every period until stop, which processes pid has
-// started (/proc/<pid>/task/*/children) and each one's VmHWM. Where /proc
+// watchChildren reads, every period until stop, pid's VmHWM and RssAnon,
+// which processes it has started (/proc/<pid>/task/*/children) and theirs. Where /proc
 // does not say (not Linux), it finds nothing.
 func watchChildren(pid int, period time.Duration) *watcher {
-	w := &watcher{done: make(chan struct{}), hwm: map[int]int64{}}
+	w := &watcher{done: make(chan struct{}), hwm: map[int]int64{}, anon: map[int]int64{}}
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
@@ -288,6 +298,12 @@ func watchChildren(pid int, period time.Duration) *watcher {
 }
 
 func (w *watcher) sample(pid int) {
+	if kib, anon, ok := memStatus(pid); ok {
+		w.mu.Lock()
+		w.hwm[pid] = max(w.hwm[pid], kib)
+		w.anon[pid] = max(w.anon[pid], anon)
+		w.mu.Unlock()
+	}
 	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
 	for _, t := range tasks {
 		data, _ := os.ReadFile(t)
@@ -296,42 +312,46 @@ func (w *watcher) sample(pid int) {
 			if err != nil {
 				continue
 			}
-			if kib, ok := vmHWM(c); ok {
+			if kib, anon, ok := memStatus(c); ok {
 				w.mu.Lock()
 				w.hwm[c] = max(w.hwm[c], kib)
+				w.anon[c] = max(w.anon[c], anon)
 				w.mu.Unlock()
 			}
 		}
 	}
 }
 
-// stop ends the sampling and returns each child's peak, by pid order.
-func (w *watcher) stop() []int64 {
+// stop ends the sampling and returns each process's peak by pid, and the
+// sum of every process's highest RssAnon.
+func (w *watcher) stop() (hwm map[int]int64, anon int64) {
 	close(w.done)
 	w.wg.Wait()
-	pids := make([]int, 0, len(w.hwm))
-	for p := range w.hwm {
-		pids = append(pids, p)
+	for _, kib := range w.anon {
+		anon += kib
 	}
-	sort.Ints(pids)
-	out := make([]int64, len(pids))
-	for i, p := range pids {
-		out[i] = w.hwm[p]
-	}
-	return out
+	return w.hwm, anon
 }
 
-// vmHWM reads a process's peak resident set in KiB from /proc/<pid>/status.
-func vmHWM(pid int) (int64, bool) {
+// memStatus reads a process's peak resident set (VmHWM) and its anonymous
+// resident memory now (RssAnon), in KiB, from /proc/<pid>/status; ok is
+// false when it cannot (the process is gone or a zombie, or not Linux).
+func memStatus(pid int) (hwm, anon int64, ok bool) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, false
+		return 0, 0, false
 	}
+	found := 0
 	for _, l := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			kib, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kib, err == nil
+		for name, to := range map[string]*int64{"VmHWM:": &hwm, "RssAnon:": &anon} {
+			if v, ok := strings.CutPrefix(l, name); ok {
+				kib, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				if err == nil {
+					*to = kib
+					found++
+				}
+			}
 		}
 	}
-	return 0, false
+	return hwm, anon, found == 2
 }
