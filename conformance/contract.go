@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/connectd/connectd/host/config"
+	"github.com/connectd/connectd/host/pipeline"
 	"github.com/connectd/connectd/host/plugin"
 	"github.com/connectd/connectd/internal/protocol"
 	pb "github.com/connectd/connectd/internal/protocol/connectorv1"
@@ -142,18 +143,6 @@ func (c *contract) sinkWithInput(ctx context.Context) (*plugin.Data, *plugin.Dat
 	return d1, d2, err
 }
 
-// moving keeps the partitions whose range is not empty, as the host's
-// recovery asks for them.
-func moving(from, until sdk.Offsets) (sdk.Offsets, sdk.Offsets) {
-	f, u := sdk.Offsets{}, sdk.Offsets{}
-	for p, x := range until {
-		if y, ok := from[p]; ok && x >= 0 && y >= 0 && x != y {
-			f[p], u[p] = y, x
-		}
-	}
-	return f, u
-}
-
 // rec is a record as it travels, with its partition resolved.
 type rec struct {
 	pos     sdk.Position
@@ -261,7 +250,7 @@ func (c *contract) replay(ctx context.Context) error {
 		return err
 	}
 	check := func(id int64, d *plugin.Data, when string) error {
-		f, u := moving(d.From, d.Until)
+		f, u := pipeline.Moving(d.From, d.Until)
 		r, err := c.src.Source.Replay(ctx, id, f, u)
 		if err != nil {
 			return fmt.Errorf("replay of batch %d %s: %w", id, when, err)

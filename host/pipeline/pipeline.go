@@ -659,7 +659,7 @@ func (d *driver) next(ctx context.Context) (done bool, err error) {
 // partitions whose range is not empty) and holds the source to its promise:
 // as many records as the plan says. The data covers e's whole range.
 func (d *driver) replay(ctx context.Context, e checkpoint.Entry) (*plugin.Data, error) {
-	f, u := moving(e.From, e.Until)
+	f, u := Moving(e.From, e.Until)
 	var data *plugin.Data
 	err := d.within(ctx, d.src, d.srcName(), config.PhaseRead, e.Batch, func(ctx context.Context) (err error) {
 		data, err = d.src.Source.Replay(ctx, e.Batch, f, u)
@@ -675,8 +675,11 @@ func (d *driver) replay(ctx context.Context, e checkpoint.Entry) (*plugin.Data, 
 	return data, nil
 }
 
-// moving keeps the partitions whose range is not empty: what a replay reads.
-func moving(from, until sdk.Offsets) (sdk.Offsets, sdk.Offsets) {
+// Moving keeps the partitions whose range from → until is not empty (both
+// offsets real and different): the ranges a replay of the batch asks the
+// source for. The host's recovery and the conformance suite's replay check
+// ask with it.
+func Moving(from, until sdk.Offsets) (sdk.Offsets, sdk.Offsets) {
 	f, u := sdk.Offsets{}, sdk.Offsets{}
 	for p, x := range until {
 		if y, ok := from[p]; ok && x >= 0 && y >= 0 && x != y {
@@ -686,67 +689,126 @@ func moving(from, until sdk.Offsets) (sdk.Offsets, sdk.Offsets) {
 	return f, u
 }
 
-// batch runs batch id through the protocol. replay is the planned entry when
-// the batch is being recovered; nil plans a new batch. done is true when drain
-// mode has nothing more to read.
+// batch runs batch id through the protocol: PLAN, WRITE, COMMIT, ACK (COMMIT
+// before WRITE at most once). replay is the planned entry when the batch is
+// being recovered; nil plans a new batch. done is true when drain mode has
+// nothing more to read.
 func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) (done bool, err error) {
 	r := Report{Pipeline: d.p.Name, Batch: id, Start: time.Now(), Source: fmt.Sprintf("source %q", d.p.Source.Name), Sink: fmt.Sprintf("sink %q", d.p.Sink.Name)}
-	var data *plugin.Data
-	from := d.cp.Committed()
 	fault.Hit(fault.HostPlanBefore, id)
-	t := time.Now()
-	if replay != nil {
-		r.Replay = true
-		from = replay.From
-		if d.src.Has(protocol.FeatureReplayer) {
-			if data, err = d.replay(ctx, *replay); err != nil {
-				return false, stopOr(ctx, err)
-			}
-			r.Read = time.Since(t)
-			d.Control.read(data.Records, data.Bytes)
-		}
+	b, err := d.fetch(ctx, id, replay, &r)
+	if err != nil {
+		return false, stopOr(ctx, err)
 	}
-	var shaped *outcome // the batch through the transforms, when the read ahead did it
-	var shapeErr error
-	if data == nil {
-		if a := d.takeAhead(id, from); a != nil {
-			if a.err != nil {
-				return false, stopOr(ctx, a.err)
-			}
-			data, r.Read, r.ReadAhead = a.data, a.took, true
-			shaped, shapeErr = a.shaped, a.shapeErr
-		} else if err = d.within(ctx, d.src, d.srcName(), config.PhaseRead, id, func(ctx context.Context) (err error) {
-			data, err = d.src.Source.Read(ctx, id, from, d.limits())
-			return err
-		}); err != nil {
-			return false, stopOr(ctx, err)
-		} else {
-			r.Read = time.Since(t)
-		}
-		if data.Records == 0 {
-			return d.Drain, nil
-		}
-		d.Control.read(data.Records, data.Bytes)
-		data.From, data.Until = from.Merge(data.From), from.Merge(data.Until)
-		t = time.Now()
-		if err := d.cp.Plan(checkpoint.Entry{Batch: id, From: data.From, Until: data.Until, Records: data.Records}); err != nil {
+	if b == nil {
+		return d.Drain, nil // the source has nothing now
+	}
+	if b.read { // PLAN: a batch read (not replayed) is planned before it is written
+		t := time.Now()
+		if err := d.cp.Plan(checkpoint.Entry{Batch: id, From: b.data.From, Until: b.data.Until, Records: b.data.Records}); err != nil {
 			return false, d.errorf("%w", err)
 		}
 		r.Plan, r.PlanSync = time.Since(t), d.cp.LastSync()
 	}
 	fault.Hit(fault.HostPlanAfter, id)
-	d.readAhead(ctx, id+1, data.Until)
+	d.readAhead(ctx, id+1, b.data.Until)
 	defer func() {
 		if err != nil {
 			d.dropAhead() // a batch that fails leaves no read running
 		}
 	}()
-
-	// From here on the batch is finished even when a stop is asked for, unless
-	// it takes longer than Grace after the stop: then it is abandoned and
-	// replayed at the next start.
-	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	bctx, cancel := d.grace(ctx)
 	defer cancel()
+	if d.p.Delivery == config.AtMostOnce { // COMMIT, then WRITE
+		if err := d.commit(id, &r); err != nil {
+			return false, err
+		}
+		if err := d.write(bctx, id, b, &r); err != nil {
+			d.Log.Error("batch committed but not written: its records are lost, as at-most-once allows", "pipeline", d.p.Name, "batch", id, "records", b.data.Records, "error", err.Error())
+			return false, err
+		}
+	} else { // WRITE, then COMMIT
+		if err := d.write(bctx, id, b, &r); err != nil {
+			return false, err
+		}
+		if err := d.commit(id, &r); err != nil {
+			return false, err
+		}
+	}
+	if err := d.ack(bctx, id, b.data, &r); err != nil { // ACK
+		return false, err
+	}
+	d.finished(r, b.data)
+	if len(d.p.Transforms) == 0 {
+		b.data.Release() // the sink has it all and no record of it is held: its memory serves the next reads
+	}
+	return false, nil
+}
+
+// fetched is a batch as fetch returns it.
+type fetched struct {
+	data *plugin.Data
+	// read is true when the batch was read now (it is to be planned); false
+	// when a replayable source replayed a planned batch.
+	read bool
+	// shaped is the batch through the transforms when the read ahead did
+	// that (shapeErr its error); nil otherwise.
+	shaped   *outcome
+	shapeErr error
+}
+
+// fetch gets batch id's records: a replay of the planned entry when the batch
+// is recovered from a replayable source, else the read ahead's when it read
+// this batch, else a Read from the committed offsets (from replay.From when
+// recovering from a source that cannot replay). It returns nil when a read
+// found nothing. The data's From and Until cover every partition.
+func (d *driver) fetch(ctx context.Context, id int64, replay *checkpoint.Entry, r *Report) (*fetched, error) {
+	from := d.cp.Committed()
+	t := time.Now()
+	if replay != nil {
+		r.Replay = true
+		from = replay.From
+		if d.src.Has(protocol.FeatureReplayer) {
+			data, err := d.replay(ctx, *replay)
+			if err != nil {
+				return nil, err
+			}
+			r.Read = time.Since(t)
+			d.Control.read(data.Records, data.Bytes)
+			return &fetched{data: data}, nil
+		}
+	}
+	b := &fetched{read: true}
+	if a := d.takeAhead(id, from); a != nil {
+		if a.err != nil {
+			return nil, a.err
+		}
+		b.data, r.Read, r.ReadAhead = a.data, a.took, true
+		b.shaped, b.shapeErr = a.shaped, a.shapeErr
+	} else {
+		err := d.within(ctx, d.src, d.srcName(), config.PhaseRead, id, func(ctx context.Context) (err error) {
+			b.data, err = d.src.Source.Read(ctx, id, from, d.limits())
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		r.Read = time.Since(t)
+	}
+	if b.data.Records == 0 {
+		return nil, nil
+	}
+	d.Control.read(b.data.Records, b.data.Bytes)
+	b.data.From, b.data.Until = from.Merge(b.data.From), from.Merge(b.data.Until)
+	return b, nil
+}
+
+// grace returns the context a batch is finished under once it is planned: a
+// stop asked for on ctx does not cut it short, unless the batch takes longer
+// than Grace after the stop; then it is abandoned and replayed at the next
+// start. cancel releases it.
+func (d *driver) grace(ctx context.Context) (bctx context.Context, cancel context.CancelFunc) {
+	bctx, cancel = context.WithCancel(context.WithoutCancel(ctx))
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -758,79 +820,77 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 		case <-bctx.Done():
 		}
 	}()
+	return bctx, cancel
+}
 
-	write := func() error {
-		t := time.Now()
-		o, err := shaped, shapeErr
-		if o == nil && err == nil {
-			o, err = d.shape(bctx, id, data, r.Replay, d.workers())
-		}
-		if err != nil {
-			return err
-		}
-		o.data.From, o.data.Until, o.data.Epoch = data.From, data.Until, d.Epoch
-		fault.Hit(fault.HostWriteBefore, id)
-		var rejected []sdk.Rejection
-		err = d.within(bctx, d.snk, d.snkName(), config.PhaseWrite, id, func(ctx context.Context) (err error) {
-			rejected, err = d.snk.Sink.Write(ctx, id, o.data, r.Replay)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		if err := d.sinkRejected(id, o, rejected); err != nil {
-			return err
-		}
-		fault.Hit(fault.HostDeadLetter, id)
-		if err := d.deadLetters(bctx, id, data, o, r.Replay); err != nil {
-			return err
-		}
-		r.Write = time.Since(t)
-		r.Written, r.Rejected = o.written, int64(len(o.letters))
-		if d.dlq != nil {
-			r.DeadLetters = r.Rejected
-		}
-		fault.Hit(fault.HostWriteAfter, id)
-		return nil
+// write is the WRITE step: batch b through the transforms (unless the read
+// ahead did that), to the sink, its rejected records to the dead letters.
+func (d *driver) write(ctx context.Context, id int64, b *fetched, r *Report) error {
+	t := time.Now()
+	o, err := b.shaped, b.shapeErr
+	if o == nil && err == nil {
+		o, err = d.shape(ctx, id, b.data, r.Replay, d.workers())
 	}
-	commit := func() error {
-		t := time.Now()
-		if err := d.cp.Commit(id); err != nil {
-			return d.errorf("%w", err)
-		}
-		r.Commit, r.CommitSync = time.Since(t), d.cp.LastSync()
-		fault.Hit(fault.HostCommitAfter, id)
-		return nil
+	if err != nil {
+		return err
 	}
-	if d.p.Delivery == config.AtMostOnce {
-		if err := commit(); err != nil {
-			return false, err
-		}
-		if err := write(); err != nil {
-			d.Log.Error("batch committed but not written: its records are lost, as at-most-once allows", "pipeline", d.p.Name, "batch", id, "records", data.Records, "error", err.Error())
-			return false, err
-		}
-	} else {
-		if err := write(); err != nil {
-			return false, err
-		}
-		if err := commit(); err != nil {
-			return false, err
-		}
+	o.data.From, o.data.Until, o.data.Epoch = b.data.From, b.data.Until, d.Epoch
+	fault.Hit(fault.HostWriteBefore, id)
+	var rejected []sdk.Rejection
+	err = d.within(ctx, d.snk, d.snkName(), config.PhaseWrite, id, func(ctx context.Context) (err error) {
+		rejected, err = d.snk.Sink.Write(ctx, id, o.data, r.Replay)
+		return err
+	})
+	if err != nil {
+		return err
 	}
-	// A source serves one call at a time: the read ahead ends before the Ack.
+	if err := d.sinkRejected(id, o, rejected); err != nil {
+		return err
+	}
+	fault.Hit(fault.HostDeadLetter, id)
+	if err := d.deadLetters(ctx, id, b.data, o, r.Replay); err != nil {
+		return err
+	}
+	r.Write = time.Since(t)
+	r.Written, r.Rejected = o.written, int64(len(o.letters))
+	if d.dlq != nil {
+		r.DeadLetters = r.Rejected
+	}
+	fault.Hit(fault.HostWriteAfter, id)
+	return nil
+}
+
+// commit is the COMMIT step: the checkpoint records batch id as committed.
+func (d *driver) commit(id int64, r *Report) error {
+	t := time.Now()
+	if err := d.cp.Commit(id); err != nil {
+		return d.errorf("%w", err)
+	}
+	r.Commit, r.CommitSync = time.Since(t), d.cp.LastSync()
+	fault.Hit(fault.HostCommitAfter, id)
+	return nil
+}
+
+// ack is the ACK step: the source may forget what batch id read. A source
+// serves one call at a time: the read ahead ends before the Ack.
+func (d *driver) ack(ctx context.Context, id int64, data *plugin.Data, r *Report) error {
 	if d.ahead != nil {
 		<-d.ahead.done
 	}
-	t = time.Now()
-	if err := d.within(bctx, d.src, d.srcName(), config.PhaseAck, id, func(ctx context.Context) error {
+	t := time.Now()
+	if err := d.within(ctx, d.src, d.srcName(), config.PhaseAck, id, func(ctx context.Context) error {
 		return d.src.Source.Ack(ctx, id, data.Until)
 	}); err != nil {
-		return false, err
+		return err
 	}
 	r.Ack = time.Since(t)
 	fault.Hit(fault.HostAckAfter, id)
+	return nil
+}
 
+// finished counts a finished batch and reports it: the run's totals, the
+// control API, the heartbeats' clock and the progress printer.
+func (d *driver) finished(r Report, data *plugin.Data) {
 	d.batches++
 	d.records += data.Records
 	r.Records, r.Bytes, r.From, r.Until = data.Records, data.Bytes, data.From, data.Until
@@ -846,7 +906,6 @@ func (d *driver) batch(ctx context.Context, id int64, replay *checkpoint.Entry) 
 	if d.Progress != nil {
 		d.Progress.Batch(r)
 	}
-	return false, nil
 }
 
 func (d *driver) limits() sdk.Limits {

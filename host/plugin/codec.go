@@ -1,6 +1,8 @@
 package plugin
 
 import (
+	"sync"
+
 	"github.com/connectd/connectd/internal/protocol"
 	"github.com/connectd/connectd/internal/protocol/rawv1"
 	"google.golang.org/grpc"
@@ -59,11 +61,71 @@ func (c chunkCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	var err error
 	switch m := v.(type) {
 	case *rawv1.RawReadReply:
-		m.Chunk, err = protocol.UnmarshalAliasing(data.Materialize(), m, protocol.ReadReplyChunk)
+		n := data.Len()
+		if n < pooledChunk {
+			m.Chunk, err = protocol.UnmarshalAliasing(data.Materialize(), m, protocol.ReadReplyChunk)
+			break
+		}
+		b := chunkBuf(n)
+		data.CopyTo(b)
+		var c []byte
+		if c, err = protocol.UnmarshalAliasing(b, m, protocol.ReadReplyChunk); err == nil {
+			m.Chunk = within(b, c)
+		}
 	case *rawv1.RawProcessReply:
 		m.Chunk, err = protocol.UnmarshalAliasing(data.Materialize(), m, protocol.ProcessReplyChunk)
 	default:
 		err = c.std.Unmarshal(data, v)
 	}
 	return err
+}
+
+// A source's chunks are gathered into buffers that Data.Release gives back
+// for the next reads: the host reads a batch into the same memory again and
+// again instead of asking the runtime for a megabyte or so per chunk (which
+// it clears, and the kernel faults in, every time). A message smaller than
+// pooledChunk is not worth it.
+var chunkBufs sync.Pool // of *[]byte
+
+const pooledChunk = 64 << 10
+
+// chunkBuf returns n bytes to gather a message into: a released buffer when
+// there is one large enough, else a new one with room to spare (a buffer
+// loses the few bytes before its chunk each time it is released).
+func chunkBuf(n int) []byte {
+	if p, _ := chunkBufs.Get().(*[]byte); p != nil && cap(*p) >= n {
+		return (*p)[:n]
+	}
+	return make([]byte, n, n+n/16)
+}
+
+// within returns c, a slice of b, with the capacity it has in b, so that
+// Release can give the buffer back; c itself when it does not start within
+// b's first bytes (where the message's header ends).
+func within(b, c []byte) []byte {
+	if len(c) == 0 {
+		return c
+	}
+	for i := 0; i < min(64, len(b)-len(c)+1); i++ {
+		if &b[i] == &c[0] {
+			return b[i : i+len(c)]
+		}
+	}
+	return c
+}
+
+// Release gives the memory of d's chunks back, to gather the chunks of later
+// reads into, and empties d. The caller promises that nothing reads d's
+// chunks any more: neither the host (no record decoded from them is held)
+// nor a transport still sending them (a Write that returned without an
+// error has sent them all: the sink answers after the last one). The
+// pipeline releases a batch it read once the batch is acknowledged.
+func (d *Data) Release() {
+	for _, c := range d.Chunks {
+		if cap(c) >= pooledChunk {
+			b := c[:0:cap(c)]
+			chunkBufs.Put(&b)
+		}
+	}
+	d.Chunks = nil
 }

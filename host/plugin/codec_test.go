@@ -87,3 +87,51 @@ func TestChunkCodecWire(t *testing.T) {
 		t.Error("a truncated reply decoded without error")
 	}
 }
+
+// A released batch's memory gathers the next chunks: each chunk read keeps
+// its own bytes while held, whatever was released before it, and a chunk
+// that a read into released memory overwrote cannot be one still held.
+func TestChunkMemoryReuse(t *testing.T) {
+	off := &pb.Offsets{Offsets: map[string]int64{"t/0": 7}}
+	read := func(fill byte, last bool) *Data {
+		m := &rawv1.RawReadReply{Chunk: bytes.Repeat([]byte{fill}, 300<<10)}
+		if last { // the chunk after the other fields and before them
+			m.Last, m.From, m.Until, m.Records = true, off, off, 1
+		}
+		b, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var in mem.BufferSlice
+		for len(b) > 0 {
+			n := min(len(b), 16<<10)
+			in = append(in, mem.SliceBuffer(b[:n]))
+			b = b[n:]
+		}
+		got := new(rawv1.RawReadReply)
+		if err := codec.Unmarshal(in, got); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Chunk, m.Chunk) || got.Last != last {
+			t.Fatalf("read reply changed: chunk of %d bytes, last %v", len(got.Chunk), got.Last)
+		}
+		if cap(got.Chunk) < len(got.Chunk)+1 {
+			t.Fatalf("a pooled chunk has no room of its buffer after it (cap %d, len %d): Release could not give the buffer back", cap(got.Chunk), len(got.Chunk))
+		}
+		return &Data{Chunks: [][]byte{got.Chunk}}
+	}
+	held := read('a', false)
+	for i := range 50 {
+		d := read(byte('b'+i%20), i%2 == 0)
+		d.Release()
+		if d.Chunks != nil {
+			t.Fatal("Release left the chunks in the Data")
+		}
+		if c := held.Chunks[0]; bytes.Count(c, []byte{'a'}) != len(c) {
+			t.Fatalf("after %d reads into released memory, a held chunk changed", i+1)
+		}
+	}
+	if got := within([]byte("abc"), []byte("xyz")); string(got) != "xyz" {
+		t.Errorf("within of a slice outside the buffer = %q", got)
+	}
+}
