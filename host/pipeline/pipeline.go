@@ -328,6 +328,9 @@ func (d *driver) supervise(ctx context.Context) error {
 		if err == nil {
 			return nil // drained, even if a stop came just after
 		}
+		if errors.Is(err, checkpoint.ErrFenced) || plugin.Fenced(err) {
+			return err // never a clean stop, even when the stop came first: the worker must learn it was fenced
+		}
 		if ctx.Err() != nil || errors.Is(err, errStopped) {
 			return errStopped // a stop asked for while starting or recovering is clean too
 		}
