@@ -353,3 +353,40 @@ func selfSigned() (tls.Certificate, []byte, error) {
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, der, nil
 }
+
+// TestPythonTransport: the Python example plugin (examples/python/test sets
+// CONNECTD_TEST_PYJSONL) serves on a unix socket in the Loader's directory
+// without TLS by default and with mTLS when asked, each end seeing the same.
+func TestPythonTransport(t *testing.T) {
+	exe := os.Getenv(pyjsonlEnv)
+	if exe == "" {
+		t.Skipf("%s is not set: examples/python/test sets it to the Python plugin it builds", pyjsonlEnv)
+	}
+	for _, withTLS := range []bool{false, true} {
+		t.Run(fmt.Sprintf("TLS=%t", withTLS), func(t *testing.T) {
+			l := &Loader{TLS: withTLS}
+			ctx := context.Background()
+			p, err := l.Start(ctx, sdk.KindSink, exe, os.Environ())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Kill()
+			dir := l.SocketDir()
+			checkPrivate(t, dir)
+			_, addr, got := channel(t, p)
+			if got != withTLS || addr.Network() != "unix" || filepath.Dir(addr.String()) != dir {
+				t.Errorf("reached at %s %s with TLS %t (Transport %q); want a unix socket in %s, TLS %t", addr.Network(), addr, got, p.Transport(), dir, withTLS)
+			}
+			if err := p.Sink.Open(ctx, "demo", map[string]any{"dir": t.TempDir()}); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Sink.Close(ctx); err != nil {
+				t.Error(err)
+			}
+			p.Kill()
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Errorf("socket directory after the plugin stopped: %v, want it removed", err)
+			}
+		})
+	}
+}
