@@ -44,7 +44,7 @@ func TestPluginSocketDir(t *testing.T) {
 			}
 			left := socketDirs(t, tmp)
 			if len(left) != 1 {
-				t.Fatalf("after the host's SIGKILL %s holds %q, want one connectd-* directory", tmp, left)
+				t.Fatalf("after the host's SIGKILL %s holds %q, want one connectd-plugins-* directory", tmp, left)
 			}
 			checkLeftover(t, left[0])
 
@@ -68,7 +68,7 @@ func socketDirs(t *testing.T, tmp string) []string {
 	}
 	var out []string
 	for _, e := range es {
-		if !strings.HasPrefix(e.Name(), "connectd-") {
+		if !strings.HasPrefix(e.Name(), "connectd-plugins-") {
 			t.Errorf("%s holds %s, which connectd did not make for its plugins", tmp, e.Name())
 		}
 		out = append(out, filepath.Join(tmp, e.Name()))

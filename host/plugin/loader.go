@@ -51,6 +51,7 @@ type Loader struct {
 	specs     map[string][]sdk.Spec // by name, of third-party plugins
 	sockDir   string                // where plugins put their sockets ("" until one starts)
 	sockUsers int                   // processes started with sockDir and not yet stopped
+	swept     bool                  // stale socket directories were removed (once per Loader)
 }
 
 func roleName(kind sdk.Kind, name string) string { return fmt.Sprintf("%s %q", kind, name) }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	goplugin "github.com/hashicorp/go-plugin"
 )
@@ -68,15 +69,38 @@ next:
 	return out
 }
 
+// sockPrefix starts the name of every plugin socket directory, followed by
+// os.MkdirTemp's random digits.
+const sockPrefix = "connectd-plugins-"
+
+// staleAfter is how long a socket directory must have been left unchanged
+// before another host removes it as stale (and only when nothing listens on
+// its sockets): longer than a plugin's start (30 s at most) and a restart's
+// backoff (10 s at most).
+const staleAfter = 2 * time.Minute
+
 // acquireDir returns the directory in which plugin processes put their
 // sockets, made (mode 0700, in the temporary directory) when the first
 // process starts and removed when the last one is stopped or by Close. The
-// caller calls releaseDir once for each successful acquireDir.
+// caller calls releaseDir once for each successful acquireDir. The first time
+// it makes one, it removes the directories that hosts killed by SIGKILL left
+// (see sweep).
 func (l *Loader) acquireDir() (string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.sockDir != "" {
+		if _, err := os.Stat(l.sockDir); err != nil {
+			// Removed under us (by hand, or by another host's sweep
+			// while none of ours listened): start a new one.
+			l.sockDir, l.sockUsers = "", 0
+		}
+	}
 	if l.sockDir == "" {
-		dir, err := os.MkdirTemp("", "connectd-")
+		if !l.swept {
+			l.swept = true
+			sweep(os.TempDir(), time.Now().Add(-staleAfter))
+		}
+		dir, err := os.MkdirTemp("", sockPrefix)
 		if err != nil {
 			return "", fmt.Errorf("make the plugin socket directory: %w", err)
 		}
@@ -123,9 +147,10 @@ func (l *Loader) SocketDir() string {
 // (their connections stay up; a plugin started afterwards gets a new
 // directory). Stopping every process removes it too; Close is for a host that
 // exits without stopping them. A host killed with SIGKILL leaves the
-// directory, named connectd-*, in the temporary directory: mode 0700, holding
-// at most the socket files of plugins that died with it, which nothing
-// listens on.
+// directory, named connectd-plugins-*, in the temporary directory: mode 0700,
+// holding at most the socket files of plugins that died with it, which nothing
+// listens on; the next Loader of the same user to start a plugin removes it
+// once it is staleAfter old.
 func (l *Loader) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
