@@ -383,7 +383,9 @@ func (l *Loader) start(label, name string, env []string, tls bool) (*Process, er
 		// line; without one it would dial TLS and fail on an unknown
 		// authority at the first call.
 		if cfg.TLSConfig == nil || cfg.TLSConfig.RootCAs == nil {
-			_ = proc.Kill(p.Pid()) // no call on a channel that cannot be trusted, Shutdown included
+			if pid := p.Pid(); pid > 0 {
+				_ = proc.Kill(pid) // no call on a channel that cannot be trusted, Shutdown included
+			}
 			return nil, p.fail(label, errors.New("the host asked for mTLS (it set PLUGIN_CLIENT_CERT) and the plugin's handshake line has no server certificate in its 6th field"))
 		}
 		p.transport += "+mtls"
