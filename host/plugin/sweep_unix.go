@@ -11,6 +11,25 @@ import (
 	"time"
 )
 
+// maxSocketPath is the longest path a unix socket can have everywhere (104
+// bytes with the NUL on macOS and the BSDs, 108 on Linux).
+const maxSocketPath = 103
+
+// socketName is as long as the longest socket path a Go plugin makes in the
+// directory, after it: "/" and go-plugin's os.CreateTemp("plugin") name.
+const socketName = len("/plugin4294967295")
+
+// socketBase returns where socket directories are made: the temporary
+// directory, or /tmp when a socket path would be too long there (a long
+// $TMPDIR: bind fails with "invalid argument").
+func socketBase() string {
+	base := os.TempDir()
+	if len(base)+1+len(sockPrefix)+len("4294967295")+socketName > maxSocketPath {
+		return "/tmp"
+	}
+	return base
+}
+
 // staleName is the name of a socket directory: sockPrefix and MkdirTemp's digits.
 var staleName = regexp.MustCompile("^" + regexp.QuoteMeta(sockPrefix) + "[0-9]+$")
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,4 +117,24 @@ func TestSocketDirRemovedUnder(t *testing.T) {
 	if _, err := os.Stat(now); !os.IsNotExist(err) {
 		t.Errorf("socket directory after the last plugin stopped: %v, want it removed", err)
 	}
+}
+
+// With a $TMPDIR so long that a socket path in it would not fit (bind fails
+// with "invalid argument"), the socket directory is made in /tmp.
+func TestSocketDirLongTMPDIR(t *testing.T) {
+	long := filepath.Join(t.TempDir(), strings.Repeat("x", 90))
+	if err := os.Mkdir(long, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TMPDIR", long)
+	l := &Loader{Exe: os.Args[0], Bundled: testPlugins}
+	p, err := l.Start(context.Background(), sdk.KindSink, "env", os.Environ())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Kill()
+	if filepath.Dir(l.SocketDir()) != "/tmp" {
+		t.Errorf("SocketDir() = %q, want one in /tmp", l.SocketDir())
+	}
+	checkPrivate(t, l.SocketDir())
 }

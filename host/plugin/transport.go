@@ -71,7 +71,7 @@ next:
 
 // sockPrefix starts the name of every plugin socket directory, followed by
 // os.MkdirTemp's random digits.
-const sockPrefix = "connectd-plugins-"
+const sockPrefix = "connectd-"
 
 // staleAfter is how long a socket directory must have been left unchanged
 // before another host removes it as stale (and only when nothing listens on
@@ -80,7 +80,7 @@ const sockPrefix = "connectd-plugins-"
 const staleAfter = 2 * time.Minute
 
 // acquireDir returns the directory in which plugin processes put their
-// sockets, made (mode 0700, in the temporary directory) when the first
+// sockets, made (mode 0700, in socketBase) when the first
 // process starts and removed when the last one is stopped or by Close. The
 // caller calls releaseDir once for each successful acquireDir. The first time
 // it makes one, it removes the directories that hosts killed by SIGKILL left
@@ -96,11 +96,12 @@ func (l *Loader) acquireDir() (string, error) {
 		}
 	}
 	if l.sockDir == "" {
+		base := socketBase()
 		if !l.swept {
 			l.swept = true
-			sweep(os.TempDir(), time.Now().Add(-staleAfter))
+			sweep(base, time.Now().Add(-staleAfter))
 		}
-		dir, err := os.MkdirTemp("", sockPrefix)
+		dir, err := os.MkdirTemp(base, sockPrefix)
 		if err != nil {
 			return "", fmt.Errorf("make the plugin socket directory: %w", err)
 		}
@@ -147,7 +148,7 @@ func (l *Loader) SocketDir() string {
 // (their connections stay up; a plugin started afterwards gets a new
 // directory). Stopping every process removes it too; Close is for a host that
 // exits without stopping them. A host killed with SIGKILL leaves the
-// directory, named connectd-plugins-*, in the temporary directory: mode 0700,
+// directory, named connectd-*, in the temporary directory: mode 0700,
 // holding at most the socket files of plugins that died with it, which nothing
 // listens on; the next Loader of the same user to start a plugin removes it
 // once it is staleAfter old.

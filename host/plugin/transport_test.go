@@ -92,8 +92,8 @@ func TestPluginChannel(t *testing.T) {
 			defer b.Kill()
 
 			dir := l.SocketDir()
-			if dir == "" || filepath.Dir(dir) != filepath.Clean(os.TempDir()) || !strings.HasPrefix(filepath.Base(dir), "connectd-plugins-") {
-				t.Fatalf("SocketDir() = %q, want a connectd-plugins-* directory in %s", dir, os.TempDir())
+			if dir == "" || filepath.Dir(dir) != filepath.Clean(os.TempDir()) || !strings.HasPrefix(filepath.Base(dir), "connectd-") {
+				t.Fatalf("SocketDir() = %q, want a connectd-* directory in %s", dir, os.TempDir())
 			}
 			checkPrivate(t, dir)
 			var sockets []string
