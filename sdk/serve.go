@@ -18,7 +18,12 @@ import (
 // Serve runs the plugin p for a connectd host and never returns. Call it from
 // main and do nothing else there: the host starts the program, shakes hands
 // over go-plugin (a program started by hand prints that it must be started by
-// connectd and exits 1), and talks connector.v1 gRPC with automatic mTLS.
+// connectd and exits 1), and talks connector.v1 gRPC. The plugin listens on a
+// unix socket in the directory the host names (PLUGIN_UNIX_SOCKET_DIR, which
+// only the host's user can enter), without TLS unless the host asks for
+// go-plugin's automatic mTLS by setting PLUGIN_CLIENT_CERT (it does with
+// CONNECTD_PLUGIN_TLS=1, and always where plugins listen on TCP, as on
+// Windows). docs/protocol.md, "Transport", has the rules.
 //
 // Serve makes the plugin exit within a second of its host's death, even after
 // kill -9, so an orphan never writes while a restarted host replays its batch.

@@ -37,6 +37,9 @@ func cmdConformance(args []string, stdout, stderr io.Writer) int {
 		f.Usage()
 		return exitUsage
 	}
+	if !tlsEnvOK("conformance", stderr) {
+		return exitUsage
+	}
 	o := conformance.Options{
 		Source:    conformance.Plugin{Name: *source},
 		Sink:      conformance.Plugin{Name: *sink},

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -181,12 +182,25 @@ func logger(stderr io.Writer, format, level string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }
 
+// newLoader returns the Loader of a command that starts plugins. The caller
+// has checked the plugin TLS setting with tlsEnvOK; the caller closes it
+// (removing the plugin socket directory).
 func newLoader(dir string, stderr io.Writer) (*plugin.Loader, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("cannot find the connectd executable to serve bundled plugins: %w", err)
 	}
 	return &plugin.Loader{Exe: exe, Dir: dir, Bundled: plugins.Bundled(), Stderr: stderr}, nil
+}
+
+// tlsEnvOK reports whether plugin.TLSEnv holds a value connectd takes; when
+// it does not, it says why on stderr for command cmd (exit status 2 follows).
+func tlsEnvOK(cmd string, stderr io.Writer) bool {
+	if _, err := plugin.TLSFromEnv(); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", strings.TrimSpace("connectd "+cmd), err)
+		return false
+	}
+	return true
 }
 
 // load reads and validates the pipeline file; on failure it prints the
@@ -200,6 +214,9 @@ func load(path, pluginDir string, stderr io.Writer) (*config.File, *plugin.Loade
 	if pluginDir == "" {
 		pluginDir = f.PluginDir
 	}
+	if !tlsEnvOK("", stderr) {
+		return nil, nil, exitUsage
+	}
 	l, err := newLoader(pluginDir, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "connectd: %v\n", err)
@@ -210,6 +227,7 @@ func load(path, pluginDir string, stderr io.Writer) (*config.File, *plugin.Loade
 		fmt.Fprintln(stderr, f.Format(diags)) // warnings too
 	}
 	if diags.HasErrors() {
+		_ = l.Close()
 		return nil, nil, exitUsage
 	}
 	return f, l, exitOK
@@ -221,10 +239,11 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	if code, ok := f.parse(args, 1); !ok {
 		return code
 	}
-	file, _, code := load(f.pos[0], *dir, stderr)
+	file, l, code := load(f.pos[0], *dir, stderr)
 	if code != exitOK {
 		return code
 	}
+	defer l.Close()
 	if code := checkHTTP(file, stderr); code != exitOK {
 		return code
 	}
@@ -268,6 +287,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if code != exitOK {
 		return code
 	}
+	defer loader.Close()
 	pipes, err := units(file, *only)
 	if err != nil {
 		fmt.Fprintf(stderr, "connectd run: %v\n", err)
@@ -300,6 +320,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		cancel()
 		<-sigs
 		fmt.Fprintln(stderr, "connectd: second signal, exiting at once; the batch in flight is replayed at the next start")
+		_ = loader.Close() // os.Exit runs no deferred call; the plugins die with the host
 		if *drain {
 			os.Exit(exitInterrupted) // the drain did not finish
 		}
@@ -359,11 +380,15 @@ func cmdPlugins(args []string, stdout, stderr io.Writer) int {
 	if code, ok := f.parse(args, 0); !ok {
 		return code
 	}
+	if !tlsEnvOK("plugins", stderr) {
+		return exitUsage
+	}
 	l, err := newLoader(*dir, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "connectd plugins: %v\n", err)
 		return exitRuntime
 	}
+	defer l.Close()
 	specs := l.BundledSpecs()
 	code := exitOK
 	for _, path := range l.ThirdParty() {

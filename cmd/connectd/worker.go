@@ -72,6 +72,7 @@ func cmdWorker(args []string, stdout, stderr io.Writer) int {
 	if code != exitOK {
 		return code
 	}
+	defer loader.Close() // removes the plugin socket directory
 	units := config.Tasks(file.Pipelines)
 	where, err := sharedStore(units)
 	if err != nil {

@@ -17,8 +17,9 @@ files:
                                     rejects any other value; the same batch
                                     always gives the same records (deterministic).
 
-It needs Debian's python3-grpcio and python3-cryptography, and stubs generated
-from connector.proto with python3-grpc-tools into a directory on PYTHONPATH:
+It needs Debian's python3-grpcio (and python3-cryptography when the host asks
+for mTLS: CONNECTD_PLUGIN_TLS=1), and stubs generated from connector.proto with
+python3-grpc-tools into a directory on PYTHONPATH:
 
   python3 -m grpc_tools.protoc -I internal/protocol --python_out=DIR \
       --grpc_python_out=DIR internal/protocol/connector.proto
@@ -544,25 +545,39 @@ def main():
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
         "plugin.GRPCController", {"Shutdown": grpc.unary_unary_rpc_method_handler(stop)})])
 
-    sockdir = tempfile.mkdtemp(prefix="pyjsonl-", dir=os.environ.get("PLUGIN_UNIX_SOCKET_DIR"))
-    socket = os.path.join(sockdir, "plugin.sock")
+    # The socket goes in the host's directory, PLUGIN_UNIX_SOCKET_DIR: mode
+    # 0700, so only the host's user (and root) can connect. A host that does
+    # not set it (an older connectd) gets a fresh directory of our own,
+    # 0700 too (mkdtemp).
+    sockdir = os.environ.get("PLUGIN_UNIX_SOCKET_DIR", "")
+    owndir = "" if sockdir else tempfile.mkdtemp(prefix="pyjsonl-")
+    socket = os.path.join(sockdir or owndir, f"pyjsonl-{os.getpid()}.sock")
     client_cert = os.environ.get("PLUGIN_CLIENT_CERT", "")
     if client_cert:
-        # Automatic mTLS: trust only the host's certificate, send ours back as
-        # base64 of the DER *without padding* (Go's base64.RawStdEncoding).
+        # The host asks for mTLS (CONNECTD_PLUGIN_TLS=1): trust only the
+        # host's certificate, send ours back as base64 of the DER *without
+        # padding* (Go's base64.RawStdEncoding).
         key_pem, cert_pem, cert_der = server_certificate()
         creds = grpc.ssl_server_credentials([(key_pem, cert_pem)], root_certificates=client_cert.encode(),
                                             require_client_auth=True)
         server.add_secure_port("unix:" + socket, creds)
         cert_field = base64.b64encode(cert_der).decode().rstrip("=")
     else:
+        # The default: plain gRPC (the directory is the protection), and an
+        # empty 6th field: a certificate the host did not ask for fails its start.
         server.add_insecure_port("unix:" + socket)
         cert_field = ""
     server.start()
     print(f"1|{PROTOCOL_VERSION}|unix|{socket}|grpc|{cert_field}", flush=True)
     shutdown.wait()
     server.stop(grace=1).wait()
-    shutil.rmtree(sockdir, ignore_errors=True)
+    if owndir:
+        shutil.rmtree(owndir, ignore_errors=True)
+    else:
+        try:
+            os.remove(socket)
+        except FileNotFoundError:
+            pass
 
 
 if __name__ == "__main__":

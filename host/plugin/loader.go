@@ -41,9 +41,17 @@ type Loader struct {
 	Dir     string                // the plugin directory ("" = none)
 	Bundled map[string]sdk.Plugin // plugins linked into Exe
 	Stderr  io.Writer             // where plugin stderr goes (nil: discarded)
+	// TLS turns on go-plugin's automatic mTLS on every plugin channel, as
+	// TLSEnv does. Without either, a plugin is reached over a unix socket in
+	// a directory of mode 0700 (see SocketDir) without TLS; over TCP (on
+	// Windows, or a plugin that answers with a TCP address) mTLS is always on.
+	TLS bool
 
-	mu    sync.Mutex
-	specs map[string][]sdk.Spec // by name, of third-party plugins
+	mu        sync.Mutex
+	specs     map[string][]sdk.Spec // by name, of third-party plugins
+	sockDir   string                // where plugins put their sockets ("" until one starts)
+	sockUsers int                   // processes started with sockDir and not yet stopped
+	swept     bool                  // stale socket directories were removed (once per Loader)
 }
 
 func roleName(kind sdk.Kind, name string) string { return fmt.Sprintf("%s %q", kind, name) }
@@ -217,6 +225,9 @@ type Process struct {
 	conn      *grpc.ClientConn
 	stderr    *tail
 	cmd       *exec.Cmd
+	transport string    // see Transport
+	release   func()    // gives back the socket directory, once
+	released  sync.Once // for release
 }
 
 // Exited reports whether the process has exited.
@@ -225,7 +236,10 @@ func (p *Process) Exited() bool { return p.client.Exited() }
 // Kill stops the process (gracefully if it answers, then by force). It waits
 // for a graceful stop as long as the process is alive, so a process that no
 // longer answers (hung, or stopped by SIGSTOP) must be ended with Abort.
-func (p *Process) Kill() { p.client.Kill() }
+func (p *Process) Kill() {
+	p.client.Kill()
+	p.done()
+}
 
 // Abort ends the process at once, without asking it (SIGKILL on Unix, which
 // ends a stopped process too), then releases what the client holds for it.
@@ -234,8 +248,21 @@ func (p *Process) Abort() {
 	if pid := p.Pid(); pid > 0 {
 		_ = proc.Kill(pid) // already gone: Kill below finds it exited
 	}
-	p.client.Kill()
+	p.Kill()
 }
+
+// done gives back what the process held of the Loader (its socket file and
+// its share of the socket directory), once.
+func (p *Process) done() {
+	if p.release != nil {
+		p.released.Do(p.release)
+	}
+}
+
+// Transport says how the host reaches the process: "unix" (a unix socket in
+// the Loader's socket directory, no TLS), "unix+mtls" (the same with
+// go-plugin's automatic mTLS, as Loader.TLS asks) or "tcp+mtls".
+func (p *Process) Transport() string { return p.transport }
 
 // Pid is the process's id, or 0 when it was not started.
 func (p *Process) Pid() int {
@@ -290,29 +317,79 @@ func (l *Loader) Start(ctx context.Context, kind sdk.Kind, name string, env []st
 
 // connect starts the plugin process called name with environment env and
 // connects to it, without asking for a role yet: every role's service is
-// reached over the one connection. label names it in errors.
+// reached over the one connection. label names it in errors. A plugin that
+// answers with a TCP address when the host offered no TLS is started again
+// with mTLS: a plugin channel over TCP always has it.
 func (l *Loader) connect(label, name string, env []string) (*Process, error) {
+	tls, err := TLSFromEnv()
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", label, err)
+	}
+	p, err := l.start(label, name, env, tls || l.TLS || overTCP)
+	if errors.Is(err, errTCPWithoutTLS) {
+		p, err = l.start(label, name, env, true)
+	}
+	return p, err
+}
+
+// start is connect with mTLS on or off.
+func (l *Loader) start(label, name string, env []string, tls bool) (*Process, error) {
 	cmd, err := l.command(name)
 	if err != nil {
 		return nil, err
 	}
-	cmd.Env = append(env[:len(env):len(env)], fmt.Sprintf("%s=%d", protocol.HostPIDEnv, os.Getpid()))
+	dir, err := l.acquireDir()
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", label, err)
+	}
+	cmd.Env = append(pluginEnv(env),
+		fmt.Sprintf("%s=%d", protocol.HostPIDEnv, os.Getpid()),
+		// go-plugin's servers make their socket in this directory
+		// (go-plugin sets it itself only with a RunnerFunc).
+		goplugin.EnvUnixSocketDir+"="+dir)
 	proc.KillWithParent(cmd)
 	t := &tail{fwd: l.Stderr}
-	client := goplugin.NewClient(&goplugin.ClientConfig{
+	cfg := &goplugin.ClientConfig{
 		HandshakeConfig:  protocol.Handshake,
 		Plugins:          roles, // the handshake checks the protocol version against a set
 		Cmd:              cmd,
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
-		AutoMTLS:         true,
+		AutoMTLS:         tls,
 		SkipHostEnv:      true, // cmd.Env is the whole environment (Env strips fault points on restart)
 		Stderr:           t,
 		SyncStderr:       io.Discard,
 		StartTimeout:     30 * time.Second,
 		Logger:           hclog.New(&hclog.LoggerOptions{Level: hclog.Off, Output: io.Discard}),
 		GRPCDialOptions:  protocol.DialOptions(),
-	})
+	}
+	client := goplugin.NewClient(cfg)
 	p := &Process{client: client, stderr: t, cmd: cmd}
+	var socket string
+	p.release = func() { l.releaseDir(dir, socket) }
+	addr, err := startClient(client, tls)
+	if errors.Is(err, errTCPWithoutTLS) {
+		p.Abort() // not a single call on that channel, Shutdown included
+		return nil, err
+	}
+	if err != nil {
+		return nil, p.fail(label, err)
+	}
+	if addr.Network() == "unix" {
+		socket = addr.String()
+	}
+	p.transport = addr.Network()
+	if tls {
+		// go-plugin takes the plugin's certificate from the handshake
+		// line; without one it would dial TLS and fail on an unknown
+		// authority at the first call.
+		if cfg.TLSConfig == nil || cfg.TLSConfig.RootCAs == nil {
+			if pid := p.Pid(); pid > 0 {
+				_ = proc.Kill(pid) // no call on a channel that cannot be trusted, Shutdown included
+			}
+			return nil, p.fail(label, errors.New("the host asked for mTLS (it set PLUGIN_CLIENT_CERT) and the plugin's handshake line has no server certificate in its 6th field"))
+		}
+		p.transport += "+mtls"
+	}
 	rpc, err := client.Client()
 	if err != nil {
 		return nil, p.fail(label, err)
@@ -363,7 +440,7 @@ func (p *Process) spec(ctx context.Context, kind sdk.Kind, name string) (sdk.Spe
 // fail stops the process and returns err as a start-up failure of label,
 // with the end of the plugin's stderr.
 func (p *Process) fail(label string, err error) error {
-	p.client.Kill()
+	p.Kill()
 	msg := fmt.Sprintf("start %s: %v", label, err)
 	if s := strings.TrimSpace(p.stderr.String()); s != "" {
 		msg += "; its stderr ends with:\n" + s

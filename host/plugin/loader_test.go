@@ -39,6 +39,9 @@ func TestMain(m *testing.M) {
 	case "liar": // a processor and a sink without the sdk, breaking their contracts
 		serveLiar()
 		os.Exit(0)
+	case "tcp", "plain", "cert": // transport tests: see serveTransport
+		serveTransport(os.Getenv(serveEnv))
+		os.Exit(0)
 	case "none": // shakes hands, serves no role
 		goplugin.Serve(&goplugin.ServeConfig{HandshakeConfig: protocol.Handshake, Plugins: goplugin.PluginSet{"none": noService{}}, GRPCServer: goplugin.DefaultGRPCServer})
 		os.Exit(0)
