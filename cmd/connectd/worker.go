@@ -138,6 +138,7 @@ func cmdWorker(args []string, stdout, stderr io.Writer) int {
 		cancel()
 		<-sigs
 		fmt.Fprintln(stderr, "connectd: second signal, exiting at once; the batches in flight are replayed by the next holders, after the leases expire")
+		_ = loader.Close() // os.Exit runs no deferred call; the plugins die with the host
 		os.Exit(exitRuntime)
 	}()
 	if err := w.Run(ctx); err != nil {
