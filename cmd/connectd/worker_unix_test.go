@@ -192,8 +192,9 @@ func pgCheckpoint(schema string) string {
   }`, schema)
 }
 
-// TestWorkersChaos: 3 workers share 4 kafka → postgres pipelines
-// (exactly-once, insert mode, tables without a unique index) while the
+// TestWorkersChaos: 3 workers share 4 kafka → postgres pipelines, one of
+// them running as two tasks (parallelism = 2: 5 leases), (exactly-once,
+// insert mode, tables without a unique index) while the
 // topics fill at a steady rate; every few seconds one worker is killed
 // with kill -9 and restarted, and once one is stopped (SIGSTOP) for longer
 // than its lease, then resumed. Every id is in its table exactly once at the
@@ -205,6 +206,9 @@ func TestWorkersChaos(t *testing.T) {
 		t.Skip("-short")
 	}
 	const units, perTopic, rate = 4, 6000, 250 // about 24 s of input
+	// move0 runs as two tasks (parallelism = 2, one partition each), each
+	// with its own lease, checkpoint and offsets row in the sink's table.
+	const leased = units + 1
 	const ttl = 2 * time.Second
 	pgURL := pgForTest(t)
 	root, err := pgtest.Root()
@@ -264,9 +268,10 @@ pipeline "move%d" {
     max_records = 200
     max_wait    = "100ms"
   }
+  parallelism = %d
   %s
 }
-`, i, brokersHCL, topic, table, pgCheckpoint(schema))
+`, i, brokersHCL, topic, table, map[bool]int{true: 2, false: 1}[i == 0], pgCheckpoint(schema))
 	}
 	fill := write(t, dir, "fill.hcl", producers.String())
 	move := write(t, dir, "move.hcl", consumers.String())
@@ -302,7 +307,7 @@ pipeline "move%d" {
 				n++
 			}
 		}
-		return n == units
+		return n == leased
 	}
 	waitLeases(t, c, schema, "every unit leased", 30*time.Second, all)
 
