@@ -203,6 +203,35 @@ func tlsEnvOK(cmd string, stderr io.Writer) bool {
 	return true
 }
 
+// started is what run and worker share before their first pipeline starts:
+// the checked --progress, the logger, the armed fault points, the file and the
+// Loader (which the caller closes).
+type started struct {
+	log    *slog.Logger
+	file   *config.File
+	loader *plugin.Loader
+}
+
+// start checks the flags run and worker share and loads the pipeline file at
+// path; code is exitOK or what the command exits with (the reason on stderr).
+func start(cmd, progress, logFormat, logLevel, path, pluginDir string, stderr io.Writer) (s started, code int) {
+	if progress != "text" && progress != "json" {
+		fmt.Fprintf(stderr, "connectd %s: --progress %q: want text or json\n", cmd, progress)
+		return s, exitUsage
+	}
+	log, err := logger(stderr, logFormat, logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "connectd %s: %v\n", cmd, err)
+		return s, exitUsage
+	}
+	if err := fault.Init(); err != nil {
+		fmt.Fprintf(stderr, "connectd %s: %v\n", cmd, err)
+		return s, exitUsage
+	}
+	file, loader, code := load(path, pluginDir, stderr)
+	return started{log: log, file: file, loader: loader}, code
+}
+
 // load reads and validates the pipeline file; on failure it prints the
 // diagnostics and returns exitUsage.
 func load(path, pluginDir string, stderr io.Writer) (*config.File, *plugin.Loader, int) {
@@ -270,23 +299,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if code, ok := f.parse(args, 1); !ok {
 		return code
 	}
-	if *progress != "text" && *progress != "json" {
-		fmt.Fprintf(stderr, "connectd run: --progress %q: want text or json\n", *progress)
-		return exitUsage
-	}
-	log, err := logger(stderr, *logFormat, *logLevel)
-	if err != nil {
-		fmt.Fprintf(stderr, "connectd run: %v\n", err)
-		return exitUsage
-	}
-	if err := fault.Init(); err != nil {
-		fmt.Fprintf(stderr, "connectd run: %v\n", err)
-		return exitUsage
-	}
-	file, loader, code := load(f.pos[0], *dir, stderr)
+	st, code := start("run", *progress, *logFormat, *logLevel, f.pos[0], *dir, stderr)
 	if code != exitOK {
 		return code
 	}
+	log, file, loader := st.log, st.file, st.loader
 	defer loader.Close()
 	pipes, err := units(file, *only)
 	if err != nil {

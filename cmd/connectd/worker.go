@@ -18,7 +18,6 @@ import (
 	"github.com/connectd/connectd/host/offsets"
 	"github.com/connectd/connectd/host/pipeline"
 	"github.com/connectd/connectd/host/plugin"
-	"github.com/connectd/connectd/internal/fault"
 )
 
 const workerSynopsis = "worker [--id ID] [--lease-ttl DURATION] [--http ADDR] [--progress text|json] [--log-format text|json] [--log-level LEVEL] [--plugin-dir DIR] FILE"
@@ -55,23 +54,11 @@ func cmdWorker(args []string, stdout, stderr io.Writer) int {
 	if code, ok := f.parse(args, 1); !ok {
 		return code
 	}
-	if *progress != "text" && *progress != "json" {
-		fmt.Fprintf(stderr, "connectd worker: --progress %q: want text or json\n", *progress)
-		return exitUsage
-	}
-	log, err := logger(stderr, *logFormat, *logLevel)
-	if err != nil {
-		fmt.Fprintf(stderr, "connectd worker: %v\n", err)
-		return exitUsage
-	}
-	if err := fault.Init(); err != nil {
-		fmt.Fprintf(stderr, "connectd worker: %v\n", err)
-		return exitUsage
-	}
-	file, loader, code := load(f.pos[0], *dir, stderr)
+	st, code := start("worker", *progress, *logFormat, *logLevel, f.pos[0], *dir, stderr)
 	if code != exitOK {
 		return code
 	}
+	log, file, loader := st.log, st.file, st.loader
 	defer loader.Close() // removes the plugin socket directory
 	units := config.Tasks(file.Pipelines)
 	where, err := sharedStore(units)
