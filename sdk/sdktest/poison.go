@@ -35,7 +35,8 @@ func lend(recs []sdk.Record) *lent {
 		keys: make([][]byte, len(recs)), vals: make([][]byte, len(recs))}
 	headers := make([]sdk.Header, 0, hs)
 	for i, r := range recs {
-		c := sdk.Record{Key: l.copy(r.Key), Value: l.copy(r.Value), Timestamp: r.Timestamp, Position: r.Position}
+		c := r // every field (a tombstone's flag too), then the bytes in lent memory
+		c.Key, c.Value, c.Headers = l.copy(r.Key), l.copy(r.Value), nil
 		l.keys[i], l.vals[i] = c.Key, c.Value
 		if len(r.Headers) > 0 {
 			first := len(headers)

@@ -133,3 +133,34 @@ func TestProcessorPoisonsAfterProcess(t *testing.T) {
 		t.Errorf("a record kept past Process reads %q at %s, want poison", got, kp.kept[1].Position)
 	}
 }
+
+// fieldSink keeps copies of every record's fields but the bytes' memory.
+type fieldSink struct{ got []sdk.Record }
+
+func (s *fieldSink) Open(context.Context, sdk.Config) error { return nil }
+func (s *fieldSink) Close(context.Context) error            { return nil }
+func (s *fieldSink) Write(_ context.Context, b sdk.Batch) error {
+	for _, r := range b.Records {
+		r.Key, r.Value, r.Headers = bytes.Clone(r.Key), bytes.Clone(r.Value), nil
+		s.got = append(s.got, r)
+	}
+	return nil
+}
+
+// The batch sdktest lends a sink holds every field of the caller's records,
+// not only the bytes it copies: a tombstone stays a tombstone, a timestamp
+// and a position stay (a lent copy that dropped the flag made every
+// tombstone test of a sink fail).
+func TestSinkLendsEveryField(t *testing.T) {
+	s := &fieldSink{}
+	sk := sdktest.Sink(t, memoryPlugin(s), "p", nil)
+	b := batchOf(`{"id":"a"}`, "")
+	b.Records[1].Value, b.Records[1].Tombstone, b.Records[1].Key = nil, true, []byte("k")
+	b.Records[1].Position.Index = 2
+	if err := sk.Write(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.got) != 2 || s.got[0].Tombstone || !s.got[1].Tombstone || s.got[1].Value != nil || string(s.got[1].Key) != "k" || s.got[1].Position != b.Records[1].Position {
+		t.Errorf("the sink got %+v, want the records as sent: %+v", s.got, b.Records)
+	}
+}
