@@ -203,6 +203,15 @@ func Run(ctx context.Context, o Options) error {
 		d.Checkpoint = openDir
 	}
 	cp, err := d.Checkpoint(ctx, d.p)
+	if err != nil && ctx.Err() != nil {
+		// Stopped while the checkpoint opened (a connection to its
+		// database cut short): nothing was planned, the stop is clean.
+		d.Control.End(nil)
+		if d.Drain {
+			return &Interrupted{Pipeline: d.p.Name, Left: -1}
+		}
+		return nil
+	}
 	if err != nil {
 		return d.errorf("%w", err)
 	}

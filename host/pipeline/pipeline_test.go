@@ -2,7 +2,8 @@ package pipeline_test
 
 import (
 	"context"
-	"github.com/connectd/connectd/internal/e2e"
+	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connectd/connectd/host/checkpoint"
 	"github.com/connectd/connectd/host/config"
 	"github.com/connectd/connectd/host/pipeline"
 	"github.com/connectd/connectd/host/plugin"
+	"github.com/connectd/connectd/internal/e2e"
 	"github.com/connectd/connectd/plugins/discard"
 	"github.com/connectd/connectd/plugins/generator"
 	"github.com/connectd/connectd/sdk"
@@ -197,4 +200,38 @@ func TestRestartPolicy(t *testing.T) {
 		}
 	}
 	t.Logf("gave up after %s", took)
+}
+
+// TestStopWhileCheckpointOpens: a stop that comes while the checkpoint is
+// still opening (a database connection cut short by the cancelled context)
+// is a clean stop, as a stop at any later point is, not a failure: Run
+// returns nil, and for a drain *Interrupted. (A worker told to stop just
+// after it took a lease exited 1 with "connecting to …: context canceled".)
+func TestStopWhileCheckpointOpens(t *testing.T) {
+	p, l := load(t, "count = 20\n    partitions = 2")
+	opener := func(ctx context.Context, _ *config.Pipeline) (*checkpoint.Store, error) {
+		<-ctx.Done()
+		return nil, fmt.Errorf("connecting to the checkpoint's database: %w", ctx.Err())
+	}
+	for _, drain := range []bool{false, true} {
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() {
+			errc <- pipeline.Run(ctx, pipeline.Options{Pipeline: p, Loader: l, Drain: drain, Checkpoint: opener})
+		}()
+		time.Sleep(50 * time.Millisecond)
+		cancel()
+		err := <-errc
+		var stopped *pipeline.Interrupted
+		if drain && !errors.As(err, &stopped) || !drain && err != nil {
+			t.Errorf("drain %v: Run = %v, want a clean stop", drain, err)
+		}
+	}
+	// A checkpoint that fails to open without a stop is still a failure.
+	failing := func(context.Context, *config.Pipeline) (*checkpoint.Store, error) {
+		return nil, errors.New("connection refused")
+	}
+	if err := pipeline.Run(context.Background(), pipeline.Options{Pipeline: p, Loader: l, Checkpoint: failing}); err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("Run with a checkpoint that cannot open = %v, want its error", err)
+	}
 }
